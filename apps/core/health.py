@@ -1,0 +1,72 @@
+"""Readiness checks behind GET /healthz: each returns None when fine, else what failed."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import redis
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection
+
+CHECK_TIMEOUT_S = 2.0
+
+
+def check_database() -> str | None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:  # any driver error means "not ready"
+        return f"{type(exc).__name__}: {exc}".strip()
+    finally:
+        connection.close_if_unusable_or_obsolete()
+    return None
+
+
+def check_redis() -> str | None:
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=CHECK_TIMEOUT_S,
+                                      socket_connect_timeout=CHECK_TIMEOUT_S)
+        client.ping()
+        client.close()
+    except redis.RedisError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+async def check_channel_layer() -> str | None:
+    layer = get_channel_layer()
+    if layer is None:
+        return "no channel layer configured"
+    probe = {"type": "health.probe", "nonce": uuid.uuid4().hex}
+    try:
+        channel = await layer.new_channel()
+        await asyncio.wait_for(layer.send(channel, probe), CHECK_TIMEOUT_S)
+        received = await asyncio.wait_for(layer.receive(channel), CHECK_TIMEOUT_S)
+    except Exception as exc:  # connection refused, timeouts, ...
+        return f"{type(exc).__name__}: {exc}".strip()
+    return None if received == probe else "channel layer returned another message"
+
+
+def check_celery() -> str | None:
+    from config.celery import app
+
+    try:
+        replies = app.control.ping(timeout=CHECK_TIMEOUT_S)
+    except Exception as exc:  # broker down
+        return f"{type(exc).__name__}: {exc}".strip()
+    return None if replies else "no Celery worker answered a ping"
+
+
+async def run_checks() -> dict[str, str]:
+    """All checks, run concurrently: name -> "ok" or the failure."""
+    results = await asyncio.gather(
+        sync_to_async(check_database)(),
+        sync_to_async(check_redis, thread_sensitive=False)(),
+        check_channel_layer(),
+        sync_to_async(check_celery, thread_sensitive=False)(),
+    )
+    names = ["database", "redis", "channel_layer", "celery"]
+    return {name: (failure or "ok") for name, failure in zip(names, results, strict=True)}

@@ -1,0 +1,156 @@
+"""Kefu settings. Configuration is environment variables only; every one has a development
+default that needs nothing set (see README's configuration table)."""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+env = environ.Env()
+
+# ------------------------------------------------------------------------------------------
+# Core
+# ------------------------------------------------------------------------------------------
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="kefu-dev-insecure-secret-key-change-me-in-production")
+HOST = env("HOST", default="127.0.0.1")
+PORT = env.int("PORT", default=8000)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+KEFU_VAR_DIR = Path(env("KEFU_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
+
+DJANGO_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+]
+THIRD_PARTY_APPS = ["channels"]
+LOCAL_APPS = ["apps.core"]
+INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = KEFU_VAR_DIR / "staticfiles"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = KEFU_VAR_DIR / "media"
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024  # webhooks: 1 MiB (PROTOCOL.md §4)
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# ------------------------------------------------------------------------------------------
+# Services: the embedded ones start when their URL is unset (apps/core/embedded)
+# ------------------------------------------------------------------------------------------
+if not env.str("DATABASE_URL", default="") or not env.str("REDIS_URL", default=""):
+    from apps.core.embedded import ensure_services
+
+    ensure_services(
+        KEFU_VAR_DIR,
+        database=not env.str("DATABASE_URL", default=""),
+        redis=not env.str("REDIS_URL", default=""),
+    )
+
+DATABASES = {"default": env.db_url("DATABASE_URL")}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+REDIS_URL = env.str("REDIS_URL")
+# Prefix of every Redis key Kefu writes (tests set a per-run prefix to run side by side).
+KEFU_REDIS_PREFIX = env.str("KEFU_REDIS_PREFIX", default="kefu")
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            # redis-py's 5 s socket timeout equals channels-redis's blocking read, and a full
+            # pool raises instead of waiting: both drop sockets under load (DESIGN.md traps).
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "max_connections": 1000}],
+            "prefix": f"{KEFU_REDIS_PREFIX}:asgi",
+            "capacity": 1000,
+            "expiry": 60,
+            "group_expiry": 86400,
+        },
+    },
+}
+
+# ------------------------------------------------------------------------------------------
+# Celery
+# ------------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="kefu")
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_TIME_LIMIT = 600
+CELERY_TASK_SOFT_TIME_LIMIT = 540
+CELERY_RESULT_EXPIRES = 3600
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+
+# ------------------------------------------------------------------------------------------
+# Kefu
+# ------------------------------------------------------------------------------------------
+DEMO_AGENT_EMAIL = env.str("DEMO_AGENT_EMAIL", default="agent@example.com")
+DEMO_AGENT_PASSWORD = env.str("DEMO_AGENT_PASSWORD", default="kefu-demo")
+WIDGET_IDENTITY_SECRET = env.str("WIDGET_IDENTITY_SECRET", default="kefu-demo-identity-secret")
+# A Standard Webhooks secret: "whsec_" + base64 of the key bytes.
+DEMO_WEBHOOK_SECRET = env.str("DEMO_WEBHOOK_SECRET", default="whsec_a2VmdS1kZW1vLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXM=")
+
+LLM_PROVIDER = env.str("LLM_PROVIDER", default="builtin")
+LLM_BASE_URL = env.str("LLM_BASE_URL", default="")
+LLM_API_KEY = env.str("LLM_API_KEY", default="")
+LLM_MODEL = env.str("LLM_MODEL", default="")
+
+EMBEDDING_PROVIDER = env.str("EMBEDDING_PROVIDER", default="local")
+EMBEDDING_BASE_URL = env.str("EMBEDDING_BASE_URL", default="")
+EMBEDDING_API_KEY = env.str("EMBEDDING_API_KEY", default="")
+EMBEDDING_MODEL = env.str("EMBEDDING_MODEL", default="all-MiniLM-L6-v2")
+EMBEDDING_DIMENSIONS = env.int("EMBEDDING_DIMENSIONS", default=384)
+KB_EF_SEARCH = env.int("KB_EF_SEARCH", default=100)
+KB_MAX_FILE_BYTES = env.int("KB_MAX_FILE_BYTES", default=20 * 1024 * 1024)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.channels.server": {"level": "WARNING"}},
+}

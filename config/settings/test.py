@@ -1,0 +1,15 @@
+"""Test settings: the real Postgres and Redis, isolated per test run so that runs can share
+the embedded servers (own test database, own Redis key prefix and Celery queue)."""
+
+import os
+
+os.environ.setdefault("KEFU_REDIS_PREFIX", f"kefu-test-{os.getpid()}")
+
+from .base import *  # noqa: E402,F403
+from .base import DATABASES, KEFU_REDIS_PREFIX, env  # noqa: E402
+
+DEBUG = False
+TEST_RUN_ID = KEFU_REDIS_PREFIX
+DATABASES["default"]["TEST"] = {"NAME": env.str("KEFU_TEST_DB_NAME", default=f"test_kefu_{os.getpid()}")}
+CELERY_TASK_DEFAULT_QUEUE = TEST_RUN_ID
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
