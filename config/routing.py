@@ -3,8 +3,10 @@
 from django.urls import path
 
 from apps.core.consumers import EchoConsumer
+from apps.realtime.routing import websocket_urlpatterns as realtime_patterns
 
 websocket_urlpatterns = [
+    *realtime_patterns,
     # A bare echo socket: the smoke test's target and the benchmarks' baseline.
     path("ws/echo/", EchoConsumer.as_asgi()),
 ]

@@ -30,7 +30,15 @@ DJANGO_APPS = [
     "django.contrib.postgres",
 ]
 THIRD_PARTY_APPS = ["channels"]
-LOCAL_APPS = ["apps.core"]
+LOCAL_APPS = [
+    "apps.core",
+    "apps.customers",
+    "apps.conversations",
+    "apps.realtime",
+    "apps.knowledge",
+    "apps.assistant",
+    "apps.widget",
+]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
@@ -145,6 +153,7 @@ EMBEDDING_MODEL = env.str("EMBEDDING_MODEL", default="all-MiniLM-L6-v2")
 EMBEDDING_DIMENSIONS = env.int("EMBEDDING_DIMENSIONS", default=384)
 KB_EF_SEARCH = env.int("KB_EF_SEARCH", default=100)
 KB_MAX_FILE_BYTES = env.int("KB_MAX_FILE_BYTES", default=20 * 1024 * 1024)
+KB_DEFAULT_SLUG = env.str("KB_DEFAULT_SLUG", default="help-center")
 
 LOGGING = {
     "version": 1,
