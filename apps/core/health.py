@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db import connection
 
 CHECK_TIMEOUT_S = 2.0
+# A broadcast waits its whole timeout for replies, so this one bounds /healthz latency.
+WORKER_REPLY_TIMEOUT_S = 1.0
 
 
 def check_database() -> str | None:
@@ -51,13 +53,17 @@ async def check_channel_layer() -> str | None:
 
 
 def check_celery() -> str | None:
+    """A worker consuming Kefu's task queue answers (a worker on another queue is no help)."""
     from config.celery import app
 
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
     try:
-        replies = app.control.ping(timeout=CHECK_TIMEOUT_S)
+        replies = app.control.inspect(timeout=WORKER_REPLY_TIMEOUT_S).active_queues() or {}
     except Exception as exc:  # broker down
         return f"{type(exc).__name__}: {exc}".strip()
-    return None if replies else "no Celery worker answered a ping"
+    if any(q.get("name") == queue for queues in replies.values() for q in queues or []):
+        return None
+    return f"no Celery worker consuming queue {queue!r} answered"
 
 
 async def run_checks() -> dict[str, str]:

@@ -155,6 +155,14 @@ KB_EF_SEARCH = env.int("KB_EF_SEARCH", default=100)
 KB_MAX_FILE_BYTES = env.int("KB_MAX_FILE_BYTES", default=20 * 1024 * 1024)
 KB_DEFAULT_SLUG = env.str("KB_DEFAULT_SLUG", default="help-center")
 
+# Customer chat (PROTOCOL.md §1-2): widget token lifetime, heartbeat (sockets silent for 3x are
+# closed; per-customer socket slots expire after 3x too, so a crashed process frees its slots),
+# the sockets one customer may hold across all processes, and the builtin provider's pacing.
+WIDGET_TOKEN_MAX_AGE_S = env.int("WIDGET_TOKEN_MAX_AGE_S", default=24 * 3600)
+CHAT_HEARTBEAT_S = env.int("CHAT_HEARTBEAT_S", default=20)
+CHAT_MAX_SOCKETS_PER_CUSTOMER = env.int("CHAT_MAX_SOCKETS_PER_CUSTOMER", default=5)
+ASSISTANT_TOKEN_DELAY_S = env.float("ASSISTANT_TOKEN_DELAY_S", default=0.03)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

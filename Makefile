@@ -1,0 +1,35 @@
+# Kefu: `make run` starts the whole platform, `make test` runs the whole test suite.
+# Both create .venv and install requirements.txt first; neither needs anything running.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements-installed
+
+.PHONY: run test lint system-deps clean-var help
+
+help:
+	@echo "make run    start Kefu (embedded Postgres+pgvector and Redis unless DATABASE_URL/REDIS_URL are set)"
+	@echo "make test   run the whole test suite against real Postgres, Redis, Celery, Daphne and Chromium"
+	@echo "make lint   ruff"
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) manage.py kefu_run
+
+# Headless Chromium for the browser tests (Debian's package; Playwright never downloads one).
+system-deps:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "The browser tests need Debian's chromium: run 'sudo apt-get install chromium'" >&2; exit 1; fi
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .

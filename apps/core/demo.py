@@ -1,0 +1,36 @@
+"""The demo workspace: created idempotently by `manage.py demo_setup` and `make run`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+
+@dataclass(frozen=True)
+class DemoWorkspace:
+    agent_email: str
+    agent_created: bool
+
+
+@transaction.atomic
+def demo_agent_ensure(*, email: str, password: str) -> tuple[object, bool]:
+    """The demo agent: a staff user who can sign in to the console and /admin/."""
+    user_model = get_user_model()
+    user, created = user_model.objects.get_or_create(
+        username=email, defaults={"email": email, "first_name": "Demo", "last_name": "Agent"}
+    )
+    # Keep the documented password working even if someone changed it in the admin.
+    if created or not user.check_password(password) or not user.is_staff:
+        user.set_password(password)
+        user.is_staff = True
+        user.is_superuser = True
+        user.save()
+    return user, created
+
+
+def demo_workspace_setup() -> DemoWorkspace:
+    _, created = demo_agent_ensure(email=settings.DEMO_AGENT_EMAIL, password=settings.DEMO_AGENT_PASSWORD)
+    return DemoWorkspace(agent_email=settings.DEMO_AGENT_EMAIL, agent_created=created)

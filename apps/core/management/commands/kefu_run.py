@@ -1,0 +1,64 @@
+"""`make run`: migrate, load the demo workspace, run Daphne and a Celery worker until Ctrl-C.
+
+The embedded Postgres/Redis (if used) were started when settings loaded; this process holds
+their lease, so they stop after the web and worker processes have exited.
+"""
+
+import os
+import shlex
+import sys
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from honcho.environ import parse_procfile
+from honcho.manager import Manager
+
+from apps.core.embedded.ports import port_is_free
+
+
+class Command(BaseCommand):
+    help = "Run the whole Kefu platform in the foreground (what `make run` does)."
+
+    def handle(self, *args, **options):
+        host, port = settings.HOST, settings.PORT
+        if not port_is_free(port, host):
+            raise CommandError(
+                f"Port {port} on {host} is already in use. Stop whatever holds it, or choose another "
+                f"port with the PORT variable, e.g. `PORT={port + 1} make run`."
+            )
+        call_command("migrate", interactive=False, verbosity=0)
+        self.stdout.write("database migrated")
+        call_command("demo_setup")
+
+        env = dict(os.environ, HOST=host, PORT=str(port), PYTHONUNBUFFERED="1",
+                   CELERY_TASK_DEFAULT_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE,
+                   PATH=f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}")
+        self._print_banner(host, port)
+
+        manager = Manager()
+        procfile = parse_procfile((settings.BASE_DIR / "Procfile").read_text())
+        for name, command in procfile.processes.items():
+            manager.add_process(name, command, env=env, cwd=str(settings.BASE_DIR))
+        manager.loop()
+        self.stdout.write("all processes stopped; stopping embedded services that nothing else uses")
+        # Ctrl-C (130) and SIGTERM (143) are the normal ways to stop: not an error.
+        sys.exit(0 if manager.returncode in (None, 0, 130, 143) else manager.returncode)
+
+    def _print_banner(self, host: str, port: int) -> None:
+        base = f"http://{host}:{port}"
+        lines = [
+            "",
+            "Kefu is starting:",
+            f"  widget demo    {base}/",
+            f"  agent console  {base}/console/",
+            f"  admin          {base}/admin/",
+            f"  health         {base}/healthz",
+            f"  demo login     {settings.DEMO_AGENT_EMAIL} / {settings.DEMO_AGENT_PASSWORD}",
+            f"  WIDGET_IDENTITY_SECRET={shlex.quote(settings.WIDGET_IDENTITY_SECRET)}",
+            f"  DEMO_WEBHOOK_SECRET={shlex.quote(settings.DEMO_WEBHOOK_SECRET)}",
+            f"  data under     {settings.KEFU_VAR_DIR}",
+            "Press Ctrl-C to stop everything.",
+            "",
+        ]
+        self.stdout.write("\n".join(lines))

@@ -1,0 +1,30 @@
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+
+@pytest.mark.django_db
+def test_demo_setup_twice_leaves_one_working_agent_login(client, settings, capsys):
+    call_command("demo_setup")
+    call_command("demo_setup")
+
+    users = get_user_model().objects.filter(username=settings.DEMO_AGENT_EMAIL)
+    assert users.count() == 1
+    agent = users.get()
+    assert (agent.is_staff, agent.email) == (True, "agent@example.com")
+    assert client.login(username="agent@example.com", password="kefu-demo") is True
+    output = capsys.readouterr().out
+    assert "demo agent agent@example.com: created" in output
+    assert "demo agent agent@example.com: up to date" in output
+
+
+@pytest.mark.django_db
+def test_demo_setup_restores_the_documented_password(client, settings):
+    call_command("demo_setup")
+    agent = get_user_model().objects.get(username=settings.DEMO_AGENT_EMAIL)
+    agent.set_password("changed")
+    agent.save()
+
+    call_command("demo_setup")
+
+    assert client.login(username="agent@example.com", password="kefu-demo") is True
