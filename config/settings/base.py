@@ -139,7 +139,9 @@ DEMO_AGENT_EMAIL = env.str("DEMO_AGENT_EMAIL", default="agent@example.com")
 DEMO_AGENT_PASSWORD = env.str("DEMO_AGENT_PASSWORD", default="kefu-demo")
 WIDGET_IDENTITY_SECRET = env.str("WIDGET_IDENTITY_SECRET", default="kefu-demo-identity-secret")
 # A Standard Webhooks secret: "whsec_" + base64 of the key bytes.
-DEMO_WEBHOOK_SECRET = env.str("DEMO_WEBHOOK_SECRET", default="whsec_a2VmdS1kZW1vLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXM=")
+DEMO_WEBHOOK_SECRET = env.str(
+    "DEMO_WEBHOOK_SECRET", default="whsec_a2VmdS1kZW1vLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXM="
+)
 
 LLM_PROVIDER = env.str("LLM_PROVIDER", default="builtin")
 LLM_BASE_URL = env.str("LLM_BASE_URL", default="")
