@@ -1,0 +1,103 @@
+"""Conversations, their messages and the durable event log.
+
+Every durable event of a conversation has a `seq` that rises by one, starting at 1;
+`Conversation.last_seq` is the counter, bumped in the same transaction as the event insert
+(apps/conversations/events.py), so the row lock makes concurrent writers take turns and a
+rolled-back transaction gives its number back: no gaps, no duplicates.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class ConversationState(models.TextChoices):
+    BOT = "bot", "Assistant"
+    WAITING = "waiting", "Waiting for an agent"
+    HUMAN = "human", "With an agent"
+    CLOSED = "closed", "Closed"
+
+
+class Conversation(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="conversations")
+    state = models.CharField(max_length=10, choices=ConversationState.choices, default=ConversationState.BOT)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    last_seq = models.PositiveBigIntegerField(default=0)
+    csat_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    csat_comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["customer", "state"], name="conv_customer_state")]
+
+    def __str__(self) -> str:
+        return f"conversation {self.id} ({self.state})"
+
+
+class MessageRole(models.TextChoices):
+    CUSTOMER = "customer", "Customer"
+    ASSISTANT = "assistant", "Assistant"
+    AGENT = "agent", "Agent"
+    SYSTEM = "system", "System"
+
+
+class Message(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=10, choices=MessageRole.choices)
+    text = models.TextField(blank=True)
+    # [{"n": 1, "document_id": ..., "title": ..., "url": ..., "snippet": ...}] (PROTOCOL.md §2)
+    citations = models.JSONField(default=list, blank=True)
+    # The agent who wrote it; customers and the assistant have none.
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Made by the client; a retried frame with the same id is the same message.
+    client_msg_id = models.UUIDField(null=True, blank=True)
+    # An assistant answer the customer stopped part way.
+    stopped = models.BooleanField(default=False)
+    # The seq of this message's durable `message` event (what `ack` reports).
+    seq = models.PositiveBigIntegerField(null=True, blank=True)
+    # Set in Python (not auto_now_add) so the `message` event can be built before the insert.
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["conversation", "created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "client_msg_id"],
+                condition=models.Q(client_msg_id__isnull=False),
+                name="message_client_msg_id_uniq",
+            )
+        ]
+        indexes = [models.Index(fields=["client_msg_id"], name="message_client_msg_id")]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.text[:40]}"
+
+
+class ConversationEvent(models.Model):
+    """A durable event as the client receives it (minus `type`, `conversation_id` and `seq`)."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveBigIntegerField()
+    type = models.CharField(max_length=30)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["conversation", "seq"]
+        constraints = [models.UniqueConstraint(fields=["conversation", "seq"], name="conv_event_seq_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.conversation_id}#{self.seq} {self.type}"

@@ -1,0 +1,46 @@
+"""Reading conversations: what a customer may see, and the event log for replay."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from .errors import ConversationForbidden, ConversationNotFound
+from .events import event_to_wire
+from .models import Conversation, ConversationEvent, ConversationState, Message
+
+
+def conversation_open_for_customer(*, customer_id: UUID | str) -> Conversation | None:
+    """The customer's newest conversation that is not closed, if any."""
+    return (
+        Conversation.objects.filter(customer_id=customer_id)
+        .exclude(state=ConversationState.CLOSED)
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def conversation_get_for_customer(*, customer_id: UUID | str, conversation_id: UUID | str) -> Conversation:
+    """The conversation if it is this customer's; NotFound or Forbidden otherwise."""
+    conversation = Conversation.objects.filter(pk=conversation_id).first()
+    if conversation is None:
+        raise ConversationNotFound("No conversation has this id; start a new one by sending a message.")
+    if str(conversation.customer_id) != str(customer_id):
+        raise ConversationForbidden("This conversation belongs to someone else.")
+    return conversation
+
+
+def event_list(
+    *, conversation_id: UUID | str, after_seq: int, upto_seq: int | None = None
+) -> list[dict[str, Any]]:
+    """Durable events with `after_seq < seq [<= upto_seq]`, as the client sees them, in order."""
+    events = ConversationEvent.objects.filter(conversation_id=conversation_id, seq__gt=after_seq)
+    if upto_seq is not None:
+        events = events.filter(seq__lte=upto_seq)
+    return [event_to_wire(event) for event in events.order_by("seq")]
+
+
+def message_history(*, conversation_id: UUID | str, limit: int = 20) -> list[Message]:
+    """The newest `limit` messages, oldest first (what an answer generator reads)."""
+    newest = Message.objects.filter(conversation_id=conversation_id).order_by("-created_at")[:limit]
+    return list(reversed(newest))

@@ -1,0 +1,28 @@
+"""Customers: the people who chat through the widget, anonymous or identified by the host
+site's own user id (`external_id`, verified with `user_hash`)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class Customer(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # The host site's user id; null for anonymous customers.
+    external_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(max_length=254, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name or self.email or self.external_id or f"anonymous {self.id}"
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.external_id is None
