@@ -1,0 +1,21 @@
+"""Answer generators by LLM_PROVIDER: `builtin` (default) now, `openai` in the assistant issue."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from .base import AnswerChunk, Provider, ProviderUnavailable, Turn
+
+__all__ = ["AnswerChunk", "Provider", "ProviderUnavailable", "Turn", "provider_get"]
+
+
+def provider_get(name: str | None = None) -> Provider:
+    """The provider named by LLM_PROVIDER (or `name`)."""
+    name = name or settings.LLM_PROVIDER
+    if name == "builtin":
+        from .builtin import BuiltinProvider
+
+        return BuiltinProvider()
+    if name == "openai":
+        raise ProviderUnavailable("LLM_PROVIDER=openai is not implemented yet; use builtin.")
+    raise ProviderUnavailable(f"Unknown LLM_PROVIDER {name!r}; use builtin or openai.")

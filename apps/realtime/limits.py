@@ -1,0 +1,50 @@
+"""Per-socket limits of PROTOCOL.md §2: frame size, rate, and the bad-frame budget."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+MAX_FRAME_BYTES = 64 * 1024
+AUTH_TIMEOUT_S = 10.0
+# A socket sending this many bad frames within the window is closed with 1008.
+BAD_FRAMES_LIMIT = 20
+BAD_FRAMES_WINDOW_S = 60.0
+# Token buckets: (burst, sustained per second). Generous for people, tight for scripts.
+MESSAGE_RATE = (10, 0.5)
+FRAME_RATE = (60, 10.0)
+
+
+class TokenBucket:
+    __slots__ = ("capacity", "rate", "tokens", "stamp")
+
+    def __init__(self, capacity: int, rate: float) -> None:
+        self.capacity, self.rate = capacity, rate
+        self.tokens = float(capacity)
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        """Spend one token if there is one."""
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class BadFrameWindow:
+    """Counts bad frames in a sliding window; `add()` says whether the budget is spent."""
+
+    __slots__ = ("stamps",)
+
+    def __init__(self) -> None:
+        self.stamps: deque[float] = deque()
+
+    def add(self) -> bool:
+        now = time.monotonic()
+        self.stamps.append(now)
+        while self.stamps and self.stamps[0] <= now - BAD_FRAMES_WINDOW_S:
+            self.stamps.popleft()
+        return len(self.stamps) >= BAD_FRAMES_LIMIT

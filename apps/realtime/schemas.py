@@ -1,0 +1,136 @@
+"""Client frames of PROTOCOL.md §2: parse and validate, or say exactly what is wrong."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from .limits import MAX_FRAME_BYTES
+
+MAX_TEXT = 4000
+MAX_TOKEN = 4096
+MAX_COMMENT = 2000
+
+
+class FrameError(Exception):
+    """A bad frame: answered with `error` `code` (the socket stays open)."""
+
+    def __init__(self, code: str, message: str, client_msg_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.client_msg_id = code, message, client_msg_id
+
+
+@dataclass(frozen=True)
+class Frame:
+    type: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.fields[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+_MISSING = object()
+
+
+def _uuid(value: Any) -> UUID:
+    if not isinstance(value, str):
+        raise ValueError("must be a UUID string")
+    return UUID(value)
+
+
+def _int_between(low: int, high: int | None) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if type(value) is not int or value < low or (high is not None and value > high):
+            raise ValueError(
+                f"must be an integer from {low}" + (f" to {high}" if high is not None else " up")
+            )
+        return value
+
+    return check
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT:
+        raise ValueError(f"must be a string of 1 to {MAX_TEXT} characters, not only spaces")
+    return value
+
+
+def _str_upto(limit: int, *, empty: bool) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or len(value) > limit or (not empty and not value):
+            raise ValueError(f"must be a string of at most {limit} characters")
+        return value
+
+    return check
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def _any(value: Any) -> Any:
+    return value
+
+
+# type -> {field: (validator, required)}; fields not listed are ignored (forward compatible).
+SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], Any], bool]]] = {
+    "auth": {"token": (_str_upto(MAX_TOKEN, empty=False), True)},
+    "resume": {"conversation_id": (_uuid, True), "last_seq": (_int_between(0, None), True)},
+    "message": {
+        "client_msg_id": (_uuid, True),
+        "text": (_text, True),
+        "conversation_id": (_uuid, False),
+    },
+    "stop": {"conversation_id": (_uuid, True)},
+    "request_human": {"conversation_id": (_uuid, True)},
+    "typing": {"conversation_id": (_uuid, True), "on": (_bool, True)},
+    "ping": {"ts": (_any, False)},
+    "csat": {
+        "conversation_id": (_uuid, True),
+        "score": (_int_between(1, 5), True),
+        "comment": (_str_upto(MAX_COMMENT, empty=True), False),
+    },
+}
+
+
+def frame_parse(text: str | None, data: bytes | None) -> Frame:
+    """The validated frame, or FrameError with the PROTOCOL.md error code."""
+    if text is None:
+        raise FrameError("bad_json", "Binary frames are not accepted; send JSON text frames.")
+    if len(text) > MAX_FRAME_BYTES // 4 and len(text.encode()) > MAX_FRAME_BYTES:
+        raise FrameError("too_large", f"Frames are limited to {MAX_FRAME_BYTES} bytes.")
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raise FrameError("bad_json", "The frame is not valid JSON.") from None
+    if not isinstance(raw, dict):
+        raise FrameError("bad_json", "A frame must be a JSON object with a `type`.")
+    kind = raw.get("type")
+    cmid = (
+        raw.get("client_msg_id") if kind == "message" and isinstance(raw.get("client_msg_id"), str) else None
+    )
+    schema = SCHEMAS.get(kind) if isinstance(kind, str) else None
+    if schema is None:
+        known = ", ".join(SCHEMAS)
+        raise FrameError("unknown_type", f"Unknown frame type {kind!r}; known types: {known}.", cmid)
+    fields: dict[str, Any] = {}
+    for name, (check, required) in schema.items():
+        value = raw.get(name, _MISSING)
+        if value is _MISSING or (value is None and not required):
+            if required:
+                raise FrameError("invalid", f"`{kind}` needs `{name}`.", cmid)
+            fields[name] = None
+            continue
+        try:
+            fields[name] = check(value)
+        except ValueError as exc:
+            raise FrameError("invalid", f"`{name}` {exc}.", cmid) from None
+    return Frame(kind, fields)

@@ -1,0 +1,29 @@
+"""Reads the chat consumer needs, each one database round trip (run via database_sync_to_async)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from apps.conversations.models import Conversation
+from apps.conversations.selectors import conversation_open_for_customer, event_list
+from apps.customers.models import Customer
+
+
+def customer_open_conversation(*, customer_id: UUID) -> tuple[bool, UUID | None]:
+    """(the customer exists, id of their open conversation or None)."""
+    if not Customer.objects.filter(pk=customer_id).exists():
+        return False, None
+    conversation = conversation_open_for_customer(customer_id=customer_id)
+    return True, conversation.pk if conversation else None
+
+
+def conversation_last_seq(*, conversation_id: UUID) -> int:
+    return Conversation.objects.filter(pk=conversation_id).values_list("last_seq", flat=True).first() or 0
+
+
+def conversation_replay(*, conversation_id: UUID, after_seq: int) -> tuple[list[dict[str, Any]], int]:
+    """Events after `after_seq` up to the conversation's last seq as read now, and that seq.
+    Whatever commits later reaches an already-subscribed socket live."""
+    last_seq = conversation_last_seq(conversation_id=conversation_id)
+    return event_list(conversation_id=conversation_id, after_seq=after_seq, upto_seq=last_seq), last_seq
