@@ -71,7 +71,6 @@ TEMPLATES = [
 ]
 
 STATIC_URL = "/static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = KEFU_VAR_DIR / "staticfiles"
 MEDIA_URL = "/media/"
 MEDIA_ROOT = KEFU_VAR_DIR / "media"
