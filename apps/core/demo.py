@@ -8,11 +8,18 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+# Identified customers of the demo shop (their orders live in the demo CRM/ERP data).
+DEMO_CUSTOMERS = [
+    {"external_id": "demo-customer-1", "name": "Ada Lovelace", "email": "ada@example.com"},
+    {"external_id": "demo-customer-2", "name": "Grace Hopper", "email": "grace@example.com"},
+]
+
 
 @dataclass(frozen=True)
 class DemoWorkspace:
     agent_email: str
     agent_created: bool
+    customers: list[str]
 
 
 @transaction.atomic
@@ -32,5 +39,8 @@ def demo_agent_ensure(*, email: str, password: str) -> tuple[object, bool]:
 
 
 def demo_workspace_setup() -> DemoWorkspace:
+    from apps.customers.services import customer_identified_get_or_create
+
     _, created = demo_agent_ensure(email=settings.DEMO_AGENT_EMAIL, password=settings.DEMO_AGENT_PASSWORD)
-    return DemoWorkspace(agent_email=settings.DEMO_AGENT_EMAIL, agent_created=created)
+    customers = [customer_identified_get_or_create(**c).external_id for c in DEMO_CUSTOMERS]
+    return DemoWorkspace(agent_email=settings.DEMO_AGENT_EMAIL, agent_created=created, customers=customers)

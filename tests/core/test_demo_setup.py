@@ -2,6 +2,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from apps.customers.models import Customer
+
 
 @pytest.mark.django_db
 def test_demo_setup_twice_leaves_one_working_agent_login(client, settings, capsys):
@@ -13,6 +15,10 @@ def test_demo_setup_twice_leaves_one_working_agent_login(client, settings, capsy
     agent = users.get()
     assert (agent.is_staff, agent.email) == (True, "agent@example.com")
     assert client.login(username="agent@example.com", password="kefu-demo") is True
+    demo_customers = Customer.objects.filter(external_id__startswith="demo-customer-").order_by("external_id")
+    assert [(c.external_id, c.name) for c in demo_customers] == [
+        ("demo-customer-1", "Ada Lovelace"), ("demo-customer-2", "Grace Hopper"),
+    ]
     output = capsys.readouterr().out
     assert "demo agent agent@example.com: created" in output
     assert "demo agent agent@example.com: up to date" in output

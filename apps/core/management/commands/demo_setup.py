@@ -10,3 +10,4 @@ class Command(BaseCommand):
         workspace = demo_workspace_setup()
         verb = "created" if workspace.agent_created else "up to date"
         self.stdout.write(f"demo agent {workspace.agent_email}: {verb}")
+        self.stdout.write(f"demo customers: {', '.join(workspace.customers)}")
