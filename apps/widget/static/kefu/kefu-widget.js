@@ -5,7 +5,7 @@
  *           data-kefu-url="https://kefu.example.com"
  *           data-user-id="crm-123" data-user-hash="<hmac, computed on your server>"></script>
  *
- * It speaks PROTOCOL.md §1 (POST /api/widget/session) and §2 (WebSocket /ws/chat/).
+ * It speaks PROTOCOL.md section 1 (POST /api/widget/session) and section 2 (WebSocket /ws/chat/).
  * Safety rule for this file: text that comes from the network is only ever put into the
  * page with textContent / Text nodes / setAttribute, never innerHTML; links only for
  * http(s) URLs.
@@ -140,8 +140,9 @@
   const launcher = el("button", {
     class: "kefu-launcher", type: "button", "aria-label": "Open chat", "aria-expanded": "false",
     "aria-controls": "kefu-panel",
-  }, icon("M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z"), badge);
-  const status = el("p", { class: "kefu-status", text: "Assistant · replies instantly" });
+  }, icon("M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z"),
+  icon("M6 9l6 6 6-6"), badge);
+  const status = el("p", { class: "kefu-status", text: "Assistant \u00b7 replies instantly" });
   const humanButton = el("button", { class: "kefu-human", type: "button", text: "Talk to a person" });
   const closeButton = el("button", { class: "kefu-close", type: "button", "aria-label": "Close chat" },
     icon("M6 6l12 12M18 6L6 18"));
@@ -152,7 +153,7 @@
   const stopButton = el("button", { class: "kefu-stop", type: "button", hidden: true },
     icon("M7 7h10v10H7z"), "Stop answering");
   const input = el("textarea", { class: "kefu-input", rows: "1", maxlength: String(MAX_TEXT),
-    placeholder: "Type your message…", "aria-label": "Message" });
+    placeholder: "Type your message\u2026", "aria-label": "Message" });
   const sendButton = el("button", { class: "kefu-send", type: "submit", "aria-label": "Send message" },
     icon("M3 20l18-8L3 4v6l12 2-12 2z"));
   const composer = el("form", { class: "kefu-composer" }, input, sendButton);
@@ -245,7 +246,7 @@
     reconnectTimer: null,
     heartbeatTimer: null,
     lastHeard: 0,
-    gapResumedAt: -1,
+    early: new Map(), // seq -> [event, handler] that arrived before an earlier seq
     sent: new Set(), // client_msg_ids sent on this socket and not acknowledged yet
     messages: new Map(), // message id -> item
     pending: new Map(), // client_msg_id -> item
@@ -337,7 +338,7 @@
       store.remove("session");
     }
     showBanner(code === 4429 ? "This chat is open in too many tabs. Close one and we'll reconnect."
-      : "Connection lost. Reconnecting…");
+      : "Connection lost. Reconnecting\u2026");
     scheduleReconnect(code === 4429 ? 5 : 0);
   }
 
@@ -369,13 +370,14 @@
   function adoptConversation(id) {
     state.conversationId = id;
     state.lastSeq = 0;
-    state.gapResumedAt = -1;
+    state.early.clear();
     store.set("conversation", id);
   }
 
   function forgetConversation() {
     state.conversationId = null;
     state.lastSeq = 0;
+    state.early.clear();
     state.resuming = false;
     store.remove("conversation");
   }
@@ -385,19 +387,35 @@
     send({ type: "resume", conversation_id: state.conversationId, last_seq: state.lastSeq });
   }
 
-  /** Exactly-once display: a durable event shows only if it is the next seq of our conversation. */
-  function acceptDurable(event) {
+  /**
+   * Exactly-once, in-order display: a durable event shows only as the next seq of our
+   * conversation. One that runs ahead waits in `early` while a replay fetches what is missing.
+   */
+  function handleDurable(event, handler) {
     const id = event.conversation_id;
     if (!state.conversationId && id) adoptConversation(id); // our first message started it
-    if (id && id !== state.conversationId) return false;
-    if (event.seq <= state.lastSeq) return false;
-    if (event.seq > state.lastSeq + 1 && state.gapResumedAt !== state.lastSeq) {
-      state.gapResumedAt = state.lastSeq; // something fell between: replay once from what we have
-      resume();
-      return false;
+    if (id && id !== state.conversationId) return;
+    if (event.seq <= state.lastSeq) return; // shown already (a replay overlapping live events)
+    if (event.seq > state.lastSeq + 1) {
+      state.early.set(event.seq, [event, handler]);
+      if (!state.resuming) resume();
+      return;
     }
+    applyDurable(event, handler);
+    drainEarly();
+  }
+
+  function applyDurable(event, handler) {
     state.lastSeq = event.seq;
-    return true;
+    handler(event);
+  }
+
+  function drainEarly() {
+    for (let next = state.early.get(state.lastSeq + 1); next; next = state.early.get(state.lastSeq + 1)) {
+      state.early.delete(state.lastSeq + 1);
+      applyDurable(...next);
+    }
+    for (const seq of state.early.keys()) if (seq <= state.lastSeq) state.early.delete(seq);
   }
 
   function flushOutbox() {
@@ -411,14 +429,14 @@
       if (!send(frameData)) return;
       state.sent.add(item.client_msg_id);
       const pending = state.pending.get(item.client_msg_id);
-      if (pending) setMeta(pending, "Sending…", "sending");
+      if (pending) setMeta(pending, "Sending\u2026", "sending");
     }
   }
 
   function renderPending(item) {
     const node = messageItem("customer", "", item.text);
     node.classList.add("kefu-pending");
-    setMeta(node, "Waiting for connection…", "sending");
+    setMeta(node, "Waiting for connection\u2026", "sending");
     state.pending.set(item.client_msg_id, node);
     log.append(node);
     scrollToEnd();
@@ -464,6 +482,11 @@
     },
     resumed() {
       state.resuming = false;
+      // The replay is complete up to now: a hole still left was never stored, so move on.
+      while (state.early.size) {
+        state.lastSeq = Math.min(...state.early.keys()) - 1;
+        drainEarly();
+      }
       flushOutbox();
     },
     ack(e) {
@@ -545,7 +568,7 @@
         state.tools.set(e.call_id, line);
         insertHistory(line);
       }
-      const labels = { queued: "waiting", running: "working…", progress: "working…", succeeded: "done",
+      const labels = { queued: "waiting", running: "working\u2026", progress: "working\u2026", succeeded: "done",
         failed: "didn't work" };
       line.dataset.status = str(e.status);
       line.replaceChildren(el("span", { class: "kefu-tool-icon", "aria-hidden": "true" }),
@@ -600,8 +623,8 @@
       if (e.role === "customer") return;
       clearTimeout(state.peerTypingTimer);
       typing.hidden = !e.on || state.streams.size > 0;
-      typing.textContent = e.role === "agent" ? `${state.agent || "Support agent"} is typing…`
-        : "Assistant is typing…";
+      typing.textContent = e.role === "agent" ? `${state.agent || "Support agent"} is typing\u2026`
+        : "Assistant is typing\u2026";
       // A lost "off" must not leave the indicator up forever.
       if (e.on) state.peerTypingTimer = setTimeout(() => { typing.hidden = true; }, 8000);
     },
@@ -623,8 +646,8 @@
     state.lastHeard = Date.now();
     const handler = Object.hasOwn(handlers, event.type) ? handlers[event.type] : null;
     if (!handler) return;
-    if (Number.isInteger(event.seq) && !acceptDurable(event)) return;
-    handler(event);
+    if (Number.isInteger(event.seq)) handleDurable(event, handler);
+    else handler(event);
   }
 
   function streamText(messageId, text) {
@@ -651,7 +674,7 @@
     state.sent.delete(id);
     if (["rate_limited", "unavailable", "internal"].includes(e.code)) {
       // Worth another try with the same client_msg_id: the server stores it once.
-      if (pending) setMeta(pending, "Not sent yet, retrying…", "sending");
+      if (pending) setMeta(pending, "Not sent yet, retrying\u2026", "sending");
       setTimeout(flushOutbox, 2000 + Math.random() * 3000);
       return;
     }
@@ -701,10 +724,10 @@
     stopButton.hidden = !busy;
     humanButton.hidden = state.handoff !== "bot" || state.closed;
     humanButton.disabled = false;
-    status.textContent = state.closed ? "Conversation closed · write to start a new one"
-      : state.handoff === "waiting" ? "Waiting for a person…"
+    status.textContent = state.closed ? "Conversation closed \u00b7 write to start a new one"
+      : state.handoff === "waiting" ? "Waiting for a person\u2026"
         : state.handoff === "human" ? `Chatting with ${state.agent || "a support agent"}`
-          : "Assistant · replies instantly";
+          : "Assistant \u00b7 replies instantly";
   }
 
   function showBanner(text) {
@@ -731,7 +754,7 @@
       badge.hidden = true;
       launcher.setAttribute("aria-label", "Close chat");
       if (!state.ws && !state.failed) {
-        showBanner("Connecting…");
+        showBanner("Connecting\u2026");
         connect();
       }
       scrollToEnd();

@@ -1,0 +1,162 @@
+"""The widget as a customer uses it: headless Chromium on the demo page, a real Daphne server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import pytest
+from django.db import connection
+from playwright.sync_api import Locator, Page, expect
+
+from apps.conversations.events import event_emit
+from apps.conversations.models import Conversation, Message
+from apps.conversations.services import message_create
+
+T = TypeVar("T")
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def open_widget(page: Page, url: str) -> None:
+    page.goto(url)
+    page.get_by_role("button", name="Open chat").click()
+    expect(page.get_by_role("dialog", name="Kefu demo shop")).to_be_visible()
+
+
+def send(page: Page, text: str, *, wait_for_ack: bool = True) -> None:
+    box = page.get_by_role("textbox", name="Message")
+    box.fill(text)
+    box.press("Enter")
+    if wait_for_ack:  # the server stored it: the bubble is no longer pending
+        expect(page.locator(".kefu-pending")).to_have_count(0)
+
+
+def beside_playwright(fn: Callable[..., T], **kwargs: Any) -> T:
+    """Run server-side code (ORM, channel layer) in a thread of its own: Playwright's sync API
+    keeps an event loop in this one, where `async_to_sync` broadcasts cannot run."""
+
+    def call() -> T:
+        try:
+            return fn(**kwargs)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(call).result()
+
+
+def the_conversation() -> Conversation:
+    return beside_playwright(Conversation.objects.get)
+
+
+def customer_texts(page: Page) -> Locator:
+    return page.locator(".kefu-from-customer .kefu-text")
+
+
+def answers(page: Page) -> Locator:
+    """The assistant's answers (not the host page's greeting)."""
+    return page.locator(".kefu-from-assistant:not(.kefu-greeting)")
+
+
+def test_a_customer_chats_and_a_reload_restores_the_history(daphne_server, page: Page) -> None:
+    server = daphne_server()
+    open_widget(page, f"{server.http_url}/")
+
+    send(page, "How long does shipping take?")
+
+    expect(customer_texts(page)).to_have_text(["How long does shipping take?"])
+    expect(answers(page)).to_have_count(1)
+    expect(answers(page)).to_have_attribute("data-state", "final")
+    answer = answers(page).locator(".kefu-text").text_content()
+    assert answer.strip()
+    expect(page.get_by_role("button", name="Stop answering")).to_be_hidden()
+    if path := os.environ.get("KEFU_WIDGET_SCREENSHOT"):  # a look at the real thing, on request
+        page.screenshot(path=path)
+
+    page.reload()
+
+    # The panel stays open across the reload and the conversation is replayed from the server.
+    expect(page.get_by_role("dialog", name="Kefu demo shop")).to_be_visible()
+    expect(customer_texts(page)).to_have_text(["How long does shipping take?"])
+    expect(answers(page).locator(".kefu-text")).to_have_text([answer])
+    assert Message.objects.filter(role="customer").count() == 1
+
+
+def test_the_widget_reconnects_after_a_crash_and_resumes_without_loss(daphne_server, page: Page) -> None:
+    server = daphne_server()
+    open_widget(page, f"{server.http_url}/")
+    send(page, "Do you ship abroad?")
+    expect(answers(page)).to_have_count(1)
+    expect(answers(page)).to_have_attribute("data-state", "final")
+
+    server.kill()
+    expect(page.locator(".kefu-banner")).to_have_text("Connection lost. Reconnecting…")
+    send(page, "Sent while the server was down", wait_for_ack=False)
+    expect(page.locator(".kefu-pending .kefu-meta")).to_have_text("Waiting for connection…")
+    # An event stored while the customer is offline: the resume must bring it.
+    beside_playwright(
+        event_emit,
+        conversation=the_conversation(),
+        type="update",
+        payload={"kind": "order", "title": "Order KF-1001 shipped", "body": "Arrives Friday.", "data": {}},
+    )
+    daphne_server(port=server.port)
+
+    expect(page.locator(".kefu-banner")).to_be_hidden()
+    expect(page.locator(".kefu-card")).to_have_text(["Order KF-1001 shippedArrives Friday."])
+    expect(page.locator(".kefu-pending")).to_have_count(0)
+    expect(customer_texts(page)).to_have_text(["Do you ship abroad?", "Sent while the server was down"])
+    expect(answers(page)).to_have_count(2)
+    expect(answers(page).nth(1)).to_have_attribute("data-state", "final")
+    # Settled: still exactly once on screen, and stored exactly once.
+    expect(customer_texts(page)).to_have_count(2)
+    expect(page.locator(".kefu-card")).to_have_count(1)
+    assert Message.objects.filter(text="Sent while the server was down").count() == 1
+
+
+def test_message_text_and_citations_cannot_inject_html_or_script(daphne_server, page: Page) -> None:
+    server = daphne_server()
+    open_widget(page, f"{server.http_url}/")
+    attack = '<img src=x onerror="window.kefuPwned=1"><script>window.kefuPwned=2</script>'
+
+    send(page, attack)
+
+    expect(customer_texts(page)).to_have_text([attack])
+    beside_playwright(
+        message_create,
+        conversation=the_conversation(),
+        role="assistant",
+        text="See [1] and [2].",
+        citations=[
+            {
+                "n": 1,
+                "document_id": None,
+                "title": '<b onmouseover="window.kefuPwned=3">Evil</b>',
+                "url": "javascript:window.kefuPwned=4",
+                "snippet": "",
+            },
+            {
+                "n": 2,
+                "document_id": None,
+                "title": "Returns policy",
+                "url": "https://shop.example/returns",
+                "snippet": "",
+            },
+        ],
+    )
+    cited = page.locator(".kefu-from-assistant").filter(has_text="See [1] and [2].")
+    expect(cited.locator(".kefu-text").first).to_have_text("See [1] and [2].")
+    expect(cited.locator("a.kefu-cite")).to_have_text(["[2]"])
+    expect(cited.locator("a.kefu-cite")).to_have_attribute("href", "https://shop.example/returns")
+    expect(cited.locator(".kefu-sources li")).to_have_text(
+        ['[1] <b onmouseover="window.kefuPwned=3">Evil</b>', "[2] Returns policy"]
+    )
+    expect(cited.locator(".kefu-sources a")).to_have_count(1)
+    # Nothing became markup: no element came from a message, and no script ran.
+    expect(page.locator(".kefu-log img, .kefu-log script, .kefu-log b")).to_have_count(0)
+    hrefs = page.locator(".kefu-log a").evaluate_all("links => links.map(a => a.href)")
+    assert hrefs == ["https://shop.example/returns", "https://shop.example/returns"]
+    assert page.evaluate("window.kefuPwned") is None
