@@ -31,7 +31,7 @@ class MessageReceipt:
     answer_due: bool  # the conversation is the assistant's and this message is new
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # a failed insert fails the caller's transaction anyway
 def message_create(
     *,
     conversation: Conversation,
