@@ -23,6 +23,7 @@ class DemoShopper:
 # Shoppers the demo page can sign in as (`/?as=demo-customer-1`); they match the demo CRM data.
 DEMO_SHOPPERS = {
     "demo-customer-1": DemoShopper(user_id="demo-customer-1", name="Ada Lovelace", email="ada@example.com"),
+    "demo-customer-2": DemoShopper(user_id="demo-customer-2", name="Grace Hopper", email="grace@example.com"),
 }
 
 

@@ -458,9 +458,9 @@
   function sendTyping(on) {
     clearTimeout(state.typingTimer);
     if (!state.conversationId || state.typingOn === on) return;
+    if (!send({ type: "typing", conversation_id: state.conversationId, on })) return;
     state.typingOn = on;
     state.typingSentAt = Date.now();
-    send({ type: "typing", conversation_id: state.conversationId, on });
   }
 
   // ---------------------------------------------------------------- events
@@ -482,6 +482,16 @@
     },
     resumed() {
       state.resuming = false;
+      // An answer still being generated is announced by a `partial` right after this; one
+      // that isn't was lost with its server process: stop showing it as in progress.
+      for (const id of state.streams.keys()) {
+        const item = state.messages.get(id);
+        item.classList.remove("kefu-streaming");
+        item.setAttribute("aria-busy", "false");
+        item.dataset.state = "interrupted";
+      }
+      state.streams.clear();
+      updateControls();
       // The replay is complete up to now: a hole still left was never stored, so move on.
       while (state.early.size) {
         state.lastSeq = Math.min(...state.early.keys()) - 1;
@@ -654,13 +664,13 @@
     let item = state.messages.get(messageId);
     if (!item) {
       item = messageItem("assistant", "Assistant", "");
-      item.classList.add("kefu-streaming");
-      item.setAttribute("aria-busy", "true"); // screen readers read it once, when complete
-      item.dataset.state = "streaming";
       state.messages.set(messageId, item);
       insertHistory(item);
       noteUnread();
     }
+    item.classList.add("kefu-streaming");
+    item.setAttribute("aria-busy", "true"); // screen readers read it once, when complete
+    item.dataset.state = "streaming";
     state.streams.set(messageId, text);
     item.kefuText.textContent = text;
     typing.hidden = true;
