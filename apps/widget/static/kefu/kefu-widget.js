@@ -257,6 +257,7 @@
     agent: null,
     closed: false,
     wantHuman: false,
+    humanRequested: false,
     typingOn: false,
     typingSentAt: 0,
     typingTimer: null,
@@ -473,9 +474,11 @@
       // The server names the customer's open conversation. If it isn't ours, ours was closed
       // (a customer has at most one open) and new messages go there: follow it.
       if (e.conversation_id && e.conversation_id !== state.conversationId) {
-        if (state.conversationId) insertHistory(systemLine("New conversation"));
+        if (state.messages.size) insertHistory(systemLine("New conversation"));
         adoptConversation(e.conversation_id);
         state.closed = false;
+        state.handoff = "bot";
+        updateControls();
       }
       if (state.conversationId) resume();
       else flushOutbox();
@@ -508,6 +511,8 @@
         if (hadOne) { // the old one was closed: show the new one from its start
           insertHistory(systemLine("New conversation"));
           state.closed = false;
+          state.handoff = "bot";
+          updateControls();
           resume();
         }
       }
@@ -589,6 +594,7 @@
       state.handoff = ["bot", "waiting", "human"].includes(e.state) ? e.state : "bot";
       state.agent = str(e.agent) || null;
       state.wantHuman = false;
+      state.humanRequested = false;
       const text = {
         waiting: "We're finding a person to help you. You can keep writing meanwhile.",
         human: `${state.agent || "A support agent"} joined the conversation.`,
@@ -724,7 +730,8 @@
     }
     if (send({ type: "request_human", conversation_id: state.conversationId })) {
       state.wantHuman = false;
-      humanButton.disabled = true;
+      state.humanRequested = true; // until the `handoff` answers it
+      updateControls();
     }
   }
 
@@ -733,7 +740,7 @@
     const busy = state.streams.size > 0;
     stopButton.hidden = !busy;
     humanButton.hidden = state.handoff !== "bot" || state.closed;
-    humanButton.disabled = false;
+    humanButton.disabled = state.humanRequested;
     status.textContent = state.closed ? "Conversation closed \u00b7 write to start a new one"
       : state.handoff === "waiting" ? "Waiting for a person\u2026"
         : state.handoff === "human" ? `Chatting with ${state.agent || "a support agent"}`
