@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -54,5 +55,10 @@ class Chat:
         return await self.recv()
 
     async def close(self) -> None:
-        await self.comm.disconnect(timeout=10)
+        # channels-redis can take seconds to give up its blocking read after a disconnect (the
+        # consumer's own cleanup has run by then): cancel the app instance as Daphne would.
+        try:
+            await self.comm.disconnect(timeout=1)
+        except asyncio.TimeoutError:
+            pass
         self.open = False

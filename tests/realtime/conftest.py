@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import channel_layers, get_channel_layer
 from django.db import connections
 
 from apps.assistant.turns import turns_settle
@@ -14,6 +15,12 @@ from apps.customers.models import Customer
 from apps.customers.tokens import widget_token_issue
 from tests.customers.factories import CustomerFactory
 from tests.realtime.chat import Chat
+
+
+def fresh_channel_layer() -> None:
+    """A new channel layer for this test's event loop: channels-redis keeps receive state
+    (a lock, a count) that must not leak from one test's loop into the next."""
+    channel_layers.backends.clear()
 
 
 def token_for(customer: Customer) -> str:
@@ -34,6 +41,7 @@ def other_customer(transactional_db) -> Customer:
 async def chat(transactional_db) -> AsyncIterator[Callable[..., Awaitable[Chat]]]:
     """`await chat(customer)`: a socket that sent `auth` and got `ready` (`.ready`);
     `await chat()`: a connected socket that has not authenticated."""
+    fresh_channel_layer()
     opened: list[Chat] = []
 
     async def open_chat(customer: Customer | None = None) -> Chat:
@@ -53,3 +61,4 @@ async def chat(transactional_db) -> AsyncIterator[Callable[..., Awaitable[Chat]]
     # Async tests reach the ORM through asgiref's shared sync thread: close its connection so
     # the test database can be flushed and dropped.
     await sync_to_async(connections.close_all)()
+    await get_channel_layer().close_pools()
