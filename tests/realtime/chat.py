@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -59,6 +58,6 @@ class Chat:
         # consumer's own cleanup has run by then): cancel the app instance as Daphne would.
         try:
             await self.comm.disconnect(timeout=1)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         self.open = False

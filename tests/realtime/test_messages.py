@@ -1,0 +1,165 @@
+"""Customer messages: ack, echo to every socket, idempotent retries, the streamed answer, stop."""
+
+import uuid
+
+import pytest
+
+from apps.assistant.providers.builtin import DONT_KNOW
+from apps.conversations.models import ConversationEvent, Message
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def shown_text(events, message_id):
+    """What a widget shows for an answer: the last `partial`, plus the `token`s after it."""
+    text = ""
+    for event in events:
+        if event.get("message_id") != message_id:
+            continue
+        if event["type"] == "partial":
+            text = event["text"]
+        elif event["type"] == "token":
+            text += event["text"]
+    return text
+
+
+async def test_message_is_acked_echoed_with_the_ack_seq_and_answered(chat, customer, settings):
+    settings.ASSISTANT_TOKEN_DELAY_S = 0
+    socket = await chat(customer)
+    cmid = str(uuid.uuid4())
+    await socket.send({"type": "message", "client_msg_id": cmid, "text": "Can I pay in bitcoin?"})
+
+    events = await socket.recv_until("message_end")
+
+    ack, echo = events[0], events[1]
+    message = await Message.objects.aget(client_msg_id=cmid)
+    conversation_id = str(message.conversation_id)
+    assert ack == {
+        "type": "ack",
+        "client_msg_id": cmid,
+        "conversation_id": conversation_id,
+        "message_id": str(message.id),
+        "seq": 1,
+    }
+    assert echo == {
+        "type": "message",
+        "conversation_id": conversation_id,
+        "seq": 1,
+        "message": {
+            "id": str(message.id),
+            "role": "customer",
+            "text": "Can I pay in bitcoin?",
+            "created_at": message.created_at.isoformat(),
+            "citations": [],
+            "author": None,
+        },
+    }
+
+    tokens = [e for e in events if e["type"] == "token"]
+    answer_id = tokens[0]["message_id"]
+    assert [e["type"] for e in events[2:]] == ["token"] * len(tokens) + ["message", "message_end"]
+    assert "".join(t["text"] for t in tokens) == DONT_KNOW
+    answer = await Message.objects.aget(pk=answer_id)
+    assert events[-2] == {
+        "type": "message",
+        "conversation_id": conversation_id,
+        "seq": 2,
+        "message": {
+            "id": answer_id,
+            "role": "assistant",
+            "text": DONT_KNOW,
+            "created_at": answer.created_at.isoformat(),
+            "citations": [],
+            "author": None,
+        },
+    }
+    assert events[-1] == {
+        "type": "message_end",
+        "conversation_id": conversation_id,
+        "seq": 3,
+        "message_id": answer_id,
+        "text": DONT_KNOW,
+        "citations": [],
+        "stopped": False,
+    }
+
+
+async def test_every_socket_of_the_conversation_gets_the_message_once(chat, customer, settings):
+    settings.ASSISTANT_TOKEN_DELAY_S = 0
+    first = await chat(customer)
+    await first.send({"type": "message", "client_msg_id": str(uuid.uuid4()), "text": "one"})
+    conversation_id = (await first.recv())["conversation_id"]
+    await first.recv_until("message_end")
+    second = await chat(customer)  # follows the open conversation from `ready`
+
+    cmid = str(uuid.uuid4())
+    await second.send({"type": "message", "client_msg_id": cmid, "text": "two"})
+
+    on_second = await second.recv_until("message_end")
+    on_first = await first.recv_until("message_end")
+    assert on_second[0]["type"] == "ack"
+    durable = [
+        [(e["type"], e["seq"]) for e in events if "seq" in e and e["type"] != "ack"]
+        for events in (on_first, on_second[1:])
+    ]
+    assert durable[0] == durable[1] == [("message", 4), ("message", 5), ("message_end", 6)]
+    assert on_first[0]["message"]["text"] == "two"
+    assert all(e["conversation_id"] == conversation_id for e in on_first)
+
+
+async def test_retried_message_is_stored_once_and_gets_the_same_ack(chat, customer, settings):
+    settings.ASSISTANT_TOKEN_DELAY_S = 0
+    first = await chat(customer)
+    cmid = str(uuid.uuid4())
+    frame = {"type": "message", "client_msg_id": cmid, "text": "refund please"}
+    await first.send(frame)
+    ack = await first.recv()
+    await first.recv_until("message_end")
+
+    await first.send(frame)  # same socket
+    assert await first.recv() == ack
+    await first.close()
+
+    again = await chat(customer)  # after a reconnect, with the conversation named
+    await again.send({**frame, "conversation_id": ack["conversation_id"]})
+    assert await again.recv() == ack
+    assert await again.nothing(0.5)  # no second answer either
+
+    assert await Message.objects.filter(client_msg_id=cmid).acount() == 1
+    assert await Message.objects.filter(role="assistant").acount() == 1
+    assert await ConversationEvent.objects.acount() == 3
+
+
+async def test_stop_ends_the_answer_with_the_text_so_far(chat, customer, settings):
+    settings.ASSISTANT_TOKEN_DELAY_S = 0.5
+    socket = await chat(customer)
+    await socket.send({"type": "message", "client_msg_id": str(uuid.uuid4()), "text": "tell me everything"})
+    events = await socket.recv_until("token")
+    conversation_id = events[0]["conversation_id"]
+
+    await socket.send({"type": "stop", "conversation_id": conversation_id})
+    events += await socket.recv_until("message_end")
+
+    end = events[-1]
+    assert end["stopped"] is True
+    assert end["text"] == shown_text(events, end["message_id"])
+    assert 0 < len(end["text"]) < len(DONT_KNOW)
+    stored = await Message.objects.aget(pk=end["message_id"])
+    assert (stored.text, stored.stopped) == (end["text"], True)
+    assert events[-2]["message"]["text"] == end["text"]
+
+
+async def test_message_sent_while_an_answer_streams_gets_its_own_answer_next(chat, customer, settings):
+    settings.ASSISTANT_TOKEN_DELAY_S = 0.02
+    socket = await chat(customer)
+    await socket.send({"type": "message", "client_msg_id": str(uuid.uuid4()), "text": "first question"})
+    await socket.recv_until("token")
+    await socket.send({"type": "message", "client_msg_id": str(uuid.uuid4()), "text": "second question"})
+
+    events = await socket.recv_until("message_end")
+    events += await socket.recv_until("message_end")
+
+    ends = [e for e in events if e["type"] == "message_end"]
+    assert [e["stopped"] for e in ends] == [False, False]
+    assert ends[0]["message_id"] != ends[1]["message_id"]
+    assert await Message.objects.filter(role="assistant").acount() == 2
