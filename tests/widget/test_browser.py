@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -160,3 +161,22 @@ def test_message_text_and_citations_cannot_inject_html_or_script(daphne_server, 
     hrefs = page.locator(".kefu-log a").evaluate_all("links => links.map(a => a.href)")
     assert hrefs == ["https://shop.example/returns", "https://shop.example/returns"]
     assert page.evaluate("window.kefuPwned") is None
+
+
+def test_the_demo_page_signs_the_widget_in_as_the_demo_customer(daphne_server, page: Page) -> None:
+    server = daphne_server()
+    open_widget(page, f"{server.http_url}/?as=demo-customer-1")
+
+    send(page, "Hello from Ada")
+
+    conversation = beside_playwright(Conversation.objects.select_related("customer").get)
+    assert conversation.customer.external_id == "demo-customer-1"
+    # Signing out on the host page leaves nothing of Ada's chat in the widget.
+    page.goto(f"{server.http_url}/")
+    expect(page.get_by_role("dialog", name="Kefu demo shop")).to_be_visible()  # still open
+    key = f"kefu:{server.http_url}:session"
+    session = page.wait_for_function(f"localStorage.getItem({key!r})").json_value()  # a new guest's
+    assert json.loads(session)["user_id"] is None
+    assert json.loads(session)["customer_id"] != str(conversation.customer.pk)
+    expect(page.locator(".kefu-banner")).to_be_hidden()
+    expect(customer_texts(page)).to_have_count(0)
