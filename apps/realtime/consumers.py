@@ -104,8 +104,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.closing:
             return
         self.closing = True
-        await self.close(code)
-        await self._release()
+        try:
+            await self.close(code)
+        finally:
+            await self._release()
 
     async def _release(self) -> None:
         if self._released:

@@ -41,7 +41,6 @@ def other_customer(transactional_db) -> Customer:
 async def chat(transactional_db) -> AsyncIterator[Callable[..., Awaitable[Chat]]]:
     """`await chat(customer)`: a socket that sent `auth` and got `ready` (`.ready`);
     `await chat()`: a connected socket that has not authenticated."""
-    fresh_channel_layer()
     opened: list[Chat] = []
 
     async def open_chat(customer: Customer | None = None) -> Chat:
@@ -58,7 +57,13 @@ async def chat(transactional_db) -> AsyncIterator[Callable[..., Awaitable[Chat]]
     for socket in opened:
         await socket.close()
     await turns_settle()
-    # Async tests reach the ORM through asgiref's shared sync thread: close its connection so
-    # the test database can be flushed and dropped.
+
+
+@pytest.fixture(autouse=True)
+async def _isolated_async_state():
+    """A fresh channel layer per test loop, and no database connection left open by asgiref's
+    shared sync thread (async tests reach the ORM through it) when the database is flushed."""
+    fresh_channel_layer()
+    yield
     await sync_to_async(connections.close_all)()
     await get_channel_layer().close_pools()
