@@ -1,0 +1,118 @@
+import pytest
+
+from apps.knowledge.embeddings import query_cache
+from apps.knowledge.errors import EmbeddingMismatch, KnowledgeBaseNotFound, QueryTooLong, SearchError
+from apps.knowledge.models import KnowledgeBase
+from apps.knowledge.retrieval import make_snippet, rrf_fuse, search
+
+
+def test_rrf_fuses_by_reciprocal_rank():
+    vector = [11, 12, 13]
+    fulltext = [13, 14, 11]
+
+    fused = rrf_fuse([(vector, 1.0), (fulltext, 1.0)], rrf_k=60)
+
+    # 11: 1/61 + 1/63; 13: 1/63 + 1/61 (tie, seen first in vector list after 11); 12: 1/62; 14: 1/62
+    assert list(fused) == [11, 13, 12, 14]
+    assert fused[11] == pytest.approx(1 / 61 + 1 / 63)
+    assert fused[12] == pytest.approx(1 / 62)
+
+
+def test_rrf_weights_favour_a_list():
+    fused = rrf_fuse([([1, 2], 1.0), ([2, 1], 0.5)], rrf_k=20)
+    assert list(fused) == [1, 2]
+    assert fused[1] == pytest.approx(1 / 21 + 0.5 / 22)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("query", "mode", "title"),
+    [
+        ("Can I return bedding after opening it?", "hybrid", "Returns policy"),
+        ("where do I find my tracking number", "hybrid", "Tracking your order"),
+        ("how long is the warranty on a sofa", "hybrid", "Warranty"),
+        ("do you ship to Australia", "hybrid", "International shipping"),
+        ("my card payment was declined", "vector", "My payment was declined"),
+        ("Klarna instalments", "fulltext", "Paying with Klarna"),
+        ('"gift card" expiry', "hybrid", "Gift cards"),
+    ],
+)
+def test_search_finds_the_article(demo_kb, query, mode, title):
+    passages = search(kb_slug=demo_kb, query=query, k=3, mode=mode)
+    assert passages[0].title == title
+
+
+@pytest.mark.django_db
+def test_passages_are_one_per_document_and_ready_to_cite(demo_kb):
+    passages = search(kb_slug=demo_kb, query="refund shipping costs for a return", k=5)
+
+    assert len(passages) == 5
+    assert len({p.document_id for p in passages}) == 5
+    assert [p.score for p in passages] == sorted((p.score for p in passages), reverse=True)
+    first = passages[0]
+    assert first.url.startswith("https://help.pebbleandpine.example/articles/")
+    assert first.citation(1) == {
+        "n": 1,
+        "document_id": first.document_id,
+        "title": first.title,
+        "url": first.url,
+        "snippet": first.snippet,
+    }
+    assert len(first.snippet) <= 241 and first.snippet.split()[0] in first.text
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("query", ["", "   ", "?!...", "¿¡—…"])
+def test_empty_and_punctuation_queries_return_nothing(demo_kb, query):
+    assert search(kb_slug=demo_kb, query=query) == []
+
+
+@pytest.mark.django_db
+def test_a_10000_character_query_is_a_clear_error(demo_kb):
+    with pytest.raises(QueryTooLong, match="The query is 10,000 characters long; search takes at most 2,000"):
+        search(kb_slug=demo_kb, query=("refund " * 1429)[:10_000])
+
+
+@pytest.mark.django_db
+def test_sql_and_tsquery_syntax_in_queries_are_just_words(demo_kb):
+    for query in ["'; DROP TABLE knowledge_chunk; --", "refund & | ! ( ) :*", '"unclosed phrase', "-refund"]:
+        assert isinstance(search(kb_slug=demo_kb, query=query, k=3), list)
+
+
+@pytest.mark.django_db
+def test_an_unknown_knowledge_base_is_a_search_error():
+    with pytest.raises(KnowledgeBaseNotFound) as caught:
+        search(kb_slug="nope", query="refund")
+    assert isinstance(caught.value, SearchError) and isinstance(caught.value, ValueError)
+    assert str(caught.value) == (
+        "There is no knowledge base 'nope'. Create it by ingesting documents into "
+        "it (manage.py kb_ingest PATH --kb nope)."
+    )
+
+
+@pytest.mark.django_db
+def test_query_embeddings_are_cached(demo_kb):
+    query_cache.clear()
+    search(kb_slug=demo_kb, query="warranty on furniture")
+    search(kb_slug=demo_kb, query="warranty   on furniture")
+    assert (query_cache.misses, query_cache.hits) == (1, 1)
+
+
+@pytest.mark.django_db
+def test_unrelated_questions_find_nothing_above_the_threshold(demo_kb):
+    assert search(kb_slug=demo_kb, query="quantum chromodynamics lattice gauge theory") == []
+    assert search(kb_slug=demo_kb, query="hello") == []
+
+
+@pytest.mark.django_db
+def test_a_knowledge_base_of_another_model_is_refused(demo_kb):
+    KnowledgeBase.objects.filter(slug=demo_kb).update(
+        embedding_model="text-embedding-3-small", embedding_provider="openai"
+    )
+    with pytest.raises(EmbeddingMismatch, match=r"Run `python manage.py kb_reembed --kb help-center`"):
+        search(kb_slug=demo_kb, query="refund")
+
+
+def test_snippet_picks_the_sentence_matching_the_query():
+    text = "Orders ship in two days. Refunds take five working days. Gift cards last two years."
+    assert make_snippet(text, "when do refunds arrive", limit=40) == "Refunds take five working days. Gift…"
