@@ -35,7 +35,7 @@ def folder(tmp_path):
 def test_kb_ingest_indexes_a_folder_inline_and_a_second_run_does_nothing(folder):
     out = run("kb_ingest", str(folder), "--kb", "docs", "--inline")
 
-    assert out.splitlines()[0] == "3 files: 3 to index, 0 unchanged"
+    assert out.splitlines()[0] == "3 files: 3 to index, 0 unchanged, 0 rejected"
     assert out.splitlines()[-1] == "done: 3 ready, 0 failed (knowledge base 'docs')"
     assert sorted(
         Document.objects.exclude(knowledge_base__slug="help-center").values_list("title", "status")
@@ -45,7 +45,7 @@ def test_kb_ingest_indexes_a_folder_inline_and_a_second_run_does_nothing(folder)
     again = run("kb_ingest", str(folder), "--kb", "docs", "--inline")
 
     assert again.splitlines() == [
-        "3 files: 0 to index, 3 unchanged",
+        "3 files: 0 to index, 3 unchanged, 0 rejected",
         "done: 3 ready, 0 failed (knowledge base 'docs')",
     ]
     assert list(Chunk.objects.filter(knowledge_base__slug="docs").values_list("id", flat=True)) == chunk_ids
@@ -61,8 +61,13 @@ def test_kb_ingest_fails_bad_files_with_reasons_and_goes_on(tmp_path):
     (tmp_path / "slides.pptx").write_bytes(b"PK\x03\x04")
     (tmp_path / "huge.md").write_text("# Huge\n\n" + "word " * 400)
 
+    out = StringIO()
     with pytest.raises(CommandError, match="5 of 6 documents failed; the reasons are above."):
-        run("kb_ingest", str(tmp_path), "--kb", "mixed", "--inline")
+        call_command("kb_ingest", str(tmp_path), "--kb", "mixed", "--inline", stdout=out)
+
+    # Empty, too big and unsupported are rejected before parsing; the others fail when parsed.
+    assert "6 files: 3 to index, 0 unchanged, 3 rejected" in out.getvalue().splitlines()
+    assert out.getvalue().splitlines()[-1] == "done: 1 ready, 5 failed (knowledge base 'mixed')"
 
     reasons = dict(
         Document.objects.exclude(knowledge_base__slug="help-center").values_list("filename", "status_reason")

@@ -33,7 +33,7 @@ def test_kb_ingest_hands_work_to_the_worker_and_follows_progress(celery_worker_l
     call_command("kb_ingest", str(tmp_path), "--kb", "worker", stdout=out)
 
     lines = out.getvalue().splitlines()
-    assert lines[0] == "2 files: 2 to index, 0 unchanged"
+    assert lines[0] == "2 files: 2 to index, 0 unchanged, 0 rejected"
     assert lines[1] == "indexing 2 documents on the Celery worker…"
     assert lines[-2] == "  progress: 2/2 documents, 2/2 chunks embedded"
     assert lines[-1] == "done: 2 ready, 0 failed (knowledge base 'worker')"

@@ -53,8 +53,11 @@ class Command(BaseCommand):
                 changed.append(doc)
             elif doc.status == "failed":
                 self._report(doc)
-        unchanged = len(docs) - len(changed) - sum(d.status == "failed" for d in docs if d not in changed)
-        self.stdout.write(f"{len(files)} files: {len(changed)} to index, {unchanged} unchanged")
+        rejected = sum(1 for d in docs if d.status == "failed")
+        unchanged = len(docs) - len(changed) - rejected
+        self.stdout.write(
+            f"{len(files)} files: {len(changed)} to index, {unchanged} unchanged, {rejected} rejected"
+        )
 
         if changed and not opts["inline"] and worker_consumes_queue():
             self.stdout.write(f"indexing {len(changed)} documents on the Celery worker…")
