@@ -1,0 +1,315 @@
+"""Idle customer sessions on ONE Daphne process, beside the bare echo consumer (/ws/echo/).
+
+    .venv/bin/python bench/ws_sessions.py [--n 5000] [--samples 1000] [--clients 2]
+
+For each target, a fresh Daphne process is started against a throw-away database and Redis
+prefix; N sockets are opened from several client processes (at most 50 connecting at once:
+Daphne's listen backlog is 50) and held. Measured:
+- RSS per session: (Daphne RSS with N sockets open - RSS before) / N
+- connect rate: sockets per second until all are open (chat: connect + `auth` + `ready`)
+- round trip p50/p99, one frame in flight at a time: echo = a frame and its echo; chat = a
+  `message` and its `ack` (each answer is allowed to finish before the next message, so the
+  number is the ack path itself, not a queue behind other customers' answers).
+Prints a table and writes bench/results/ws_sessions.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+CONNECT_CONCURRENCY = 50
+
+
+# -- client processes ------------------------------------------------------------------------
+
+
+def client_main(conn, url: str, tokens: list[str] | None, count: int) -> None:
+    asyncio.run(_client(conn, url, tokens, count))
+
+
+async def _client(conn, url: str, tokens: list[str] | None, count: int) -> None:
+    import websockets
+
+    sockets: list = []
+    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+    drains: list[asyncio.Task] = []
+
+    async def open_one(i: int):
+        async with gate:
+            for attempt in range(5):
+                try:
+                    ws = await websockets.connect(url, open_timeout=60, ping_interval=None, max_queue=None)
+                    break
+                except (OSError, TimeoutError, websockets.InvalidHandshake):
+                    if attempt == 4:
+                        raise
+                    await asyncio.sleep(0.5)
+            if tokens is not None:
+                await ws.send(json.dumps({"type": "auth", "token": tokens[i]}))
+                ready = json.loads(await ws.recv())
+                assert ready["type"] == "ready", ready
+            return ws
+
+    loop = asyncio.get_running_loop()
+    while True:
+        command, arg = await loop.run_in_executor(None, conn.recv)
+        if command == "connect":
+            started = time.perf_counter()
+            sockets = list(await asyncio.gather(*(open_one(i) for i in range(count))))
+            conn.send(time.perf_counter() - started)
+        elif command == "rtt":
+            latencies = []
+            for i in range(arg):
+                ws = sockets[i % len(sockets)]
+                if tokens is None:
+                    payload = json.dumps({"n": i, "pad": "x" * 64})
+                    t0 = time.perf_counter()
+                    await ws.send(payload)
+                    await ws.recv()
+                    latencies.append(time.perf_counter() - t0)
+                else:
+                    cmid = str(uuid.uuid4())
+                    t0 = time.perf_counter()
+                    frame = {"type": "message", "client_msg_id": cmid, "text": f"bench {i}"}
+                    await ws.send(json.dumps(frame))
+                    while True:
+                        event = json.loads(await ws.recv())
+                        if event["type"] == "ack":
+                            latencies.append(time.perf_counter() - t0)
+                            break
+                        if event["type"] == "error":
+                            raise RuntimeError(f"message refused: {event}")
+                    while event["type"] != "message_end":  # let the answer finish
+                        event = json.loads(await ws.recv())
+            conn.send(latencies)
+        elif command == "close":
+            for task in drains:
+                task.cancel()
+            await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+            conn.send(True)
+            return
+
+
+# -- server and data ---------------------------------------------------------------------------
+
+
+def setup_django(db_name: str) -> dict[str, str]:
+    """Load settings (starting the embedded services if needed) and point Django at a new DB."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+    os.environ["KEFU_REDIS_PREFIX"] = f"kefu-bench-{os.getpid()}"
+    import django
+    import psycopg
+    from django.conf import settings
+
+    django.setup()
+    base = dict(settings.DATABASES["default"])
+    admin = psycopg.connect(host=base["HOST"], port=base["PORT"], user=base["USER"],
+                            password=base.get("PASSWORD") or None, dbname=base["NAME"], autocommit=True)
+    admin.execute(f'CREATE DATABASE "{db_name}"')
+    admin.close()
+    settings.DATABASES["default"]["NAME"] = db_name
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    password = f":{base['PASSWORD']}" if base.get("PASSWORD") else ""
+    return {
+        "DATABASE_URL": f"postgres://{base['USER']}{password}@{base['HOST']}:{base['PORT']}/{db_name}",
+        "REDIS_URL": settings.REDIS_URL,
+        "KEFU_REDIS_PREFIX": settings.KEFU_REDIS_PREFIX,
+        "_ADMIN_DB": base["NAME"],
+    }
+
+
+def teardown(db_name: str, env: dict[str, str]) -> None:
+    import psycopg
+    import redis
+    from django.conf import settings
+    from django.db import connections
+
+    connections.close_all()
+    base = settings.DATABASES["default"]
+    admin = psycopg.connect(host=base["HOST"], port=base["PORT"], user=base["USER"],
+                            password=base.get("PASSWORD") or None, dbname=env["_ADMIN_DB"], autocommit=True)
+    admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+    admin.close()
+    client = redis.Redis.from_url(env["REDIS_URL"])
+    for key in client.scan_iter(f"{env['KEFU_REDIS_PREFIX']}*", count=1000):
+        client.delete(key)
+
+
+def make_tokens(n: int) -> list[str]:
+    from apps.customers.models import Customer
+    from apps.customers.tokens import widget_token_issue
+
+    customers = Customer.objects.bulk_create([Customer() for _ in range(n)], batch_size=1000)
+    return [widget_token_issue(customer_id=c.pk)[0] for c in customers]
+
+
+def start_daphne(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
+    from apps.core.embedded.ports import free_port
+
+    port = free_port()
+    child_env = {**os.environ, **{k: v for k, v in env.items() if not k.startswith("_")},
+                 "DJANGO_SETTINGS_MODULE": "config.settings.base", "ASSISTANT_TOKEN_DELAY_S": "0",
+                 "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port),
+         "config.asgi:application"],
+        cwd=REPO, env=child_env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )
+    import socket
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"daphne exited: {log.read_text()[-2000:]}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, port
+        time.sleep(0.2)
+    raise RuntimeError("daphne did not start")
+
+
+def rss(pid: int) -> int:
+    import psutil
+
+    return psutil.Process(pid).memory_info().rss
+
+
+def measure(
+    kind: str, env: dict[str, str], n: int, clients: int, samples: int, tokens: list[str] | None
+) -> dict:
+    log = Path(f"/tmp/kefu-bench-daphne-{os.getpid()}-{kind}.log")
+    proc, port = start_daphne(env, log)
+    path = "/ws/echo/" if kind == "echo" else "/ws/chat/"
+    url = f"ws://127.0.0.1:{port}{path}"
+    try:
+        # Warm the server up (imports, first connections) before the baseline RSS.
+        warm = _spawn(url, tokens[-clients:] if tokens else None, 1)
+        _ask(warm, "connect")
+        _ask(warm, "rtt", 5)  # a socket may send 10 messages at once (rate limit)
+        _ask(warm, "close")
+        time.sleep(2)
+        before = rss(proc.pid)
+        share = [n // clients + (1 if i < n % clients else 0) for i in range(clients)]
+        offset, workers = 0, []
+        for count in share:
+            workers.append(_spawn(url, tokens[offset : offset + count] if tokens else None, count))
+            offset += count
+        started = time.perf_counter()
+        for conn, _ in workers:
+            conn.send(("connect", None))
+        for conn, _ in workers:
+            conn.recv()
+        connect_s = time.perf_counter() - started
+        time.sleep(3)
+        after = rss(proc.pid)
+        latencies = _ask(workers[0], "rtt", samples)
+        for worker in workers:
+            _ask(worker, "close")
+        latencies.sort()
+        return {
+            "sessions": n,
+            "rss_before_mib": round(before / 2**20, 1),
+            "rss_after_mib": round(after / 2**20, 1),
+            "rss_per_session_kib": round((after - before) / n / 1024, 1),
+            "connect_per_s": round(n / connect_s, 1),
+            "rtt_p50_ms": round(statistics.median(latencies) * 1000, 3),
+            "rtt_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 3),
+            "rtt_samples": len(latencies),
+        }
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _spawn(url, tokens, count):
+    parent, child = mp.Pipe()
+    process = mp.get_context("fork").Process(
+        target=client_main, args=(child, url, tokens, count), daemon=True
+    )
+    process.start()
+    return parent, process
+
+
+def _ask(worker, command, arg=None):
+    conn, process = worker
+    conn.send((command, arg))
+    answer = conn.recv()
+    if command == "close":
+        process.join(30)
+    return answer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=5000, help="sessions to hold (default 5000)")
+    parser.add_argument("--samples", type=int, default=1000, help="round trips measured (default 1000)")
+    parser.add_argument("--clients", type=int, default=2, help="client processes (default 2)")
+    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "ws_sessions.json"))
+    args = parser.parse_args()
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if args.n + 500 > hard:
+        sys.exit(f"--n {args.n} needs more open files than the hard limit {hard}; use several processes.")
+
+    db_name = f"kefu_bench_{os.getpid()}"
+    env = setup_django(db_name)
+    try:
+        tokens = make_tokens(args.n + args.clients)
+        results = {
+            "echo": measure("echo", env, args.n, args.clients, args.samples, None),
+            "chat": measure("chat", env, args.n, args.clients, args.samples, tokens),
+        }
+    finally:
+        teardown(db_name, env)
+    echo, chat = results["echo"], results["chat"]
+    rows = [
+        ("RSS per session (KiB)", "rss_per_session_kib"),
+        ("connect rate (/s)", "connect_per_s"),
+        ("round trip p50 (ms)", "rtt_p50_ms"),
+        ("round trip p99 (ms)", "rtt_p99_ms"),
+        ("RSS idle -> loaded (MiB)", None),
+    ]
+    print(f"\n{args.n} idle sessions on one Daphne process ({platform.machine()}, {os.cpu_count()} cores)")
+    print(f"{'':28}{'echo /ws/echo/':>18}{'chat /ws/chat/':>18}{'chat / echo':>14}")
+    for label, key in rows:
+        if key is None:
+            e = f"{echo['rss_before_mib']} -> {echo['rss_after_mib']}"
+            c = f"{chat['rss_before_mib']} -> {chat['rss_after_mib']}"
+            print(f"{label:28}{e:>18}{c:>18}")
+            continue
+        ratio = chat[key] / echo[key] if echo[key] else float("nan")
+        print(f"{label:28}{echo[key]:>18}{chat[key]:>18}{ratio:>13.2f}x")
+    print("chat round trip = message -> ack; echo round trip = frame -> echo; "
+          f"DATABASE_CONN_MAX_AGE={os.environ.get('DATABASE_CONN_MAX_AGE', '0')}\n")
+    results["meta"] = {"n": args.n, "samples": args.samples, "clients": args.clients,
+                       "cpus": os.cpu_count(), "python": platform.python_version(),
+                       "database_conn_max_age": os.environ.get("DATABASE_CONN_MAX_AGE", "0"),
+                       "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
