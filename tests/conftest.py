@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import connection
 
 from apps.core.embedded.ports import free_port
+from apps.knowledge.demo import demo_knowledge_base_load
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,6 +28,14 @@ def _clean_redis_prefix() -> Iterator[None]:
     client = redis.Redis.from_url(settings.REDIS_URL)
     for key in client.scan_iter(f"{settings.KEFU_REDIS_PREFIX}*", count=1000):
         client.delete(key)
+
+
+@pytest.fixture(scope="session")
+def demo_kb(django_db_setup, django_db_blocker) -> str:
+    """The demo help center, loaded once per run (tests roll back around it; transactional
+    tests run after the others and flush it)."""
+    with django_db_blocker.unblock():
+        return demo_knowledge_base_load().slug
 
 
 @pytest.fixture

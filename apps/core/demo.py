@@ -20,6 +20,9 @@ class DemoWorkspace:
     agent_email: str
     agent_created: bool
     customers: list[str]
+    knowledge_base: str
+    documents: int
+    chunks: int
 
 
 @transaction.atomic
@@ -40,7 +43,17 @@ def demo_agent_ensure(*, email: str, password: str) -> tuple[object, bool]:
 
 def demo_workspace_setup() -> DemoWorkspace:
     from apps.customers.services import customer_identified_get_or_create
+    from apps.knowledge.demo import demo_knowledge_base_load
+    from apps.knowledge.models import Chunk
 
     _, created = demo_agent_ensure(email=settings.DEMO_AGENT_EMAIL, password=settings.DEMO_AGENT_PASSWORD)
     customers = [customer_identified_get_or_create(**c).external_id for c in DEMO_CUSTOMERS]
-    return DemoWorkspace(agent_email=settings.DEMO_AGENT_EMAIL, agent_created=created, customers=customers)
+    kb = demo_knowledge_base_load()
+    return DemoWorkspace(
+        agent_email=settings.DEMO_AGENT_EMAIL,
+        agent_created=created,
+        customers=customers,
+        knowledge_base=kb.slug,
+        documents=kb.documents.filter(status="ready").count(),
+        chunks=Chunk.objects.filter(knowledge_base=kb).count(),
+    )

@@ -3,6 +3,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from apps.customers.models import Customer
+from apps.knowledge.demo import ARTICLES_DIR
+from apps.knowledge.models import Document
 
 
 @pytest.mark.django_db
@@ -22,6 +24,11 @@ def test_demo_setup_twice_leaves_one_working_agent_login(client, settings, capsy
     output = capsys.readouterr().out
     assert "demo agent agent@example.com: created" in output
     assert "demo agent agent@example.com: up to date" in output
+    articles = len(list(ARTICLES_DIR.glob("*.md")))
+    kb_lines = [line for line in output.splitlines() if line.startswith("demo knowledge base")]
+    assert len(kb_lines) == 2 and kb_lines[0] == kb_lines[1]
+    assert kb_lines[0].startswith(f"demo knowledge base help-center: {articles} articles, ")
+    assert Document.objects.filter(knowledge_base__slug="help-center", status="ready").count() == articles
 
 
 @pytest.mark.django_db

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from apps.knowledge.demo import demo_knowledge_base_load
 from apps.knowledge.models import KnowledgeBase
 from apps.knowledge.services import knowledge_base_get_or_create
 
@@ -39,14 +38,6 @@ def make_pdf(*lines: str) -> bytes:
 @pytest.fixture
 def kb(db) -> KnowledgeBase:
     return knowledge_base_get_or_create(slug="test-kb")
-
-
-@pytest.fixture(scope="session")
-def demo_kb(django_db_setup, django_db_blocker) -> str:
-    """The demo help center, loaded once per run (tests roll back around it; transactional
-    tests run after the others and flush it)."""
-    with django_db_blocker.unblock():
-        return demo_knowledge_base_load().slug
 
 
 @pytest.fixture

@@ -11,3 +11,7 @@ class Command(BaseCommand):
         verb = "created" if workspace.agent_created else "up to date"
         self.stdout.write(f"demo agent {workspace.agent_email}: {verb}")
         self.stdout.write(f"demo customers: {', '.join(workspace.customers)}")
+        self.stdout.write(
+            f"demo knowledge base {workspace.knowledge_base}: "
+            f"{workspace.documents} articles, {workspace.chunks} chunks"
+        )
