@@ -1,4 +1,5 @@
-"""Answer generators by LLM_PROVIDER: `builtin` (default) now, `openai` in the assistant issue."""
+"""Answer generators by LLM_PROVIDER: `builtin` (default, no model) or `openai` (any
+OpenAI-compatible Chat Completions endpoint)."""
 
 from __future__ import annotations
 
@@ -17,5 +18,7 @@ def provider_get(name: str | None = None) -> Provider:
 
         return BuiltinProvider()
     if name == "openai":
-        raise ProviderUnavailable("LLM_PROVIDER=openai is not implemented yet; use builtin.")
+        from .openai import OpenAIProvider
+
+        return OpenAIProvider()
     raise ProviderUnavailable(f"Unknown LLM_PROVIDER {name!r}; use builtin or openai.")

@@ -63,7 +63,8 @@ def compose(question: str, passages: Sequence[Any]) -> tuple[str, list[dict[str,
     return " ".join(parts), citations
 
 
-def _search(question: str) -> list[Any]:
+def knowledge_search(question: str) -> list[Any]:
+    """The best passages of the default knowledge base for a question ([] when there is none)."""
     from apps.knowledge.errors import SearchError
     from apps.knowledge.retrieval import search
 
@@ -82,7 +83,7 @@ class BuiltinProvider:
     name = "builtin"
 
     async def answer(self, turn: Turn) -> AsyncIterator[AnswerChunk]:
-        passages = await sync_to_async(_search, thread_sensitive=False)(turn.question)
+        passages = await sync_to_async(knowledge_search, thread_sensitive=False)(turn.question)
         text, citations = compose(turn.question, passages)
         yield AnswerChunk(citations=citations)
         delay = settings.ASSISTANT_TOKEN_DELAY_S
