@@ -20,12 +20,15 @@ from uuid import UUID, uuid4
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from apps.assistant.turns import turn_partial, turn_request, turn_stop
 from apps.conversations.errors import ConversationError
-from apps.conversations.events import aevent_broadcast, conversation_group
+from apps.conversations.events import abroadcast_deferred, aevent_broadcast, conversation_group
 from apps.conversations.selectors import conversation_get_for_customer, event_list
-from apps.conversations.services import conversation_rate, conversation_request_human, message_receive
+from apps.conversations.services import conversation_rate, conversation_request_human
 from apps.customers.tokens import TokenInvalid, widget_token_verify
 
 from . import session
@@ -53,6 +56,8 @@ COUNTED_ERRORS = frozenset(
     }
 )
 _ENDED_KEPT = 64
+# Postgres or Redis away: the client should retry (`unavailable`), not report a bug (`internal`).
+OUTAGES = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
 
 
 def _db(fn):
@@ -152,6 +157,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._error(exc.code, exc.message, exc.client_msg_id)
         except ConversationError as exc:
             await self._error(exc.code, exc.message, client_msg_id)
+        except OUTAGES:
+            logger.exception("chat frame failed: a backing service is unreachable")
+            await self._error(
+                "unavailable", "We can't reach our storage right now; retry in a few seconds.", client_msg_id
+            )
         except Exception:
             logger.exception("chat frame failed")
             await self._error("internal", "Something went wrong on our side; please retry.", client_msg_id)
@@ -218,7 +228,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
 
     async def on_message(self, frame: Frame) -> None:
-        receipt = await _db(message_receive)(
+        receipt, committed = await _db(session.message_receive_deferred)(
             customer_id=self.customer_id,
             client_msg_id=frame.client_msg_id,
             text=frame.text,
@@ -241,6 +251,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._follow(conversation_id)
             self.seq_sent[conversation_id] = message.seq - 1
             await self._catch_up(conversation_id)
+        await abroadcast_deferred(committed)
         if receipt.answer_due:
             await turn_request(conversation_id=conversation_id)
 

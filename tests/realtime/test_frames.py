@@ -5,10 +5,12 @@ import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import OperationalError
 
 from apps.conversations.events import aevent_broadcast
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import conversation_close
+from apps.realtime import session
 from tests.conversations.factories import ConversationFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -307,3 +309,31 @@ async def test_stop_without_an_answer_in_progress_does_nothing(chat, customer):
     await socket.send({"type": "stop", "conversation_id": conversation_id})
     assert await socket.nothing(0.5)
     await assert_still_open(socket)
+
+
+@pytest.mark.parametrize(
+    ("failure", "code", "message"),
+    [
+        (OperationalError("connection refused"), "unavailable",
+         "We can't reach our storage right now; retry in a few seconds."),
+        (RuntimeError("a bug"), "internal", "Something went wrong on our side; please retry."),
+    ],
+)
+async def test_a_failing_service_is_an_error_event_and_a_retry_is_stored_once(
+    chat, customer, monkeypatch, failure, code, message
+):
+    socket = await chat(customer)
+    frame = {"type": "message", "client_msg_id": str(uuid.uuid4()), "text": "hello"}
+
+    def broken(**kwargs):
+        raise failure
+
+    with monkeypatch.context() as patch:
+        patch.setattr(session, "message_receive", broken)
+        await socket.send(frame)
+        assert await socket.recv() == error(code, message, client_msg_id=frame["client_msg_id"])
+
+    await assert_still_open(socket)
+    await socket.send(frame)  # the client retries the same message once the service is back
+    assert (await socket.recv())["type"] == "ack"
+    assert await Message.objects.filter(client_msg_id=frame["client_msg_id"]).acount() == 1
