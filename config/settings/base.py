@@ -95,7 +95,10 @@ if not env.str("DATABASE_URL", default="") or not env.str("REDIS_URL", default="
     )
 
 DATABASES = {"default": env.db_url("DATABASE_URL")}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+# Persistent connections: a new Postgres connection per socket frame costs more than the
+# frame's own queries (bench/ws_sessions.py). Checked before reuse, so a restarted server is fine.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 REDIS_URL = env.str("REDIS_URL")
 # Prefix of every Redis key Kefu writes (tests set a per-run prefix to run side by side).
 KEFU_REDIS_PREFIX = env.str("KEFU_REDIS_PREFIX", default="kefu")

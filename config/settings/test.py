@@ -10,6 +10,8 @@ from .base import DATABASES, KEFU_REDIS_PREFIX, env  # noqa: E402
 
 DEBUG = False
 TEST_RUN_ID = KEFU_REDIS_PREFIX
+# Test databases are dropped at the end of the run: no connection may outlive its use.
+DATABASES["default"]["CONN_MAX_AGE"] = 0
 DATABASES["default"]["TEST"] = {"NAME": env.str("KEFU_TEST_DB_NAME", default=f"test_kefu_{os.getpid()}")}
 CELERY_TASK_DEFAULT_QUEUE = TEST_RUN_ID
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

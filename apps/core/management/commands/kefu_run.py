@@ -51,7 +51,6 @@ class Command(BaseCommand):
             "",
             "Kefu is starting:",
             f"  widget demo    {base}/",
-            f"  agent console  {base}/console/",
             f"  admin          {base}/admin/",
             f"  health         {base}/healthz",
             f"  demo login     {settings.DEMO_AGENT_EMAIL} / {settings.DEMO_AGENT_PASSWORD}",
