@@ -18,7 +18,10 @@ server-only hints (a token's character offset, the origin of a typing indicator)
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
@@ -34,6 +37,37 @@ DURABLE_TYPES = frozenset({"message", "message_end", "tool", "handoff", "update"
 LIVE_TYPES = frozenset({"token", "partial", "typing"})
 # The channel-layer message type every conversation event travels as (handler `conv_event`).
 LAYER_TYPE = "conv.event"
+
+
+# Set by `broadcasts_deferred`: committed events wait here instead of being sent at once.
+_deferred: contextvars.ContextVar[list[tuple[str, dict[str, Any]]] | None] = contextvars.ContextVar(
+    "kefu_deferred_broadcasts", default=None
+)
+
+
+@contextlib.contextmanager
+def broadcasts_deferred() -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """Collect the broadcasts of events committed inside the block instead of sending them.
+
+    For sync code that an async caller runs in a thread (a consumer's `database_sync_to_async`):
+    the caller answers its client first, then sends the collected events with
+    `abroadcast_deferred`. Without this, each commit waits for its own Redis round trip.
+    """
+    pending: list[tuple[str, dict[str, Any]]] = []
+    token = _deferred.set(pending)
+    try:
+        yield pending
+    finally:
+        _deferred.reset(token)
+
+
+async def abroadcast_deferred(pending: list[tuple[str, dict[str, Any]]]) -> None:
+    """Send what `broadcasts_deferred` collected, in commit order."""
+    for conversation_id, wire in pending:
+        try:
+            await _group_send(conversation_id, wire, {})
+        except Exception:
+            logger.exception("broadcast of %s to conversation %s failed", wire.get("type"), conversation_id)
 
 
 def conversation_group(conversation_id: UUID | str) -> str:
@@ -86,7 +120,11 @@ def event_emit(
         if isinstance(conversation, Conversation):
             conversation.last_seq = seq
         wire = event_to_wire(event)
-        transaction.on_commit(lambda: _group_send_sync(conversation_id, wire, {}), robust=True)
+        pending = _deferred.get()
+        if pending is not None:
+            transaction.on_commit(lambda: pending.append((str(conversation_id), wire)), robust=True)
+        else:
+            transaction.on_commit(lambda: _group_send_sync(conversation_id, wire, {}), robust=True)
     return event
 
 

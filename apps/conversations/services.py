@@ -8,10 +8,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
-
-from apps.customers.models import Customer
 
 from .errors import ConversationConflict, ConversationForbidden, ConversationNotFound
 from .events import event_emit
@@ -80,45 +78,75 @@ def message_receive(
     """
     # One writer per customer at a time: a retry racing its original finds the stored copy,
     # and two first messages from two tabs land in one new conversation, not two.
-    customer = Customer.objects.select_for_update().filter(pk=customer_id).first()
-    if customer is None:
+    if not _customer_lock(customer_id):
         raise ConversationNotFound("This customer no longer exists; start a new session.")
-    existing = (
-        Message.objects.select_related("conversation")
-        .filter(conversation__customer_id=customer_id, client_msg_id=client_msg_id)
-        .first()
-    )
-    if existing is not None:
+    existing_id, target = _receive_lookup(customer_id, client_msg_id, conversation_id)
+    if existing_id is not None:
+        existing = Message.objects.select_related("conversation").get(pk=existing_id)
         if conversation_id is not None and existing.conversation_id != conversation_id:
             raise ConversationConflict("This client_msg_id was already used in another conversation.")
         return MessageReceipt(existing, existing.conversation, created=False, answer_due=False)
 
-    conversation = None
     if conversation_id is not None:
-        conversation = Conversation.objects.filter(pk=conversation_id).first()
-        if conversation is None:
+        if target is None:
             raise ConversationNotFound(
                 "No conversation has this id; send the message without conversation_id."
             )
-        if conversation.customer_id != customer.pk:
+        if str(target.customer_id) != str(customer_id):
             raise ConversationForbidden("This conversation belongs to someone else.")
-        if conversation.state == ConversationState.CLOSED:
-            conversation = None
-    if conversation is None:
-        conversation = (
-            Conversation.objects.filter(customer=customer)
-            .exclude(state=ConversationState.CLOSED)
-            .order_by("-created_at")
-            .first()
-        )
-    if conversation is None:
-        conversation = Conversation.objects.create(id=new_conversation_id or uuid4(), customer=customer)
+    if target is None or target.state == ConversationState.CLOSED:
+        # No open conversation named: the customer's newest open one, or a new one.
+        target = None if conversation_id is None else _receive_lookup(customer_id, client_msg_id, None)[1]
+    conversation = target or Conversation.objects.create(
+        id=new_conversation_id or uuid4(), customer_id=customer_id
+    )
     message = message_create(
         conversation=conversation, role=MessageRole.CUSTOMER, text=text, client_msg_id=client_msg_id
     )
     return MessageReceipt(
         message, conversation, created=True, answer_due=conversation.state == ConversationState.BOT
     )
+
+
+def _customer_lock(customer_id: UUID | str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM customers_customer WHERE id = %s FOR UPDATE", [customer_id])
+        return cursor.fetchone() is not None
+
+
+# The idempotency lookup and the target conversation in one round trip: this is every chat
+# message's path, and each ORM query costs about a millisecond here (bench/ws_sessions.py).
+# It runs after _customer_lock, as its own statement, so it sees what a racing writer committed.
+_RECEIVE_LOOKUP = """
+SELECT
+  (SELECT m.id FROM conversations_message m
+     JOIN conversations_conversation mc ON mc.id = m.conversation_id
+    WHERE m.client_msg_id = %(client_msg_id)s AND mc.customer_id = %(customer_id)s LIMIT 1),
+  t.id, t.customer_id, t.state, t.last_seq
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+  SELECT id, customer_id, state, last_seq FROM conversations_conversation
+   WHERE CASE WHEN %(conversation_id)s::uuid IS NULL
+              THEN customer_id = %(customer_id)s AND state <> 'closed'
+              ELSE id = %(conversation_id)s::uuid END
+   ORDER BY created_at DESC LIMIT 1
+) AS t ON true
+"""
+
+
+def _receive_lookup(
+    customer_id: UUID | str, client_msg_id: UUID, conversation_id: UUID | None
+) -> tuple[UUID | None, Conversation | None]:
+    """(id of a message stored with this client_msg_id, the conversation named by
+    `conversation_id` or else the customer's newest open one, loaded with the fields needed)."""
+    params = {"customer_id": customer_id, "client_msg_id": client_msg_id, "conversation_id": conversation_id}
+    with connection.cursor() as cursor:
+        cursor.execute(_RECEIVE_LOOKUP, params)
+        existing_id, *conversation = cursor.fetchone()
+    if conversation[0] is None:
+        return existing_id, None
+    fields = ["id", "customer_id", "state", "last_seq"]
+    return existing_id, Conversation.from_db(connection.alias, fields, conversation)
 
 
 @transaction.atomic

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from apps.conversations.events import broadcasts_deferred
 from apps.conversations.models import Conversation
 from apps.conversations.selectors import conversation_open_for_customer, event_list
+from apps.conversations.services import MessageReceipt, message_receive
 from apps.customers.models import Customer
 
 
@@ -27,3 +29,11 @@ def conversation_replay(*, conversation_id: UUID, after_seq: int) -> tuple[list[
     Whatever commits later reaches an already-subscribed socket live."""
     last_seq = conversation_last_seq(conversation_id=conversation_id)
     return event_list(conversation_id=conversation_id, after_seq=after_seq, upto_seq=last_seq), last_seq
+
+
+def message_receive_deferred(**kwargs: Any) -> tuple[MessageReceipt, list[tuple[str, dict[str, Any]]]]:
+    """`message_receive`, keeping its committed events for the consumer to broadcast after the
+    `ack`: the customer's ack does not wait for the channel layer."""
+    with broadcasts_deferred() as pending:
+        receipt = message_receive(**kwargs)
+    return receipt, pending

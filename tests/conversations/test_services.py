@@ -109,9 +109,9 @@ def test_no_answer_is_due_once_a_human_is_asked_for(customer):
 @pytest.mark.django_db(transaction=True)
 def test_message_receive_query_count(customer, django_assert_num_queries):
     conversation = receive(customer).conversation
-    # BEGIN, lock customer, idempotency lookup, conversation, seq bump, event insert, message
-    # insert, COMMIT: one transaction, no savepoints
-    with django_assert_num_queries(8):
+    # BEGIN, lock customer, idempotency lookup + conversation (one query), seq bump, event
+    # insert, message insert, COMMIT: one transaction, no savepoints
+    with django_assert_num_queries(7):
         receive(customer, conversation_id=conversation.pk)
 
 
