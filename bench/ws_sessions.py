@@ -10,6 +10,9 @@ Daphne's listen backlog is 50) and held. Measured:
 - round trip p50/p99, one frame in flight at a time: echo = a frame and its echo; chat = a
   `message` and its `ack` (each answer is allowed to finish before the next message, so the
   number is the ack path itself, not a queue behind other customers' answers).
+The chat server runs with CHAT_HEARTBEAT_S=3600: the sessions are idle (no client pings), and
+the default 20 s heartbeat would close them as silent after 60 s. A real widget pings every
+heartbeat, i.e. 5,000 sessions send 250 pings/s to the server at the default.
 Prints a table and writes bench/results/ws_sessions.json.
 """
 
@@ -165,6 +168,9 @@ def start_daphne(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]
     port = free_port()
     child_env = {**os.environ, **{k: v for k, v in env.items() if not k.startswith("_")},
                  "DJANGO_SETTINGS_MODULE": "config.settings.base", "ASSISTANT_TOKEN_DELAY_S": "0",
+                 # Idle sessions: no client heartbeat, so the server must not close them as silent.
+                 "CHAT_HEARTBEAT_S": "3600",
+                 "DJANGO_DEBUG": "false",  # as in production: no per-query bookkeeping
                  "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port),
@@ -213,8 +219,8 @@ def measure(
         started = time.perf_counter()
         for conn, _ in workers:
             conn.send(("connect", None))
-        for conn, _ in workers:
-            conn.recv()
+        for worker in workers:
+            _answer(worker)
         connect_s = time.perf_counter() - started
         time.sleep(3)
         after = rss(proc.pid)
@@ -253,10 +259,20 @@ def _spawn(url, tokens, count):
 def _ask(worker, command, arg=None):
     conn, process = worker
     conn.send((command, arg))
-    answer = conn.recv()
+    answer = _answer(worker)
     if command == "close":
         process.join(30)
     return answer
+
+
+def _answer(worker, timeout: float = 900):
+    """The client process's answer; fail instead of waiting forever if it died."""
+    conn, process = worker
+    deadline = time.monotonic() + timeout
+    while not conn.poll(1):
+        if not process.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"client process {process.pid} died or hung (exit code {process.exitcode})")
+    return conn.recv()
 
 
 def main() -> None:
@@ -282,6 +298,8 @@ def main() -> None:
         }
     finally:
         teardown(db_name, env)
+    from django.conf import settings
+
     echo, chat = results["echo"], results["chat"]
     rows = [
         ("RSS per session (KiB)", "rss_per_session_kib"),
@@ -301,10 +319,10 @@ def main() -> None:
         ratio = chat[key] / echo[key] if echo[key] else float("nan")
         print(f"{label:28}{echo[key]:>18}{chat[key]:>18}{ratio:>13.2f}x")
     print("chat round trip = message -> ack; echo round trip = frame -> echo; "
-          f"DATABASE_CONN_MAX_AGE={os.environ.get('DATABASE_CONN_MAX_AGE', '0')}\n")
+          f"DATABASE_CONN_MAX_AGE={settings.DATABASES['default']['CONN_MAX_AGE']}\n")
     results["meta"] = {"n": args.n, "samples": args.samples, "clients": args.clients,
                        "cpus": os.cpu_count(), "python": platform.python_version(),
-                       "database_conn_max_age": os.environ.get("DATABASE_CONN_MAX_AGE", "0"),
+                       "database_conn_max_age": settings.DATABASES["default"]["CONN_MAX_AGE"],
                        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
