@@ -8,8 +8,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
+
+if settings.EMBEDDING_WARM_UP:
+    from apps.knowledge.embeddings import embedder_warm_up
+
+    embedder_warm_up()
 
 application = ProtocolTypeRouter(
     {

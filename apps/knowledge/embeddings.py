@@ -4,6 +4,7 @@ distance and inner product rank alike. Query embeddings are cached per process."
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -22,6 +23,8 @@ from .errors import EmbeddingError, EmbeddingMismatch
 # Code that needs a model never downloads one (DESIGN.md); set before transformers is imported.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+logger = logging.getLogger(__name__)
 
 PACKAGED_MODEL = "all-MiniLM-L6-v2"
 QUERY_CACHE_SIZE = 2048
@@ -144,6 +147,22 @@ def get_embedder(provider: str, model: str) -> Embedder:
 
 def configured_embedder() -> Embedder:
     return get_embedder(settings.EMBEDDING_PROVIDER, settings.EMBEDDING_MODEL)
+
+
+def embedder_warm_up() -> threading.Thread:
+    """Load the configured embedder in a background thread. The web process calls this at start:
+    loading torch and the local model takes about 10 s here, which the first customer question
+    would otherwise wait for."""
+
+    def load() -> None:
+        try:
+            configured_embedder().embed(["warm up"])
+        except Exception:  # the first search reports the same problem to its caller
+            logger.exception("loading the embedding model failed")
+
+    thread = threading.Thread(target=load, name="embedder-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def embedder_for_kb(kb) -> Embedder:

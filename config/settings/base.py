@@ -155,6 +155,8 @@ EMBEDDING_BASE_URL = env.str("EMBEDDING_BASE_URL", default="")
 EMBEDDING_API_KEY = env.str("EMBEDDING_API_KEY", default="")
 EMBEDDING_MODEL = env.str("EMBEDDING_MODEL", default="all-MiniLM-L6-v2")
 EMBEDDING_DIMENSIONS = env.int("EMBEDDING_DIMENSIONS", default=384)
+# Load the embedding model when the web process starts rather than on the first question.
+EMBEDDING_WARM_UP = env.bool("EMBEDDING_WARM_UP", default=True)
 KB_EF_SEARCH = env.int("KB_EF_SEARCH", default=100)
 KB_MAX_FILE_BYTES = env.int("KB_MAX_FILE_BYTES", default=20 * 1024 * 1024)
 KB_DEFAULT_SLUG = env.str("KB_DEFAULT_SLUG", default="help-center")

@@ -14,4 +14,6 @@ TEST_RUN_ID = KEFU_REDIS_PREFIX
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 DATABASES["default"]["TEST"] = {"NAME": env.str("KEFU_TEST_DB_NAME", default=f"test_kefu_{os.getpid()}")}
 CELERY_TASK_DEFAULT_QUEUE = TEST_RUN_ID
+# The many Daphne processes tests start load the model only if a test asks a question.
+EMBEDDING_WARM_UP = env.bool("EMBEDDING_WARM_UP", default=False)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

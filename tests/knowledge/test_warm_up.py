@@ -1,0 +1,25 @@
+"""The web process loads the embedding model at start, so no customer waits for it."""
+
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+LOADED = "Loading SentenceTransformer model"
+
+
+def log_shows(server, text, within_s=90.0):
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if text in server.log.read_text():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_daphne_loads_the_model_before_any_question(daphne_server):
+    server = daphne_server(EMBEDDING_WARM_UP="true", LOG_LEVEL="INFO")
+    assert log_shows(server, LOADED)  # nothing was asked: only the warm-up loads it
+    assert "loading the embedding model failed" not in server.log.read_text()
+
