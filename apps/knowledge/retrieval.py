@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from .embeddings import embed_query, embedder_for_kb
 from .errors import KnowledgeBaseNotFound, QueryTooLong
 from .models import TS_CONFIG, KnowledgeBase
+from .sentences import sentence_split
 
 Mode = Literal["hybrid", "vector", "fulltext"]
 MAX_QUERY_CHARS = 2000
@@ -213,8 +214,7 @@ _WORD = re.compile(r"\w{3,}")
 def make_snippet(text: str, query: str, limit: int = SNIPPET_CHARS) -> str:
     """The sentence of `text` sharing most words with the query (plus what follows, to `limit`)."""
     terms = {w[:5] for w in _WORD.findall(query.lower())}
-    sentences = re.split(r"(?<=[.!?])\s+|\n+", " ".join(text.split(" ")))
-    sentences = [s.strip() for s in sentences if s.strip()]
+    sentences = sentence_split(text)
     if not sentences:
         return ""
     best = max(

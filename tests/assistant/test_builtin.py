@@ -42,3 +42,11 @@ def test_provider_is_chosen_by_llm_provider(settings):
     settings.LLM_PROVIDER = "nope"
     with pytest.raises(ProviderUnavailable, match="Unknown LLM_PROVIDER"):
         provider_get()
+
+
+def test_a_sentence_wrapped_over_lines_is_quoted_whole():
+    text = ("## Gifts\n\nIf you received an item as a gift, you can return it for a\n"
+            "gift card for its\nvalue. The buyer is not told.\n\n- Refunds go to the card")
+    gifts = passage("d4", "Returns policy", text)
+    text, _ = compose("Can I return a gift?", [gifts])
+    assert text == "If you received an item as a gift, you can return it for a gift card for its value. [1]"

@@ -13,6 +13,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
+from apps.knowledge.sentences import sentence_split
+
 from .base import AnswerChunk, Turn
 
 logger = logging.getLogger(__name__)
@@ -21,7 +23,6 @@ DONT_KNOW = "I don't know that one, sorry. Would you like to talk to a person?"
 MAX_PASSAGES = 3
 SENTENCES_PER_PASSAGE = 2
 _WORD = re.compile(r"\w{3,}")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _STOP = frozenset(
     "the and for you your are can how what when where which who why does did with this that have has "
     "from not but our out about into there their they them will would could should please"
@@ -42,7 +43,7 @@ def compose(question: str, passages: Sequence[Any]) -> tuple[str, list[dict[str,
     for passage in passages:
         if len(citations) == MAX_PASSAGES:
             break
-        sentences = [s.strip() for s in _SENTENCE.split(passage.text) if len(s.strip()) > 2]
+        sentences = [s for s in sentence_split(passage.text) if len(s) > 2]
         scored = sorted(range(len(sentences)), key=lambda i: (-len(_terms(sentences[i]) & wanted), i))
         picked = sorted(i for i in scored[:SENTENCES_PER_PASSAGE] if _terms(sentences[i]) & wanted)
         if not picked:
