@@ -9,7 +9,13 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.db import close_old_connections, transaction
 
-from apps.conversations.events import conversation_group, event_broadcast, event_emit
+from apps.conversations.events import (
+    abroadcast_deferred,
+    broadcasts_deferred,
+    conversation_group,
+    event_broadcast,
+    event_emit,
+)
 from apps.conversations.models import Conversation, ConversationEvent
 from tests.conftest import REPO, service_env
 from tests.conversations.factories import ConversationFactory
@@ -183,3 +189,26 @@ def test_concurrent_writers_in_processes_get_unique_gap_free_seqs():
     assert sorted(seqs) == list(range(1, 121))
     conversation.refresh_from_db()
     assert conversation.last_seq == 120
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_deferred_broadcasts_wait_for_the_caller_and_a_rollback_defers_nothing():
+    conversation = await sync_to_async(ConversationFactory)()
+    layer, channel = await _listen(conversation.pk)
+
+    def emit_committed_and_rolled_back():
+        with broadcasts_deferred() as pending:
+            event_emit(conversation=conversation, type="handoff", payload={"state": "waiting", "agent": None})
+            with pytest.raises(RuntimeError), transaction.atomic():
+                event_emit(conversation=conversation, type="csat_request", payload={"question": "?"})
+                raise RuntimeError("rolled back")
+        return pending
+
+    pending = await sync_to_async(emit_committed_and_rolled_back)()
+
+    cid = str(conversation.pk)
+    assert pending == [(cid, {"type": "handoff", "conversation_id": cid, "seq": 1, "state": "waiting",
+                              "agent": None})]
+    await _nothing_arrives(layer, channel)  # held back until the caller sends them
+    await abroadcast_deferred(pending)
+    assert (await layer.receive(channel))["event"] == pending[0][1]
