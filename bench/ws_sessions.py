@@ -171,6 +171,9 @@ def start_daphne(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]
                  # Idle sessions: no client heartbeat, so the server must not close them as silent.
                  "CHAT_HEARTBEAT_S": "3600",
                  "DJANGO_DEBUG": "false",  # as in production: no per-query bookkeeping
+                 # No embedding model in the process: its ~10 s background load would land in the
+                 # middle of the RSS baseline. The bench database has no knowledge base to search.
+                 "EMBEDDING_WARM_UP": "false",
                  "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port),
