@@ -35,8 +35,8 @@ def _terms(text: str) -> set[str]:
 
 
 def compose(question: str, passages: Sequence[Any]) -> tuple[str, list[dict[str, Any]]]:
-    """The answer text and its citations from passages (objects with document_id, title, url,
-    snippet, text). Only passages sharing a word with the question count as knowing."""
+    """The answer text and its citations from retrieval passages (with `text` and `.citation(n)`).
+    Only passages sharing a word with the question count as knowing."""
     wanted = _terms(question)
     parts: list[str] = []
     citations: list[dict[str, Any]] = []
@@ -49,15 +49,7 @@ def compose(question: str, passages: Sequence[Any]) -> tuple[str, list[dict[str,
         if not picked:
             continue
         n = len(citations) + 1
-        citations.append(
-            {
-                "n": n,
-                "document_id": str(passage.document_id),
-                "title": passage.title,
-                "url": passage.url,
-                "snippet": passage.snippet,
-            }
-        )
+        citations.append(passage.citation(n))
         parts.append(" ".join(sentences[i] for i in picked) + f" [{n}]")
     if not parts:
         return DONT_KNOW, []

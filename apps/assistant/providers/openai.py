@@ -35,11 +35,6 @@ Passages:
 {passages}"""
 
 
-def citation(n: int, passage: Any) -> dict[str, Any]:
-    return {"n": n, "document_id": str(passage.document_id), "title": passage.title,
-            "url": passage.url, "snippet": passage.snippet}
-
-
 def chat_messages(turn: Turn, passages: Sequence[Any]) -> list[dict[str, str]]:
     """The Chat Completions `messages`: instructions with the passages, history, question."""
     numbered = "\n\n".join(f"[{n}] {p.title}\n{p.text}" for n, p in enumerate(passages, 1))
@@ -52,7 +47,7 @@ def chat_messages(turn: Turn, passages: Sequence[Any]) -> list[dict[str, str]]:
 def cited(text: str, passages: Sequence[Any]) -> list[dict[str, Any]]:
     """Citations for the [n] the text uses, numbered as the model saw them."""
     used = sorted({int(n) for n in _CITE.findall(text)} & set(range(1, len(passages) + 1)))
-    return [citation(n, passages[n - 1]) for n in used]
+    return [passages[n - 1].citation(n) for n in used]
 
 
 def _sse_delta(line: str) -> str | None:
