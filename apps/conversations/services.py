@@ -14,6 +14,7 @@ from django.utils import timezone
 from .errors import ConversationConflict, ConversationForbidden, ConversationNotFound
 from .events import event_emit
 from .models import Conversation, ConversationState, Message, MessageRole
+from .selectors import conversation_open_for_customer
 from .serializers import message_to_wire
 
 CSAT_QUESTION = "How did we do? Rate this conversation from 1 to 5."
@@ -94,9 +95,8 @@ def message_receive(
             )
         if str(target.customer_id) != str(customer_id):
             raise ConversationForbidden("This conversation belongs to someone else.")
-    if target is None or target.state == ConversationState.CLOSED:
-        # No open conversation named: the customer's newest open one, or a new one.
-        target = None if conversation_id is None else _receive_lookup(customer_id, client_msg_id, None)[1]
+    if target is not None and target.state == ConversationState.CLOSED:
+        target = conversation_open_for_customer(customer_id=customer_id)  # or a new one, below
     conversation = target or Conversation.objects.create(
         id=new_conversation_id or uuid4(), customer_id=customer_id
     )
