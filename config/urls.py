@@ -7,5 +7,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/widget/", include("apps.customers.urls")),
+    path("webhooks/", include("apps.webhooks.urls")),
+    path("console/", include("apps.console.urls")),
     path("", include("apps.widget.urls")),
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from apps.realtime.redis import redis_async, redis_key
+from apps.core.redis import redis_async, redis_key
 
 LOCK_TTL_S = 30
 PENDING_TTL_S = 300

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from django.conf import settings
 
-from .redis import redis_async, redis_key
+from apps.core.redis import redis_async, redis_key
 
 logger = logging.getLogger(__name__)
 

@@ -38,6 +38,9 @@ LOCAL_APPS = [
     "apps.knowledge",
     "apps.assistant",
     "apps.widget",
+    "apps.connectors",
+    "apps.webhooks",
+    "apps.console",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 

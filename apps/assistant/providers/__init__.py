@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from .base import AnswerChunk, Provider, ProviderUnavailable, Turn
+from .base import AnswerChunk, Provider, ProviderUnavailable, ToolBox, ToolOutcome, Turn
 
-__all__ = ["AnswerChunk", "Provider", "ProviderUnavailable", "Turn", "provider_get"]
+__all__ = ["AnswerChunk", "Provider", "ProviderUnavailable", "ToolBox", "ToolOutcome", "Turn", "provider_get"]
 
 
 def provider_get(name: str | None = None) -> Provider:
