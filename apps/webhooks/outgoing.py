@@ -1,0 +1,101 @@
+"""Kefu's own events to subscribers (PROTOCOL.md §4 "Outgoing"), Standard-Webhooks signed.
+
+The event gate calls `outgoing_durable_event` after commit for every durable conversation
+event, and the CSAT path calls `outgoing_event_publish`: both sit on every chat message's path,
+so with no enabled endpoint they cost a dict lookup (the answer is cached in-process for a few
+seconds), and they never raise. With subscribers, the payload row and one delivery row per
+endpoint are stored once, and one Celery task moves them forward (apps/webhooks/delivery.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from .models import EventDelivery, EventPayload, WebhookEndpoint
+
+logger = logging.getLogger(__name__)
+
+EVENT_TYPES = (
+    "conversation.created",
+    "conversation.handoff",
+    "conversation.closed",
+    "message.created",
+    "tool.succeeded",
+    "csat.received",
+)
+_CACHE_S = 5.0
+_any_enabled: dict[str, tuple[float, bool]] = {}
+
+
+def outgoing_cache_clear() -> None:
+    """Forget the cached "any enabled endpoint?" answer (after an endpoint changes here)."""
+    _any_enabled.clear()
+
+
+def _subscribers_exist() -> bool:
+    now = time.monotonic()
+    cached = _any_enabled.get("any")
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    exists = WebhookEndpoint.objects.filter(enabled=True).exists()
+    _any_enabled["any"] = (now + _CACHE_S, exists)
+    return exists
+
+
+def outgoing_types_for(wire: dict[str, Any]) -> list[str]:
+    """Which outgoing event types one durable conversation event stands for."""
+    types = ["conversation.created"] if wire.get("seq") == 1 else []
+    kind = wire.get("type")
+    if kind == "message":
+        types.append("message.created")
+    elif kind == "handoff":
+        types.append("conversation.handoff")
+    elif kind == "csat_request":
+        types.append("conversation.closed")
+    elif kind == "tool" and wire.get("status") == "succeeded":
+        types.append("tool.succeeded")
+    return types
+
+
+def outgoing_durable_event(*, wire: dict, customer_id: str | None) -> None:
+    """After commit of any durable conversation event: publish what subscribers want of it."""
+    try:
+        types = outgoing_types_for(wire)
+        if not types or not _subscribers_exist():
+            return
+        fields = {k: v for k, v in wire.items() if k != "type"}
+        for event_type in types:
+            if event_type == "conversation.created":
+                data = {"conversation_id": wire.get("conversation_id"), "customer_id": customer_id}
+            else:
+                data = {"customer_id": customer_id, **fields}
+            _publish(event_type, data)
+    except Exception:
+        logger.exception("outgoing webhook for %s event failed to queue", wire.get("type"))
+
+
+def outgoing_event_publish(*, event_type: str, data: dict) -> None:
+    """Publish one of EVENT_TYPES with `data` to every enabled endpoint that wants it."""
+    try:
+        if _subscribers_exist():
+            _publish(event_type, data)
+    except Exception:
+        logger.exception("outgoing webhook %s failed to queue", event_type)
+
+
+def _publish(event_type: str, data: dict[str, Any]) -> None:
+    from .tasks import outgoing_payload_deliver_task
+
+    endpoints = [e for e in WebhookEndpoint.objects.filter(enabled=True) if e.wants(event_type)]
+    if not endpoints:
+        return
+    body = {"type": event_type, "timestamp": timezone.now().isoformat(), "data": data}
+    with transaction.atomic():
+        payload = EventPayload.objects.create(event_type=event_type, payload=body)
+        EventDelivery.objects.bulk_create(EventDelivery(payload=payload, endpoint=e) for e in endpoints)
+        transaction.on_commit(lambda: outgoing_payload_deliver_task.delay(payload.pk))

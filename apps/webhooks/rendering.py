@@ -1,0 +1,101 @@
+"""Titles and bodies of `update` events from webhook types, by per-source templates.
+
+A template names fields of the event's data in braces: `{order_id}` finds `data["order_id"]`,
+else `data["order"]["id"]`, else the field in a nested object (`data["order"]["order_id"]`);
+`{customer.email}` follows the dots. `{type}` and `{action}` (the part after the first dot,
+underscores as spaces) are always there. A body line naming a missing field is left out, so
+one template serves payloads with and without, say, a tracking number.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+DEFAULT_TEMPLATES: dict[str, dict[str, str]] = {
+    "order.created": {"title": "We received your order {order_id}", "body": "Status: {status}"},
+    "order.shipped": {
+        "title": "Your order {order_id} has shipped",
+        "body": "Carrier: {carrier}\nTracking number: {tracking_number}\n{tracking_url}",
+    },
+    "order.delivered": {"title": "Your order {order_id} has been delivered", "body": ""},
+    "order.cancelled": {"title": "Your order {order_id} was cancelled", "body": "Reason: {reason}"},
+    "order.*": {"title": "Your order {order_id} was updated", "body": "Status: {status}"},
+    "shipment.*": {
+        "title": "Shipment update for order {order_id}: {action}",
+        "body": "Status: {status}\nCarrier: {carrier}\nTracking number: {tracking_number}",
+    },
+    "ticket.created": {"title": "We opened ticket {ticket_id} for you", "body": "{subject}"},
+    "ticket.*": {"title": "Your ticket {ticket_id} was updated", "body": "Status: {status}\n{comment}"},
+    "refund.*": {
+        "title": "Refund {action} for order {order_id}",
+        "body": "Amount: {amount} {currency}\nStatus: {status}",
+    },
+    "customer.*": {"title": "Your account was updated", "body": ""},
+}
+FALLBACK = {"title": "Update: {type}", "body": ""}
+GENERIC_TITLE = "Update: {type}"
+
+_FIELD = re.compile(r"\{([A-Za-z0-9_.\-]+)\}")
+_MISSING = object()
+
+
+def template_for(*, type: str, overrides: dict[str, Any]) -> dict[str, str]:
+    """The source's own template for this type or its prefix, else the default one."""
+    prefix = type.split(".", 1)[0] + ".*"
+    for templates in (overrides or {}, DEFAULT_TEMPLATES):
+        for key in (type, prefix):
+            found = templates.get(key)
+            if isinstance(found, dict) and isinstance(found.get("title"), str):
+                return {"title": found["title"], "body": str(found.get("body") or "")}
+    return FALLBACK
+
+
+def render_update(*, type: str, data: Any, overrides: dict[str, Any]) -> tuple[str, str]:
+    """(title, body) for a webhook event."""
+    template = template_for(type=type, overrides=overrides)
+    context = {"type": type, "action": type.split(".", 1)[-1].replace("_", " ")}
+    title = _render_line(template["title"], data, context)
+    if title is None:
+        title = _render_line(GENERIC_TITLE, data, context)
+    lines = (_render_line(line, data, context) for line in template["body"].split("\n"))
+    body = "\n".join(line for line in lines if line)
+    return title[:200], body[:2000]
+
+
+def _render_line(line: str, data: Any, context: dict[str, str]) -> str | None:
+    missing = False
+
+    def substitute(match: re.Match[str]) -> str:
+        nonlocal missing
+        value = context.get(match.group(1), _MISSING)
+        if value is _MISSING:
+            value = lookup(data, match.group(1))
+        if value is _MISSING or value in (None, "") or isinstance(value, dict | list):
+            missing = True
+            return ""
+        return str(value)
+
+    rendered = _FIELD.sub(substitute, line)
+    return None if missing else rendered
+
+
+def lookup(data: Any, name: str) -> Any:
+    """A field of the event's data by template name (see the module docstring)."""
+    if not isinstance(data, dict):
+        return _MISSING
+    if "." in name:
+        value: Any = data
+        for part in name.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return _MISSING
+            value = value[part]
+        return value
+    if name in data:
+        return data[name]
+    if name.endswith("_id") and isinstance(data.get(name[:-3]), dict) and "id" in data[name[:-3]]:
+        return data[name[:-3]]["id"]
+    for value in data.values():
+        if isinstance(value, dict) and name in value:
+            return value[name]
+    return _MISSING

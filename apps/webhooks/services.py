@@ -1,0 +1,181 @@
+"""Incoming webhooks: store what was accepted, then turn it into a customer's `update` event."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+from uuid import uuid4
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.conversations.events import event_emit
+from apps.conversations.models import Conversation
+from apps.conversations.selectors import conversation_open_for_customer
+from apps.customers.models import Customer
+
+from .models import Verifier, WebhookEvent, WebhookEventStatus, WebhookSource
+from .rendering import render_update
+from .verifiers import Incoming
+
+logger = logging.getLogger(__name__)
+
+DEMO_SOURCE_SLUG = "demo-crm"
+
+
+@dataclass(frozen=True)
+class Stored:
+    event_id: int | None  # None: a duplicate of an event stored before
+    duplicate: bool
+
+
+def webhook_source_ensure(
+    *, slug: str, secrets: list[str], verifier: str = Verifier.STANDARD, name: str = ""
+) -> WebhookSource:
+    """The source with this slug, created or updated so that `secrets` verify (idempotent).
+
+    Secrets added in the admin beside these are kept, so a rotation in progress survives."""
+    source, _ = WebhookSource.objects.get_or_create(
+        slug=slug, defaults={"verifier": verifier, "secrets": list(secrets), "name": name}
+    )
+    missing = [s for s in secrets if s not in source.secrets]
+    if missing or source.verifier != verifier:
+        source.secrets = [*missing, *source.secrets]
+        source.verifier = verifier
+        source.save(update_fields=["secrets", "verifier"])
+    return source
+
+
+def webhook_source_demo_ensure() -> WebhookSource:
+    """The demo CRM's source, `demo-crm`, verifying DEMO_WEBHOOK_SECRET (PROTOCOL.md §6)."""
+    from django.conf import settings
+
+    return webhook_source_ensure(
+        slug=DEMO_SOURCE_SLUG, secrets=[settings.DEMO_WEBHOOK_SECRET], name="Demo CRM/ERP"
+    )
+
+
+# One round trip: a duplicate webhook-id inserts nothing and returns no row.
+_INSERT = """
+INSERT INTO webhooks_webhookevent
+  (source_id, webhook_id, type, data, status, attempts, error, received_at)
+VALUES (%s, %s, %s, %s, 'received', 0, '', now())
+ON CONFLICT (source_id, webhook_id) DO NOTHING
+RETURNING id
+"""
+
+
+def webhook_event_store(*, source: WebhookSource, incoming: Incoming) -> Stored:
+    """Store an accepted event durably (unique per source and webhook id) and queue its processing."""
+    from django.db.models import JSONField
+
+    from .tasks import webhook_event_process_task
+
+    data = JSONField().get_db_prep_value(incoming.data, connection)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(_INSERT, [source.pk, incoming.webhook_id, incoming.type, data])
+            row = cursor.fetchone()
+        if row is None:
+            return Stored(event_id=None, duplicate=True)
+        event_id = row[0]
+        transaction.on_commit(lambda: webhook_event_process_task.delay(event_id))
+    return Stored(event_id=event_id, duplicate=False)
+
+
+def customer_for_event(*, data: Any) -> Customer | None:
+    """The customer an event is about: by external id first, then by e-mail."""
+    external_ids, emails = _identities(data)
+    for external_id in external_ids:
+        customer = Customer.objects.filter(external_id=external_id).first()
+        if customer is not None:
+            return customer
+    for email in emails:
+        # Identified customers first: an anonymous visitor who typed the same address is not proof.
+        customer = (
+            Customer.objects.filter(email__iexact=email)
+            .order_by("external_id", "-created_at")  # NULLs (anonymous) sort last in Postgres
+            .first()
+        )
+        if customer is not None:
+            return customer
+    return None
+
+
+_IDENTITY_OBJECTS = ("customer", "contact", "user", "requester", "detail")
+
+
+def _identities(data: Any) -> tuple[list[str], list[str]]:
+    if not isinstance(data, dict):
+        return [], []
+    places = [data.get(key) for key in _IDENTITY_OBJECTS if isinstance(data.get(key), dict)]
+    places.append(data)
+    external_ids = [str(p["external_id"]) for p in places if p.get("external_id")]
+    if isinstance(data.get("customer"), str | int) and data["customer"]:
+        external_ids.append(str(data["customer"]))  # Stripe: "customer": "cus_..."
+    emails = [str(p[k]) for p in places for k in ("email", "customer_email") if p.get(k)]
+    return external_ids, emails
+
+
+@transaction.atomic
+def webhook_event_process(*, event_id: int) -> WebhookEvent:
+    """Turn a stored event into an `update` in the customer's open (or a new) conversation.
+
+    Exactly once: the event row is locked for the whole transaction, so a second worker (or a
+    redelivered task) waits, then finds it processed. An event about no known customer is kept
+    as `unmatched`; re-processing it later (admin action) matches again.
+    """
+    event = WebhookEvent.objects.select_for_update().select_related("source").get(pk=event_id)
+    if event.status == WebhookEventStatus.PROCESSED:
+        return event
+    event.attempts += 1
+    customer = customer_for_event(data=event.data)
+    if customer is None:
+        event.status = WebhookEventStatus.UNMATCHED
+        event.error = "No customer has this external_id or e-mail."
+        event.save(update_fields=["status", "error", "attempts"])
+        return event
+    conversation = _open_conversation_locked(customer_id=customer.pk)
+    title, body = render_update(type=event.type, data=event.data, overrides=event.source.templates)
+    emitted = event_emit(
+        conversation=conversation,
+        type="update",
+        payload={"kind": event.type, "title": title, "body": body, "data": event.data},
+    )
+    event.status = WebhookEventStatus.PROCESSED
+    event.customer, event.conversation, event.seq = customer, conversation, emitted.seq
+    event.error, event.processed_at = "", timezone.now()
+    event.save(
+        update_fields=["status", "customer", "conversation", "seq", "error", "processed_at", "attempts"]
+    )
+    return event
+
+
+def _open_conversation_locked(*, customer_id: Any) -> Conversation:
+    # The customer's row lock, as message_receive takes it: a chat message and an update
+    # arriving together land in one new conversation, never two.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM customers_customer WHERE id = %s FOR UPDATE", [customer_id])
+    open_one = conversation_open_for_customer(customer_id=customer_id)
+    return open_one or Conversation.objects.create(id=uuid4(), customer_id=customer_id)
+
+
+def webhook_event_mark_failed(*, event_id: int, error: str) -> None:
+    WebhookEvent.objects.filter(pk=event_id).exclude(status=WebhookEventStatus.PROCESSED).update(
+        status=WebhookEventStatus.FAILED, error=error[:2000]
+    )
+
+
+def webhook_events_reprocess(*, event_ids: list[int]) -> int:
+    """Queue events that are not processed yet for another try (admin action)."""
+    from .tasks import webhook_event_process_task
+
+    pending = list(
+        WebhookEvent.objects.filter(pk__in=event_ids)
+        .exclude(status=WebhookEventStatus.PROCESSED)
+        .values_list("pk", flat=True)
+    )
+    for pk in pending:
+        transaction.on_commit(lambda pk=pk: webhook_event_process_task.delay(pk))
+    return len(pending)

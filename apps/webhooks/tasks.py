@@ -1,0 +1,56 @@
+"""Celery tasks of webhooks: ids in, a service call, safe to retry or to run twice."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from .delivery import outgoing_deliveries_due, outgoing_delivery_attempt
+from .models import EventDelivery
+from .services import webhook_event_mark_failed, webhook_event_process
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=5, soft_time_limit=60, time_limit=90)
+def webhook_event_process_task(self, event_id: int) -> str:
+    """Process one incoming event; exactly once however often it runs (the row is locked)."""
+    try:
+        return webhook_event_process(event_id=event_id).status
+    except Exception as exc:
+        if self.request.retries < self.max_retries:
+            raise self.retry(exc=exc, countdown=min(2**self.request.retries * 2, 60)) from exc
+        logger.exception("webhook event %s failed", event_id)
+        webhook_event_mark_failed(event_id=event_id, error=f"{type(exc).__name__}: {exc}")
+        return "failed"
+
+
+@shared_task(acks_late=True)
+def outgoing_payload_deliver_task(payload_id: int) -> int:
+    """Fan one payload out: a first attempt per pending delivery of it."""
+    pending = EventDelivery.objects.filter(payload_id=payload_id, status="pending", attempts=0)
+    ids = [str(pk) for pk in pending.values_list("pk", flat=True)]
+    for delivery_id in ids:
+        outgoing_delivery_attempt_task.delay(delivery_id, 0)
+    return len(ids)
+
+
+@shared_task(bind=True, acks_late=True, soft_time_limit=60, time_limit=90)
+def outgoing_delivery_attempt_task(self, delivery_id: str, expected_attempts: int | None = None) -> str:
+    """One attempt; on failure, the next one is scheduled by the backoff schedule."""
+    result = outgoing_delivery_attempt(
+        delivery_id=delivery_id, expected_attempts=expected_attempts, task_id=self.request.id or ""
+    )
+    if result.retry_in_s is not None:
+        outgoing_delivery_attempt_task.apply_async((delivery_id, result.attempt), countdown=result.retry_in_s)
+    return result.status
+
+
+@shared_task
+def outgoing_deliveries_sweep_task() -> int:
+    """Re-queue retries whose task was lost (a worker restarted before its countdown ran out)."""
+    due = outgoing_deliveries_due()
+    for delivery_id, attempts in due:
+        outgoing_delivery_attempt_task.delay(delivery_id, attempts)
+    return len(due)
