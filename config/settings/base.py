@@ -180,3 +180,24 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
+
+# ------------------------------------------------------------------------------------------
+# Connectors and the demo CRM/ERP
+# ------------------------------------------------------------------------------------------
+# The demo CRM/ERP process (apps/demo_crm) and how Kefu's `demo-crm` connector reaches it.
+DEMO_CRM_HOST = env.str("DEMO_CRM_HOST", default="127.0.0.1")
+DEMO_CRM_PORT = env.int("DEMO_CRM_PORT", default=8100)
+DEMO_CRM_URL = env.str("DEMO_CRM_URL", default=f"http://{DEMO_CRM_HOST}:{DEMO_CRM_PORT}")
+DEMO_CRM_TOKEN = env.str("DEMO_CRM_TOKEN", default="demo-crm-token")
+# How long an answer waits for a tool's outcome before it says "failed" and offers a person.
+TOOL_WAIT_S = env.float("TOOL_WAIT_S", default=30.0)
+# Per try: the connector's own timeouts (3 s connect, 10 s read by default) stay well inside these.
+CONNECTORS_TASK_SOFT_TIME_LIMIT_S = env.int("CONNECTORS_TASK_SOFT_TIME_LIMIT_S", default=25)
+CONNECTORS_TASK_TIME_LIMIT_S = env.int("CONNECTORS_TASK_TIME_LIMIT_S", default=30)
+# acks_late on Redis: a task of a SIGKILLed worker comes back only after the visibility timeout
+# (default 1 h). Sized to the longest tool task plus its retry countdowns (Redis holds ETA tasks
+# unacked too). Customers never wait for redelivery: TOOL_WAIT_S fails the answer first, and the
+# ToolCall row plus its Idempotency-Key make a late redelivery harmless.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_S", default=180),
+}

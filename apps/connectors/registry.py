@@ -1,0 +1,75 @@
+"""The connector interface and its registry (Saleor's plugin manager, small): one module per
+kind of system implements `ConnectorBackend.execute`; the rest of Kefu calls `backend_for`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .models import Connector, Tool
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The authenticated customer, from the conversation (never from the model)."""
+
+    external_id: str
+    email: str
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    status: int
+    data: Any
+
+
+class ToolError(Exception):
+    """A call that failed; `retryable` for timeouts, 5xx and 429 (after `retry_after` s)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        code: str = "error",
+    ) -> None:
+        super().__init__(message)
+        self.message, self.status, self.retryable, self.retry_after, self.code = (
+            message,
+            status,
+            retryable,
+            retry_after,
+            code,
+        )
+
+
+class ConnectorBackend(Protocol):
+    def execute(
+        self,
+        *,
+        connector: Connector,
+        tool: Tool,
+        arguments: dict[str, Any],
+        identity: Identity | None,
+        idempotency_key: str,
+    ) -> ExecResult:
+        """Run one tool call against the system; raise ToolError when it fails."""
+        ...
+
+
+_BACKENDS: dict[str, ConnectorBackend] = {}
+
+
+def backend_register(kind: str, backend: ConnectorBackend) -> None:
+    _BACKENDS[kind] = backend
+
+
+def backend_for(kind: str) -> ConnectorBackend:
+    if not _BACKENDS:
+        from . import http  # noqa: F401 (registers "http")
+    try:
+        return _BACKENDS[kind]
+    except KeyError:
+        raise ToolError(f"No connector backend for kind {kind!r}.", code="misconfigured") from None

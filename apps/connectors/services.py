@@ -1,0 +1,231 @@
+"""Tool calls: request (ask first for writes), confirm, execute (in a Celery worker), finish.
+
+The `ToolCall` row is the truth; a task is only a retryable way to move it forward. Every status
+change emits the durable `tool` event through the one gate, and a final status also LPUSHes a
+notification to Redis for the waiting toolbox (which re-reads the row, so a lost notification
+costs a wait slice, never an answer).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from typing import Any
+from uuid import UUID
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.conversations.errors import ConversationConflict, ConversationForbidden, ConversationNotFound
+from apps.conversations.events import event_emit
+from apps.conversations.models import Conversation
+from apps.core.redis import redis_key, redis_sync
+
+from .models import FINAL_STATUSES, Tool, ToolCall, ToolCallStatus
+from .registry import Identity, ToolError, backend_for
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 30.0
+NOTIFY_TTL_S = 600
+
+
+def tool_call_done_key(call_id: UUID | str) -> str:
+    return redis_key("tool", call_id, "done")
+
+
+def _notify(call_id: UUID | str) -> None:
+    try:
+        client = redis_sync()
+        key = tool_call_done_key(call_id)
+        client.lpush(key, "1")
+        client.expire(key, NOTIFY_TTL_S)
+    except Exception:  # the waiter re-reads the row after its slice: late, never wrong
+        logger.warning("tool call %s: done-notification not sent (Redis unavailable)", call_id)
+
+
+def _emit(call: ToolCall, status: str, detail: str) -> None:
+    # Customer-safe fields only: arguments and results stay on the row, for agents.
+    event_emit(
+        conversation=call.conversation_id,
+        type="tool",
+        payload={"call_id": str(call.id), "name": call.name, "status": status, "detail": detail[:500]},
+    )
+
+
+def _progress_text(tool: Tool | None, name: str) -> str:
+    return tool.progress_text if tool and tool.progress_text else f"Running {name.replace('_', ' ')}…"
+
+
+def confirmation_question(*, tool: Tool, arguments: dict[str, Any]) -> str:
+    template = tool.confirmation_template or f"Go ahead with {tool.name.replace('_', ' ')}?"
+    safe = {k: str(v)[:80] for k, v in arguments.items() if isinstance(v, str | int | float)}
+    try:
+        return template.format_map(_Missing(safe))
+    except (ValueError, IndexError):
+        return template
+
+
+class _Missing(dict):
+    def __missing__(self, key: str) -> str:
+        return "…"
+
+
+def _enqueue(call_id: UUID | str) -> None:
+    from .tasks import tool_call_run_task
+
+    transaction.on_commit(lambda: tool_call_run_task.delay(str(call_id)), robust=True)
+
+
+@transaction.atomic
+def tool_call_request(
+    *, conversation_id: UUID | str, turn_id: UUID | str | None, tool: Tool, arguments: dict[str, Any]
+) -> ToolCall:
+    """Record a call the assistant asked for. Writes wait for the customer's approval (the
+    `awaiting_confirmation` question); reads are queued for a worker at once."""
+    call_id = uuid.uuid4()
+    confirm = tool.requires_confirmation
+    call = ToolCall.objects.create(
+        id=call_id,
+        conversation_id=conversation_id,
+        turn_id=turn_id,
+        tool=tool,
+        name=tool.name,
+        connector_slug=tool.connector.slug,
+        arguments=arguments,
+        idempotency_key=f"kefu-toolcall-{call_id}",
+        status=ToolCallStatus.AWAITING_CONFIRMATION if confirm else ToolCallStatus.QUEUED,
+        detail=confirmation_question(tool=tool, arguments=arguments)
+        if confirm
+        else _progress_text(tool, tool.name),
+    )
+    _emit(call, call.status, call.detail)
+    if not confirm:
+        _enqueue(call.id)
+    return call
+
+
+@transaction.atomic
+def tool_call_confirm(*, customer_id: str, conversation_id: str, call_id: str, approve: bool) -> bool:
+    """The customer's answer to an `awaiting_confirmation` question. A decline leaves nothing
+    done; an approval queues the write and makes a follow-up answer due that reports it."""
+    from apps.assistant.services import turn_create
+
+    try:
+        conversation = Conversation.objects.get(pk=conversation_id)
+        call = ToolCall.objects.select_for_update().get(pk=call_id, conversation=conversation)
+    except (Conversation.DoesNotExist, ToolCall.DoesNotExist, ValueError):
+        raise ConversationNotFound("No such question to confirm in this conversation.") from None
+    if str(conversation.customer_id) != str(customer_id):
+        raise ConversationForbidden("This conversation belongs to someone else.")
+    if call.status != ToolCallStatus.AWAITING_CONFIRMATION:
+        raise ConversationConflict("This question was already answered.")
+    if not approve:
+        call.status, call.finished_at = ToolCallStatus.DECLINED, timezone.now()
+        call.save(update_fields=["status", "finished_at", "updated_at"])
+        _emit(call, ToolCallStatus.DECLINED, f"Declined: {call.detail}")
+        transaction.on_commit(lambda: _notify(call.id))
+        return False
+    call.status = ToolCallStatus.QUEUED
+    call.save(update_fields=["status", "updated_at"])
+    _emit(call, ToolCallStatus.QUEUED, _progress_text(call.tool, call.name))
+    _enqueue(call.id)
+    turn_create(conversation_id=conversation.pk, tool_call_id=call.id)
+    return True
+
+
+def tool_call_execute(*, call_id: UUID | str, task_id: str = "") -> float | None:
+    """One try of a queued or interrupted call (what the Celery task does). Returns the seconds
+    to wait before the next try, or None when the call is finished (or was already)."""
+    with transaction.atomic():
+        call = (
+            ToolCall.objects.select_for_update()
+            .select_related("tool__connector", "conversation__customer")
+            .filter(pk=call_id)
+            .first()
+        )
+        # A redelivered or repeated task finds the call finished and does nothing again.
+        if call is None or call.status not in (ToolCallStatus.QUEUED, ToolCallStatus.RUNNING):
+            return None
+        again = call.status == ToolCallStatus.RUNNING or call.attempts > 0
+        call.status, call.attempts, call.task_id = ToolCallStatus.RUNNING, call.attempts + 1, task_id[:100]
+        call.save(update_fields=["status", "attempts", "task_id", "updated_at"])
+        progress = _progress_text(call.tool, call.name)
+        if again:
+            _emit(call, "progress", f"{progress} (still working on it)")
+        else:
+            _emit(call, ToolCallStatus.RUNNING, progress)
+    tool = call.tool
+    if tool is None or not tool.enabled or not tool.connector.enabled:
+        return _finish(call, error=ToolError("This tool is no longer available.", code="unavailable"))
+    customer = call.conversation.customer
+    identity = (
+        None if customer.is_anonymous else Identity(external_id=customer.external_id, email=customer.email)
+    )
+    try:
+        result = backend_for(tool.connector.kind).execute(
+            connector=tool.connector,
+            tool=tool,
+            arguments=call.arguments,
+            identity=identity,
+            idempotency_key=call.idempotency_key,
+        )
+    except ToolError as exc:
+        if exc.retryable and call.attempts < tool.connector.max_attempts:
+            ToolCall.objects.filter(pk=call.pk).update(
+                error=exc.message, http_status=exc.status, updated_at=timezone.now()
+            )
+            backoff = exc.retry_after if exc.retry_after is not None else 0.5 * 2 ** (call.attempts - 1)
+            return min(MAX_BACKOFF_S, backoff) * (1 + random.random() * 0.1)
+        return _finish(call, error=exc)
+    return _finish(call, result=result.data, http_status=result.status)
+
+
+_FAILED_DETAIL = {
+    "not_found": "{system} found nothing matching that for your account.",
+    "identity_required": "Please sign in first, so I can look this up for you.",
+    "rejected": "{system} could not do that.",
+}
+
+
+@transaction.atomic
+def _finish(
+    call: ToolCall, *, result: Any = None, http_status: int | None = None, error: ToolError | None = None
+) -> None:
+    row = ToolCall.objects.select_for_update().get(pk=call.pk)
+    system = call.tool.connector.name if call.tool else call.connector_slug
+    if row.status != ToolCallStatus.RUNNING:
+        # The waiting answer gave up first (its deadline): keep the late outcome for agents only.
+        row.result = result
+        row.error = (row.error + "\n" if row.error else "") + "finished after the answer stopped waiting"
+        row.save(update_fields=["result", "error", "updated_at"])
+        return None
+    row.finished_at = timezone.now()
+    if error is None:
+        row.status, row.result, row.http_status, row.error = ToolCallStatus.SUCCEEDED, result, http_status, ""
+        _emit(row, ToolCallStatus.SUCCEEDED, _progress_text(call.tool, call.name))
+    else:
+        row.status, row.http_status = ToolCallStatus.FAILED, error.status
+        row.error = f"{error.code}: {error.message}"
+        row.result = {"error": error.code, "message": error.message}
+        detail = _FAILED_DETAIL.get(error.code, "{system} could not be reached just now.").format(
+            system=system
+        )
+        _emit(row, ToolCallStatus.FAILED, detail)
+    row.save()
+    transaction.on_commit(lambda: _notify(row.id))
+    return None
+
+
+@transaction.atomic
+def tool_call_give_up(*, call_id: UUID | str, reason: str) -> None:
+    """The answer stops waiting (its deadline passed): fail the call unless it finished."""
+    row = ToolCall.objects.select_for_update().select_related("tool__connector").filter(pk=call_id).first()
+    if row is None or row.status in FINAL_STATUSES or row.status == ToolCallStatus.AWAITING_CONFIRMATION:
+        return
+    system = row.tool.connector.name if row.tool else row.connector_slug
+    row.status, row.finished_at = ToolCallStatus.FAILED, timezone.now()
+    row.error = (row.error + "\n" if row.error else "") + reason
+    row.save(update_fields=["status", "finished_at", "error", "updated_at"])
+    _emit(row, ToolCallStatus.FAILED, f"{system} took too long to answer.")

@@ -1,0 +1,209 @@
+"""The tools of one assistant turn (apps.assistant.providers.base.ToolBox), scoped to the
+conversation's customer. The model sees names, descriptions and JSON schemas only."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+from django.conf import settings
+
+from apps.assistant.providers.base import ToolOutcome
+from apps.conversations.models import Conversation
+from apps.core.redis import redis_async
+
+from .models import FINAL_STATUSES, Tool, ToolCall, ToolCallStatus
+from .services import tool_call_done_key, tool_call_give_up, tool_call_request
+
+try:  # the lead's per-call DB pool; Channels' helper until it lands
+    from apps.core.db import db_async
+except ImportError:  # pragma: no cover
+    from channels.db import database_sync_to_async as db_async
+
+logger = logging.getLogger(__name__)
+
+WAIT_SLICE_S = 5.0  # under the Redis client's 15 s socket timeout
+EMPTY_SCHEMA = {"type": "object", "properties": {}}
+SIGN_IN = "Please sign in to the shop first, so I can look up your personal details."
+
+
+@dataclass(frozen=True)
+class _Tool:
+    id: int
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    needs_identity: bool
+    requires_confirmation: bool
+    source: str
+
+
+def _outcome(call: ToolCall) -> ToolOutcome:
+    source = call.tool.connector.name if call.tool else call.connector_slug
+    status = call.status
+    if status == ToolCallStatus.SUCCEEDED:
+        return ToolOutcome(
+            call_id=str(call.id),
+            name=call.name,
+            status=status,
+            data=call.result,
+            source=source,
+            message=call.detail,
+        )
+    if status == ToolCallStatus.AWAITING_CONFIRMATION:
+        return ToolOutcome(
+            call_id=str(call.id), name=call.name, status=status, source=source, message=call.detail
+        )
+    if status == ToolCallStatus.DECLINED:
+        return ToolOutcome(
+            call_id=str(call.id),
+            name=call.name,
+            status=status,
+            source=source,
+            message="You declined, so nothing was done.",
+        )
+    error = call.result if isinstance(call.result, dict) and "error" in call.result else {"error": "failed"}
+    return ToolOutcome(
+        call_id=str(call.id),
+        name=call.name,
+        status=status,
+        data=error,
+        source=source,
+        message=f"{source} could not help with that just now.",
+    )
+
+
+def _call_load(*, call_id: str, conversation_id: str) -> ToolCall | None:
+    return (
+        ToolCall.objects.select_related("tool__connector")
+        .filter(pk=call_id, conversation_id=conversation_id)
+        .first()
+    )
+
+
+def _request(*, conversation_id: str, turn_id: str, tool_id: int, arguments: dict[str, Any]) -> ToolCall:
+    tool = Tool.objects.select_related("connector").get(pk=tool_id)
+    call = tool_call_request(conversation_id=conversation_id, turn_id=turn_id, tool=tool, arguments=arguments)
+    return _call_load(call_id=str(call.id), conversation_id=conversation_id)
+
+
+class ConnectorToolBox:
+    def __init__(self, *, conversation_id: str, turn_id: str, tools: list[_Tool], anonymous: bool) -> None:
+        self.conversation_id, self.turn_id, self.anonymous = conversation_id, turn_id or None, anonymous
+        self._tools = {t.name: t for t in tools}
+
+    def specs(self) -> list[dict[str, Any]]:
+        return [
+            {"name": t.name, "description": t.description, "parameters": t.parameters}
+            for t in self._tools.values()
+        ]
+
+    def has(self, name: str) -> bool:
+        return name in self._tools
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> ToolOutcome:
+        tool = self._tools.get(name)
+        if tool is None:
+            return ToolOutcome(
+                call_id="",
+                name=name,
+                status="failed",
+                data={"error": "unknown_tool"},
+                message=f"There is no tool called {name}.",
+            )
+        try:
+            jsonschema.validate(arguments, tool.parameters)
+        except jsonschema.ValidationError as exc:
+            return ToolOutcome(
+                call_id="",
+                name=name,
+                status="failed",
+                source=tool.source,
+                data={"error": "invalid_arguments", "message": exc.message[:300]},
+                message="I could not use those details; could you rephrase them?",
+            )
+        if tool.needs_identity and self.anonymous:
+            return ToolOutcome(
+                call_id="",
+                name=name,
+                status="denied",
+                source=tool.source,
+                data={"error": "sign_in_required"},
+                message=SIGN_IN,
+            )
+        call = await db_async(_request)(
+            conversation_id=self.conversation_id, turn_id=self.turn_id, tool_id=tool.id, arguments=arguments
+        )
+        if call.status == ToolCallStatus.AWAITING_CONFIRMATION:
+            return _outcome(call)
+        return await self._wait(str(call.id))
+
+    async def resume(self, call_id: str) -> ToolOutcome:
+        return await self._wait(call_id)
+
+    async def _wait(self, call_id: str) -> ToolOutcome:
+        """Until the row is final or TOOL_WAIT_S passes: BLPOP the done-notification in slices,
+        re-reading the row (the truth) after each."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.TOOL_WAIT_S
+        key = tool_call_done_key(call_id)
+        while True:
+            call = await db_async(_call_load)(call_id=call_id, conversation_id=self.conversation_id)
+            if call is None:
+                return ToolOutcome(
+                    call_id=call_id,
+                    name="",
+                    status="failed",
+                    data={"error": "unknown_call"},
+                    message="I could not find that request.",
+                )
+            if call.status in FINAL_STATUSES or call.status == ToolCallStatus.AWAITING_CONFIRMATION:
+                return _outcome(call)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                await db_async(tool_call_give_up)(
+                    call_id=call_id, reason=f"no outcome within {settings.TOOL_WAIT_S}s"
+                )
+                call = await db_async(_call_load)(call_id=call_id, conversation_id=self.conversation_id)
+                return _outcome(call)
+            try:
+                await redis_async().blpop([key], timeout=min(WAIT_SLICE_S, remaining))
+            except Exception as exc:  # Redis away: poll the row instead
+                logger.warning("tool call %s: waiting without Redis (%s)", call_id, type(exc).__name__)
+                await asyncio.sleep(min(1.0, max(remaining, 0.05)))
+
+
+def toolbox_for(*, conversation_id: str, customer_id: str, turn_id: str) -> ConnectorToolBox | None:
+    """The turn's tools (None when no connector has an enabled tool). Sync: call it from a DB thread."""
+    conversation = Conversation.objects.select_related("customer").filter(pk=conversation_id).first()
+    if conversation is None or str(conversation.customer_id) != str(customer_id):
+        return None
+    rows = Tool.objects.select_related("connector").filter(enabled=True, connector__enabled=True)
+    tools: list[_Tool] = []
+    seen: set[str] = set()
+    for row in rows.order_by("connector__slug", "name"):
+        if row.name in seen:
+            continue
+        seen.add(row.name)
+        tools.append(
+            _Tool(
+                id=row.pk,
+                name=row.name,
+                description=row.description,
+                parameters=row.parameters or EMPTY_SCHEMA,
+                needs_identity=row.needs_identity,
+                requires_confirmation=row.requires_confirmation,
+                source=row.connector.name,
+            )
+        )
+    if not tools:
+        return None
+    return ConnectorToolBox(
+        conversation_id=str(conversation_id),
+        turn_id=str(turn_id) if turn_id else "",
+        tools=tools,
+        anonymous=conversation.customer.is_anonymous,
+    )
