@@ -25,8 +25,19 @@ class WebhookEventAdmin(admin.ModelAdmin):
     list_display = ["received_at", "source", "type", "status", "customer", "seq", "attempts"]
     list_filter = ["status", "source", "type"]
     search_fields = ["webhook_id", "type"]
-    readonly_fields = ["source", "webhook_id", "type", "data", "customer", "conversation", "seq",
-                       "attempts", "error", "received_at", "processed_at"]
+    readonly_fields = [
+        "source",
+        "webhook_id",
+        "type",
+        "data",
+        "customer",
+        "conversation",
+        "seq",
+        "attempts",
+        "error",
+        "received_at",
+        "processed_at",
+    ]
     actions = ["reprocess"]
 
     @admin.action(description="Process again (events not processed yet)")

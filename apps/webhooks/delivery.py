@@ -51,8 +51,9 @@ def signed_request(*, delivery: EventDelivery, sent_at: datetime) -> tuple[bytes
     return body.encode(), headers
 
 
-def outgoing_delivery_attempt(*, delivery_id: str, expected_attempts: int | None = None,
-                              task_id: str = "") -> AttemptResult:
+def outgoing_delivery_attempt(
+    *, delivery_id: str, expected_attempts: int | None = None, task_id: str = ""
+) -> AttemptResult:
     """Try one delivery once. `expected_attempts` makes a duplicate task (a redelivered retry)
     a no-op: only the task scheduled after attempt N may make attempt N + 1."""
     with transaction.atomic():
@@ -140,9 +141,7 @@ def outgoing_deliveries_resend(*, delivery_ids: list[str]) -> int:
         EventDelivery.objects.filter(pk=delivery.pk).update(
             status=DeliveryStatus.PENDING, next_attempt_at=timezone.now()
         )
-        transaction.on_commit(
-            lambda d=delivery: outgoing_delivery_attempt_task.delay(str(d.pk), d.attempts)
-        )
+        transaction.on_commit(lambda d=delivery: outgoing_delivery_attempt_task.delay(str(d.pk), d.attempts))
     return len(deliveries)
 
 

@@ -76,7 +76,8 @@ def outgoing_durable_event(*, wire: dict, customer_id: str | None) -> None:
                 data = {"customer_id": customer_id, **fields}
             _publish(event_type, data)
     except Exception:
-        logger.exception("outgoing webhook for %s event failed to queue", wire.get("type"))
+        kind = wire.get("type") if isinstance(wire, dict) else wire
+        logger.exception("outgoing webhook for %r event failed to queue", kind)
 
 
 def outgoing_event_publish(*, event_type: str, data: dict) -> None:
