@@ -1,61 +1,178 @@
-"""What the turn runner reads from and writes to Postgres."""
+"""Durable assistant turns in Postgres: create, stop, claim, renew, finish, hand back.
+
+Every function here is sync (run it through apps.core.db.db_async from async code). The turn
+runner (apps/assistant/runner.py) is the only caller of the claim/renew/finish functions;
+anything that makes an answer due or stops answers (the chat socket, the console's claim,
+a tool confirmation) calls `turn_create` / `turns_stop` inside its own transaction.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from apps.conversations.events import event_emit
 from apps.conversations.models import Conversation, ConversationState, Message, MessageRole
 from apps.conversations.selectors import message_history
 from apps.conversations.services import message_create
 
+from .models import AssistantTurn, TurnState
 from .providers import Turn
 
+# A runner renews its leases every LEASE_RENEW_S; a lease not renewed for LEASE_S lapses and
+# another runner takes the turn over (PROTOCOL.md §2: within 30 s of the process dying).
+LEASE_S = 10
+HISTORY_LIMIT = 20
 
-def turn_context(*, conversation_id: UUID | str) -> Turn | None:
-    """The question to answer now: the newest customer message, if the assistant has the
-    conversation and has not answered it yet."""
-    state = Conversation.objects.filter(pk=conversation_id).values_list("state", flat=True).first()
-    if state != ConversationState.BOT:
+
+@dataclass(frozen=True)
+class ClaimedTurn:
+    id: str
+    conversation_id: str
+    message_id: str
+    stop_requested: bool
+    attempts: int  # 1 on the first run, more after a takeover
+
+
+def turn_create(
+    *, conversation_id: UUID | str, trigger_message_id: UUID | str | None = None,
+    tool_call_id: UUID | str | None = None,
+) -> AssistantTurn:
+    """Make an answer due (in the caller's transaction); a runner picks it up after commit."""
+    return AssistantTurn.objects.create(
+        conversation_id=conversation_id, trigger_message_id=trigger_message_id, tool_call_id=tool_call_id
+    )
+
+
+def turns_stop(*, conversation_id: UUID | str) -> list[str]:
+    """Ask every answer due or being generated in the conversation to stop (in the caller's
+    transaction). Returns their ids; the caller tells the runners after commit
+    (`runner.turns_stop_signal`), though a runner also sees the flag when it renews its lease."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE assistant_assistantturn SET stop_requested = true "
+            "WHERE conversation_id = %s AND state <> 'done' RETURNING id",
+            [conversation_id],
+        )
+        return [str(row[0]) for row in cursor.fetchall()]
+
+
+# The oldest open turn of a conversation, and only that one, can be claimed: answers come in
+# order, one at a time per conversation. SKIP LOCKED lets concurrent runners pass each other.
+_CLAIM = """
+UPDATE assistant_assistantturn t
+   SET state = 'running', owner = %(owner)s, lease_until = now() + make_interval(secs => %(lease)s),
+       attempts = t.attempts + 1, started_at = coalesce(t.started_at, now())
+ WHERE t.id = (
+   SELECT c.id FROM assistant_assistantturn c
+    WHERE c.state <> 'done'
+      AND (c.state = 'due' OR c.lease_until < now())
+      AND (%(conversation_id)s::uuid IS NULL OR c.conversation_id = %(conversation_id)s::uuid)
+      AND NOT EXISTS (SELECT 1 FROM assistant_assistantturn o
+                       WHERE o.conversation_id = c.conversation_id AND o.state <> 'done'
+                         AND (o.created_at, o.id) < (c.created_at, c.id))
+    ORDER BY c.created_at
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED)
+RETURNING t.id, t.conversation_id, t.message_id, t.stop_requested, t.attempts
+"""
+
+
+def turn_claim(*, owner: str, conversation_id: UUID | str | None = None) -> ClaimedTurn | None:
+    """Take the next claimable turn (of one conversation, or of any), or None."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM, {"owner": owner, "lease": LEASE_S, "conversation_id": conversation_id})
+        row = cursor.fetchone()
+    if row is None:
         return None
-    history = message_history(conversation_id=conversation_id, limit=20)
-    if not history or history[-1].role != MessageRole.CUSTOMER:
+    return ClaimedTurn(str(row[0]), str(row[1]), str(row[2]), row[3], row[4])
+
+
+def turns_renew(*, owner: str, turn_ids: list[str]) -> dict[str, bool]:
+    """Extend the leases this runner still holds: {turn id: stop requested}. A turn missing
+    from the answer was lost (taken over after a stall): its runner must drop it."""
+    if not turn_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE assistant_assistantturn SET lease_until = now() + make_interval(secs => %s) "
+            "WHERE id = ANY(%s::uuid[]) AND owner = %s AND state = 'running' RETURNING id, stop_requested",
+            [LEASE_S, turn_ids, owner],
+        )
+        return {str(pk): stop for pk, stop in cursor.fetchall()}
+
+
+def turns_release(*, owner: str) -> int:
+    """Hand this runner's turns back (graceful shutdown): due again, at once, for any runner."""
+    return AssistantTurn.objects.filter(owner=owner, state=TurnState.RUNNING).update(
+        state=TurnState.DUE, owner="", lease_until=None
+    )
+
+
+def turn_context(*, turn_id: str) -> Turn | None:
+    """What the provider answers, or None when the assistant should stay silent (the
+    conversation is with an agent or closed, or a newer answer already covers it)."""
+    turn = AssistantTurn.objects.select_related("conversation").get(pk=turn_id)
+    conversation = turn.conversation
+    if conversation.state != ConversationState.BOT:
         return None
+    history = message_history(conversation_id=conversation.pk, limit=HISTORY_LIMIT)
+    if turn.trigger_message_id is not None:
+        cut = next((i for i, m in enumerate(history) if m.pk == turn.trigger_message_id), None)
+        if cut is None:  # older than the window: answer it with the window as context
+            question = Message.objects.get(pk=turn.trigger_message_id).text
+        else:
+            question, history = history[cut].text, history[:cut]
+    else:
+        customer = [m for m in history if m.role == MessageRole.CUSTOMER]
+        question = customer[-1].text if customer else ""
     return Turn(
-        conversation_id=str(conversation_id),
-        question=history[-1].text,
-        history=[{"role": m.role, "text": m.text} for m in history[:-1]],
+        conversation_id=str(conversation.pk),
+        question=question,
+        history=[{"role": m.role, "text": m.text} for m in history],
+        customer_id=str(conversation.customer_id),
+        tool_call_id=str(turn.tool_call_id) if turn.tool_call_id else None,
     )
 
 
 @transaction.atomic
-def answer_store(
+def turn_finish(
     *,
-    conversation_id: UUID | str,
-    message_id: UUID | str,
+    turn_id: str,
+    owner: str,
     text: str,
     citations: list[dict[str, Any]],
     stopped: bool,
-    started_at: datetime,
-) -> Message:
-    """End an answer: the assistant `message` (seq n), then `message_end` (seq n + 1).
+    answered: bool = True,
+) -> Message | None:
+    """End a turn: the assistant `message` (seq n), then `message_end` (seq n + 1), once.
 
-    The message is dated when the answer started, so a customer message sent while it
-    streamed is newer than it and gets its own answer (see `turn_context`).
+    Does nothing when the turn is no longer this runner's (another took it over, or it is done),
+    so a stalled runner that wakes up late cannot store a second answer. With `answered` False
+    (the assistant must stay silent and nothing was streamed) the turn ends without events.
+    The message is dated when the turn was created, so a customer message sent while it
+    streamed is newer than it.
     """
-    conversation = Conversation.objects.get(pk=conversation_id)
+    turn = AssistantTurn.objects.select_for_update().filter(pk=turn_id).first()
+    if turn is None or turn.state != TurnState.RUNNING or turn.owner != owner:
+        return None
+    turn.state, turn.finished_at = TurnState.DONE, timezone.now()
+    turn.save(update_fields=["state", "finished_at"])
+    if not answered:
+        return None
+    conversation = Conversation.objects.get(pk=turn.conversation_id)
     message = message_create(
         conversation=conversation,
         role=MessageRole.ASSISTANT,
         text=text,
         citations=citations,
-        message_id=UUID(str(message_id)),
+        message_id=turn.message_id,
         stopped=stopped,
-        created_at=started_at,
+        created_at=turn.created_at,
     )
     event_emit(
         conversation=conversation,
@@ -63,3 +180,4 @@ def answer_store(
         payload={"message_id": str(message.id), "text": text, "citations": citations, "stopped": stopped},
     )
     return message
+

@@ -1,10 +1,10 @@
-"""The short-lived state of assistant turns, in Redis so that every process sees it:
+"""The short-lived side of assistant turns, in Redis so that every process sees it:
 
-- `turn:<conv>:lock`     the process running the conversation's turns (TTL, refreshed)
-- `turn:<conv>:pending`  a customer message is waiting for an answer
 - `turn:<conv>:partial:id` / `:partial:text`  the answer being generated and its text so far
-- `turn:stop:<message_id>`  a `stop` asked for that answer
-Everything expires on its own, so a crashed process leaves nothing behind for long.
+  (what a resuming socket gets as `partial`)
+- `turn:stop:<turn id>`  a `stop` asked for that turn: the fast path to its runner, which
+  also finds the flag in Postgres when it renews its lease
+Everything expires on its own. The truth (that an answer is due, and its stop) is in Postgres.
 """
 
 from __future__ import annotations
@@ -13,39 +13,16 @@ from uuid import UUID
 
 from apps.core.redis import redis_async, redis_key
 
-LOCK_TTL_S = 30
-PENDING_TTL_S = 300
-PARTIAL_TTL_S = 60
-STOP_TTL_S = 60
-
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+PARTIAL_TTL_S = 120
+STOP_TTL_S = 120
 
 
 def _k(conversation_id: UUID | str, *parts: str) -> str:
     return redis_key("turn", conversation_id, *parts)
 
 
-async def pending_set(conversation_id: UUID | str) -> None:
-    await redis_async().set(_k(conversation_id, "pending"), "1", ex=PENDING_TTL_S)
-
-
-async def pending_take(conversation_id: UUID | str) -> bool:
-    return bool(await redis_async().getdel(_k(conversation_id, "pending")))
-
-
-async def pending_exists(conversation_id: UUID | str) -> bool:
-    return bool(await redis_async().exists(_k(conversation_id, "pending")))
-
-
-async def lock_acquire(conversation_id: UUID | str, owner: str) -> bool:
-    return bool(await redis_async().set(_k(conversation_id, "lock"), owner, nx=True, ex=LOCK_TTL_S))
-
-
-async def lock_release(conversation_id: UUID | str, owner: str) -> None:
-    await redis_async().eval(_RELEASE, 1, _k(conversation_id, "lock"), owner)
+def _stop_key(turn_id: str) -> str:
+    return redis_key("turn", "stop", turn_id)
 
 
 async def partial_start(conversation_id: UUID | str, message_id: UUID | str) -> None:
@@ -56,7 +33,11 @@ async def partial_start(conversation_id: UUID | str, message_id: UUID | str) -> 
 
 
 async def partial_append(conversation_id: UUID | str, text: str) -> None:
-    await redis_async().append(_k(conversation_id, "partial", "text"), text)
+    async with redis_async().pipeline(transaction=False) as pipe:
+        pipe.append(_k(conversation_id, "partial", "text"), text)
+        pipe.expire(_k(conversation_id, "partial", "text"), PARTIAL_TTL_S)
+        pipe.expire(_k(conversation_id, "partial", "id"), PARTIAL_TTL_S)
+        await pipe.execute()
 
 
 async def partial_get(conversation_id: UUID | str) -> tuple[str, str] | None:
@@ -71,21 +52,17 @@ async def partial_clear(conversation_id: UUID | str) -> None:
     await redis_async().delete(_k(conversation_id, "partial", "id"), _k(conversation_id, "partial", "text"))
 
 
-async def stop_request(conversation_id: UUID | str) -> bool:
-    """Flag the answer now being generated to stop; False when none is."""
-    partial = await partial_get(conversation_id)
-    if partial is None:
-        return False
-    await redis_async().set(redis_key("turn", "stop", partial[0]), "1", ex=STOP_TTL_S)
-    return True
+async def stop_flags_set(turn_ids: list[str]) -> None:
+    if turn_ids:
+        async with redis_async().pipeline(transaction=False) as pipe:
+            for turn_id in turn_ids:
+                pipe.set(_stop_key(turn_id), "1", ex=STOP_TTL_S)
+            await pipe.execute()
 
 
-async def heartbeat(conversation_id: UUID | str, owner: str, message_id: UUID | str) -> bool:
-    """Keep the turn's keys alive; True when a stop was asked for this answer."""
-    async with redis_async().pipeline(transaction=False) as pipe:
-        pipe.exists(redis_key("turn", "stop", message_id))
-        pipe.expire(_k(conversation_id, "lock"), LOCK_TTL_S)
-        pipe.expire(_k(conversation_id, "partial", "id"), PARTIAL_TTL_S)
-        pipe.expire(_k(conversation_id, "partial", "text"), PARTIAL_TTL_S)
-        stopped, *_ = await pipe.execute()
-    return bool(stopped)
+async def stop_flags_get(turn_ids: list[str]) -> set[str]:
+    """Which of these turns a `stop` was asked for (one round trip for all of them)."""
+    if not turn_ids:
+        return set()
+    flags = await redis_async().mget([_stop_key(t) for t in turn_ids])
+    return {turn_id for turn_id, flag in zip(turn_ids, flags, strict=True) if flag}

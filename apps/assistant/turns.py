@@ -1,65 +1,391 @@
-"""The turn runner: answers customer messages, streaming, in the ASGI process.
+"""The turn runner: generates due answers (apps/assistant/models.py) in this process.
 
-Public API (all async, call from the server's event loop):
-- `turn_request(conversation_id=)`: a customer message that needs an answer was stored.
-  Returns at once; the answer streams from a task of this process, which outlives the
-  socket that asked. At most one turn runs per conversation across all processes (a Redis
-  lock); messages that arrive meanwhile are answered next, by whoever holds the lock.
-- `turn_stop(conversation_id=)`: stop the answer now being generated, wherever it runs;
-  it ends within STOP_POLL_S plus one provider step.
+One runner per event loop. It claims turns from Postgres (the conversation a socket just
+wrote to at once, and every SWEEP_S any turn nobody holds: new ones made elsewhere, or ones
+whose runner died and whose lease lapsed), streams each answer to the conversation's group,
+renews its leases, and stores the answer once (`turn_finish` checks the lease is still ours).
+
+Public API (async, from the server's event loop):
+- `turn_kick(conversation_id=)`: an answer may be due in this conversation; run it here now.
+- `turn_stop(conversation_id=)`: stop every answer due or being generated in it, in any process.
+- `turns_stop_signal(turn_ids)`: after committing `services.turns_stop` yourself (the console's
+  claim), make the runners notice within STOP_POLL_S.
 - `turn_partial(conversation_id=)`: (message_id, text so far) of the answer being generated.
-- `turns_settle()`: stop and wait for this loop's turns (tests, shutdown).
+- `runner_start()` / `runner_handover()`: ASGI lifespan start and graceful shutdown.
+- `turns_settle()`: stop and wait for this loop's turns (tests).
 
 One answer, as the conversation's sockets see it:
-    token* (live, `message_id`, deltas)            while generating; text so far kept in Redis
+    token* (live, `message_id`, coalesced deltas)   while generating; text so far kept in Redis
     message (durable, seq n, role assistant, final text, citations)
     message_end (durable, seq n + 1, `message_id`, final text, citations, stopped)
-The partial text is dropped from Redis just before the final events commit, so a socket that
-resumes sees either the partial (and later the final events) or the final events, never both
-out of order and never neither.
+A runner that takes over a turn first sends a live `partial` with empty text (the answer
+restarts) and then streams it again under the same message id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import os
+import socket
+import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
 
-from channels.db import database_sync_to_async
-from django.utils import timezone
+from django.conf import settings
 
 from apps.conversations.events import aevent_broadcast
+from apps.core.db import db_async
 
-from . import state
+from . import services, state
 from .providers import ProviderUnavailable, Turn, provider_get
-from .services import answer_store, turn_context
 
 logger = logging.getLogger(__name__)
 
 STOP_POLL_S = 0.2
+SWEEP_S = 1.0
+LEASE_RENEW_S = 3.0
+FINISH_ATTEMPTS = 5
 APOLOGY = "Sorry, I can't answer right now. Would you like to talk to a person?"
 
-_tasks: set[asyncio.Task] = set()
+
+@dataclass
+class _Answer:
+    text: str = ""
+    flushed: int = 0  # characters sent as `token` events so far
+    citations: list[dict[str, Any]] = field(default_factory=list)
 
 
-async def turn_request(*, conversation_id: UUID | str) -> None:
-    """Answer the conversation's newest customer message (now, or after the running turn)."""
-    await state.pending_set(conversation_id)
-    owner = uuid4().hex
-    if await state.lock_acquire(conversation_id, owner):
-        task = asyncio.get_running_loop().create_task(
-            _turn_loop(str(conversation_id), owner), name=f"turn:{conversation_id}"
+@dataclass
+class _Running:
+    claimed: services.ClaimedTurn
+    task: asyncio.Task
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    lost: bool = False
+
+
+class TurnRunner:
+    def __init__(self) -> None:
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
+        self.running: dict[str, _Running] = {}
+        self.kicked: dict[str, asyncio.Task] = {}  # conversation ("*": any) -> its claim loop
+        self.again: set[str] = set()  # kicked while its claim loop ran: claim once more
+        self.maintenance: asyncio.Task | None = None
+        self.closed = False
+
+    def start(self) -> None:
+        if self.maintenance is None or self.maintenance.done():
+            self.closed = False
+            self.maintenance = asyncio.get_running_loop().create_task(self._maintain(), name="turn-runner")
+
+    # -- claiming -----------------------------------------------------------------------
+
+    def kick(self, conversation_id: str | None) -> None:
+        """Claim and run this conversation's due turns (or any, with None), one after another."""
+        self.start()
+        if self.closed:
+            return
+        key = conversation_id or "*"
+        if key in self.kicked and not self.kicked[key].done():
+            self.again.add(key)
+            return
+        task = asyncio.get_running_loop().create_task(self._claim_loop(conversation_id), name=f"claim:{key}")
+        self.kicked[key] = task
+        task.add_done_callback(lambda t: self.kicked.pop(key, None) if self.kicked.get(key) is t else None)
+
+    async def _claim_loop(self, conversation_id: str | None) -> None:
+        key = conversation_id or "*"
+        while not self.closed and len(self.running) < settings.ASSISTANT_MAX_TURNS_PER_PROCESS:
+            self.again.discard(key)
+            try:
+                claimed = await db_async(services.turn_claim)(
+                    owner=self.owner, conversation_id=conversation_id
+                )
+            except Exception:
+                logger.exception("claiming a turn failed")
+                return
+            if claimed is None:
+                if key in self.again:
+                    continue
+                return
+            run = self._run(claimed)
+            if conversation_id is not None:
+                await run  # one answer at a time per conversation
+            else:
+                run.add_done_callback(lambda t, c=claimed.conversation_id: self.kick(c))
+
+    def _run(self, claimed: services.ClaimedTurn) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(self._turn(claimed), name=f"turn:{claimed.id}")
+        running = _Running(claimed, task)
+        if claimed.stop_requested:
+            running.stop.set()
+        self.running[claimed.id] = running
+        task.add_done_callback(lambda _t: self.running.pop(claimed.id, None))
+        return task
+
+    # -- maintenance: sweep, renew leases, watch stop flags --------------------------------
+
+    async def _maintain(self) -> None:
+        next_sweep = next_renew = 0.0
+        while not self.closed:
+            now = time.monotonic()
+            try:
+                if self.running:
+                    for turn_id in await state.stop_flags_get(list(self.running)):
+                        self.running[turn_id].stop.set()
+                if now >= next_renew:
+                    next_renew = now + LEASE_RENEW_S
+                    await self._renew()
+                if now >= next_sweep:
+                    next_sweep = now + SWEEP_S
+                    if "*" not in self.kicked:
+                        self.kick(None)
+            except Exception:  # Postgres or Redis away for a moment: try again next round
+                logger.exception("turn runner maintenance failed")
+            await asyncio.sleep(STOP_POLL_S)
+
+    async def _renew(self) -> None:
+        held = list(self.running)
+        if not held:
+            return
+        kept = await db_async(services.turns_renew)(owner=self.owner, turn_ids=held)
+        for turn_id in held:
+            running = self.running.get(turn_id)
+            if running is None:
+                continue
+            if turn_id not in kept:  # another runner took it over while we stalled: drop it
+                running.lost = True
+                running.stop.set()
+            elif kept[turn_id]:
+                running.stop.set()
+
+    # -- one answer -------------------------------------------------------------------------
+
+    async def _turn(self, claimed: services.ClaimedTurn) -> None:
+        running = self.running[claimed.id]
+        conversation_id, message_id = claimed.conversation_id, claimed.message_id
+        answer = _Answer()
+        stopped = answered = False
+        try:
+            turn = await db_async(_turn_context)(claimed=claimed)
+            answered = turn is not None or claimed.attempts > 1  # a restarted stream must end
+            if turn is not None and not running.stop.is_set():
+                await state.partial_start(conversation_id, message_id)
+                if claimed.attempts > 1:
+                    await aevent_broadcast(
+                        conversation_id=conversation_id, type="partial",
+                        payload={"message_id": message_id, "text": ""},
+                    )
+                stopped = await self._generate_until_stopped(turn, claimed, running, answer)
+            else:
+                stopped = running.stop.is_set()
+        except asyncio.CancelledError:
+            raise  # handover or test teardown: the lease lapses or was released; another runner answers
+        except Exception:
+            logger.exception("answer of conversation %s failed", conversation_id)
+            answer.text = answer.text or APOLOGY
+        if running.lost:
+            return
+        with contextlib.suppress(Exception):
+            await state.partial_clear(conversation_id)
+        await self._finish(claimed, answer, stopped=stopped, answered=answered)
+
+    async def _generate_until_stopped(
+        self, turn: Turn, claimed: services.ClaimedTurn, running: _Running, answer: _Answer
+    ) -> bool:
+        """Stream the answer until it ends or a stop arrives; True when stopped."""
+        generating = asyncio.get_running_loop().create_task(_generate(turn, claimed, answer))
+        stopping = asyncio.get_running_loop().create_task(running.stop.wait())
+        try:
+            await asyncio.wait({generating, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not generating.done():
+                # Do not wait for it: a provider may sit in a thread (retrieval) for seconds.
+                generating.cancel()
+                generating.add_done_callback(_log_late_failure)
+        if not generating.done() or generating.cancelled():
+            return True
+        if generating.exception() is not None:
+            logger.error("answer generation failed", exc_info=generating.exception())
+            answer.text = answer.text or APOLOGY
+        return False
+
+    async def _finish(
+        self, claimed: services.ClaimedTurn, answer: _Answer, *, stopped: bool, answered: bool
+    ) -> None:
+        for attempt in range(FINISH_ATTEMPTS):
+            try:
+                await db_async(services.turn_finish)(
+                    turn_id=claimed.id, owner=self.owner, text=answer.text, citations=answer.citations,
+                    stopped=stopped, answered=answered,
+                )
+                return
+            except Exception:
+                # Postgres away: retry while our lease may still hold; after that the turn
+                # lapses and another runner answers it again.
+                logger.exception("storing the answer of turn %s failed (attempt %d)", claimed.id, attempt + 1)
+                await asyncio.sleep(min(0.5 * 2**attempt, 4))
+
+    # -- shutdown ---------------------------------------------------------------------------
+
+    async def handover(self) -> None:
+        """Stop generating here and hand every turn we hold back to the other runners."""
+        self.closed = True
+        tasks = [r.task for r in self.running.values()] + list(self.kicked.values())
+        if self.maintenance is not None:
+            tasks.append(self.maintenance)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        released = await db_async(services.turns_release)(owner=self.owner)
+        if released:
+            logger.info("handed %d running turn(s) over to other processes", released)
+
+    async def settle(self) -> None:
+        """Stop every turn of this runner and wait until they are stored (tests)."""
+        while self.running or any(not t.done() for t in self.kicked.values()):
+            for running in list(self.running.values()):
+                running.stop.set()
+            await asyncio.sleep(0.05)
+        if self.maintenance is not None:  # the loop may end with the test: leave no task behind
+            self.maintenance.cancel()
+            await asyncio.gather(self.maintenance, return_exceptions=True)
+            self.maintenance = None
+
+
+def _turn_context(*, claimed: services.ClaimedTurn) -> Turn | None:
+    turn = services.turn_context(turn_id=claimed.id)
+    if turn is None:
+        return None
+    return dataclasses.replace(turn, tools=_toolbox(turn, claimed.id))
+
+
+def _toolbox(turn: Turn, turn_id: str) -> Any:
+    try:
+        from apps.connectors.toolbox import toolbox_for
+    except ImportError:  # no connectors app code yet
+        return None
+    return toolbox_for(conversation_id=turn.conversation_id, customer_id=turn.customer_id, turn_id=turn_id)
+
+
+def _log_late_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("a stopped answer failed after its stop: %r", task.exception())
+
+
+class _TokenStream:
+    """Coalesces an answer's deltas: the first goes out at once, then at most one `token`
+    event per ASSISTANT_TOKEN_FLUSH_S, each one Redis append and one channel-layer message."""
+
+    def __init__(self, conversation_id: str, message_id: str, answer: _Answer) -> None:
+        self.conversation_id, self.message_id, self.answer = conversation_id, message_id, answer
+        self.interval = settings.ASSISTANT_TOKEN_FLUSH_S
+        self.ready = asyncio.Event()
+        self.closed = False
+        self.pump = asyncio.get_running_loop().create_task(self._pump())
+
+    def push(self) -> None:
+        self.ready.set()
+
+    async def close(self) -> None:
+        self.closed = True
+        self.ready.set()
+        await self.pump
+
+    async def _pump(self) -> None:
+        while True:
+            await self.ready.wait()
+            self.ready.clear()
+            await self._flush()
+            if self.closed:
+                return
+            await asyncio.sleep(self.interval)
+
+    async def _flush(self) -> None:
+        answer = self.answer
+        text, offset = answer.text[answer.flushed :], answer.flushed
+        if not text:
+            return
+        answer.flushed = len(answer.text)
+        await state.partial_append(self.conversation_id, text)
+        await aevent_broadcast(
+            conversation_id=self.conversation_id, type="token",
+            payload={"message_id": self.message_id, "text": text}, meta={"offset": offset},
         )
-        _tasks.add(task)
-        task.add_done_callback(_tasks.discard)
 
 
-async def turn_stop(*, conversation_id: UUID | str) -> bool:
-    """Ask the answer being generated to stop; False when nothing is being generated."""
-    return await state.stop_request(conversation_id)
+async def _generate(turn: Turn, claimed: services.ClaimedTurn, answer: _Answer) -> None:
+    try:
+        provider = provider_get()
+    except ProviderUnavailable as exc:
+        logger.error("%s", exc)
+        answer.text = APOLOGY
+        return
+    stream = _TokenStream(claimed.conversation_id, claimed.message_id, answer)
+    try:
+        async for chunk in provider.answer(turn):
+            if chunk.citations is not None:
+                answer.citations = chunk.citations
+            if chunk.text:
+                answer.text += chunk.text
+                stream.push()
+        await stream.close()
+    finally:
+        stream.pump.cancel()
+
+
+# -- the module API -----------------------------------------------------------------------------
+
+_runners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TurnRunner] = weakref.WeakKeyDictionary()
+
+
+def runner() -> TurnRunner:
+    """This loop's runner (started on first use)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _runners:
+        _runners[loop] = TurnRunner()
+    found = _runners[loop]
+    found.start()
+    return found
+
+
+def runner_start() -> None:
+    runner()
+
+
+async def runner_handover() -> None:
+    loop = asyncio.get_running_loop()
+    if loop in _runners:
+        await _runners[loop].handover()
+
+
+async def turn_kick(*, conversation_id: UUID | str) -> None:
+    runner().kick(str(conversation_id))
+
+
+async def turn_stop(*, conversation_id: UUID | str) -> list[str]:
+    """Stop every answer due or being generated in the conversation (from any process)."""
+    turn_ids = await db_async(services.turns_stop)(conversation_id=conversation_id)
+    await turns_stop_signal(turn_ids)
+    if turn_ids:  # due ones nobody runs yet end here, at once
+        runner().kick(str(conversation_id))
+    return turn_ids
+
+
+async def turns_stop_signal(turn_ids: list[str]) -> None:
+    """Tell the runners holding these turns (here or elsewhere) to stop them now."""
+    if not turn_ids:
+        return
+    mine = runner().running
+    for turn_id in turn_ids:
+        if turn_id in mine:
+            mine[turn_id].stop.set()
+    await state.stop_flags_set(turn_ids)
 
 
 async def turn_partial(*, conversation_id: UUID | str) -> tuple[str, str] | None:
@@ -67,94 +393,6 @@ async def turn_partial(*, conversation_id: UUID | str) -> tuple[str, str] | None
 
 
 async def turns_settle() -> None:
-    """Stop every turn of this loop and wait until they have stored their answers."""
-    current = asyncio.get_running_loop()
-    mine = [t for t in _tasks if t.get_loop() is current]
-    while mine:
-        for task in mine:
-            conversation_id = task.get_name().removeprefix("turn:")
-            with contextlib.suppress(Exception):
-                await state.stop_request(conversation_id)
-        await asyncio.wait(mine, timeout=1)
-        mine = [t for t in _tasks if t.get_loop() is current and not t.done()]
-
-
-async def _turn_loop(conversation_id: str, owner: str) -> None:
-    try:
-        while True:
-            if await state.pending_take(conversation_id):
-                await _turn_run(conversation_id, owner)
-                continue
-            await state.lock_release(conversation_id, owner)
-            # A message that came in after pending_take but found the lock taken: ours now.
-            if await state.pending_exists(conversation_id) and await state.lock_acquire(
-                conversation_id, owner
-            ):
-                continue
-            return
-    except Exception:
-        logger.exception("assistant turn loop of conversation %s failed", conversation_id)
-        with contextlib.suppress(Exception):
-            await state.lock_release(conversation_id, owner)
-
-
-@dataclass
-class _Answer:
-    text: str = ""
-    citations: list[dict[str, Any]] = field(default_factory=list)
-
-
-async def _turn_run(conversation_id: str, owner: str) -> None:
-    turn = await database_sync_to_async(turn_context)(conversation_id=conversation_id)
-    if turn is None:
-        return
-    message_id = str(uuid4())
-    started_at = timezone.now()
-    await state.partial_start(conversation_id, message_id)
-    answer = _Answer()
-    generating = asyncio.get_running_loop().create_task(_generate(turn, message_id, answer))
-    stopped = False
-    try:
-        while not generating.done():
-            await asyncio.wait({generating}, timeout=STOP_POLL_S)
-            if not generating.done() and await state.heartbeat(conversation_id, owner, message_id):
-                stopped = True
-                generating.cancel()
-                await asyncio.wait({generating})
-    finally:
-        if not generating.done():  # we were cancelled ourselves: do not leave the task behind
-            generating.cancel()
-    if not generating.cancelled() and generating.exception() is not None:
-        logger.error("answer generation failed", exc_info=generating.exception())
-        answer.text = answer.text or APOLOGY
-    await state.partial_clear(conversation_id)
-    await database_sync_to_async(answer_store)(
-        conversation_id=conversation_id,
-        message_id=message_id,
-        text=answer.text,
-        citations=answer.citations,
-        stopped=stopped,
-        started_at=started_at,
-    )
-
-
-async def _generate(turn: Turn, message_id: str, answer: _Answer) -> None:
-    try:
-        provider = provider_get()
-    except ProviderUnavailable as exc:
-        logger.error("%s", exc)
-        answer.text = APOLOGY
-        return
-    async for chunk in provider.answer(turn):
-        if chunk.citations is not None:
-            answer.citations = chunk.citations
-        if chunk.text:
-            offset = len(answer.text)
-            answer.text += chunk.text
-            await state.partial_append(turn.conversation_id, chunk.text)
-            await aevent_broadcast(
-                conversation_id=turn.conversation_id,
-                type="token",
-                payload={"message_id": message_id, "text": chunk.text},
-                meta={"offset": offset},
-            )
+    loop = asyncio.get_running_loop()
+    if loop in _runners:
+        await _runners[loop].settle()

@@ -22,12 +22,15 @@ import contextlib
 import contextvars
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection, transaction
+
+from apps.core.redis import redis_async, redis_key
 
 from .models import Conversation, ConversationEvent
 
@@ -40,20 +43,20 @@ LAYER_TYPE = "conv.event"
 
 
 # Set by `broadcasts_deferred`: committed events wait here instead of being sent at once.
-_deferred: contextvars.ContextVar[list[tuple[str, dict[str, Any]]] | None] = contextvars.ContextVar(
+_deferred: contextvars.ContextVar[list[Published] | None] = contextvars.ContextVar(
     "kefu_deferred_broadcasts", default=None
 )
 
 
 @contextlib.contextmanager
-def broadcasts_deferred() -> Iterator[list[tuple[str, dict[str, Any]]]]:
+def broadcasts_deferred() -> Iterator[list[Published]]:
     """Collect the broadcasts of events committed inside the block instead of sending them.
 
     For sync code that an async caller runs in a thread (a consumer's `database_sync_to_async`):
     the caller answers its client first, then sends the collected events with
     `abroadcast_deferred`. Without this, each commit waits for its own Redis round trip.
     """
-    pending: list[tuple[str, dict[str, Any]]] = []
+    pending: list[Published] = []
     token = _deferred.set(pending)
     try:
         yield pending
@@ -61,13 +64,17 @@ def broadcasts_deferred() -> Iterator[list[tuple[str, dict[str, Any]]]]:
         _deferred.reset(token)
 
 
-async def abroadcast_deferred(pending: list[tuple[str, dict[str, Any]]]) -> None:
+async def abroadcast_deferred(pending: list[Published]) -> None:
     """Send what `broadcasts_deferred` collected, in commit order."""
-    for conversation_id, wire in pending:
+    for published in pending:
         try:
-            await _group_send(conversation_id, wire, {})
+            await _publish(published)
         except Exception:
-            logger.exception("broadcast of %s to conversation %s failed", wire.get("type"), conversation_id)
+            logger.exception("broadcast of %s failed", published.wire.get("type"))
+    if pending:
+        from apps.core.db import db_async
+
+        await db_async(_after_publish)(pending=pending)
 
 
 def conversation_group(conversation_id: UUID | str) -> str:
@@ -85,19 +92,47 @@ def event_to_wire(event: ConversationEvent) -> dict[str, Any]:
     }
 
 
-def _next_seq(conversation_id: UUID | str) -> int:
+def customer_group(customer_id: UUID | str) -> str:
+    """Every chat socket of a customer (`cust.<uuid>`): told when a conversation of theirs starts."""
+    return f"cust.{customer_id}"
+
+
+# The newest seq of each conversation, kept in Redis so a socket can tell it missed an event
+# (a dropped broadcast) with one cheap read instead of a query per check (delivery gap repair).
+SEQ_TTL_S = 86400
+_SEQ_MAX = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
+return 1
+"""
+
+
+def seq_key(conversation_id: UUID | str) -> str:
+    return redis_key("conv", conversation_id, "seq")
+
+
+def _next_seq(conversation_id: UUID | str) -> tuple[int, str]:
     # The UPDATE holds the row lock until commit: writers in any process take turns, and a
     # rollback returns the number, so seqs stay gap-free and unique.
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE conversations_conversation SET last_seq = last_seq + 1, updated_at = now() "
-            "WHERE id = %s RETURNING last_seq",
+            "WHERE id = %s RETURNING last_seq, customer_id",
             [conversation_id],
         )
         row = cursor.fetchone()
     if row is None:
         raise Conversation.DoesNotExist(f"conversation {conversation_id} does not exist")
-    return row[0]
+    return row[0], str(row[1])
+
+
+@dataclass(frozen=True)
+class Published:
+    """A committed durable event on its way out: to its sockets, agents and subscribers."""
+
+    conversation_id: str
+    customer_id: str
+    wire: dict[str, Any]
 
 
 def event_emit(
@@ -113,18 +148,18 @@ def event_emit(
         raise ValueError(f"{type!r} is not a durable event type; use event_broadcast for live events")
     conversation_id = conversation.pk if isinstance(conversation, Conversation) else conversation
     with transaction.atomic(savepoint=False):
-        seq = _next_seq(conversation_id)
+        seq, customer_id = _next_seq(conversation_id)
         event = ConversationEvent.objects.create(
             conversation_id=conversation_id, seq=seq, type=type, payload=payload
         )
         if isinstance(conversation, Conversation):
             conversation.last_seq = seq
-        wire = event_to_wire(event)
+        published = Published(str(conversation_id), customer_id, event_to_wire(event))
         pending = _deferred.get()
         if pending is not None:
-            transaction.on_commit(lambda: pending.append((str(conversation_id), wire)), robust=True)
+            transaction.on_commit(lambda: pending.append(published), robust=True)
         else:
-            transaction.on_commit(lambda: _group_send_sync(conversation_id, wire, {}), robust=True)
+            transaction.on_commit(lambda: _publish_sync(published), robust=True)
     return event
 
 
@@ -153,6 +188,54 @@ async def _group_send(conversation_id: UUID | str, wire: dict[str, Any], meta: d
     await layer.group_send(
         conversation_group(conversation_id), {"type": LAYER_TYPE, "event": wire, "meta": meta}
     )
+
+
+async def _publish(published: Published) -> None:
+    """The socket side of a committed durable event: its seq mark, then its sockets."""
+    wire = published.wire
+    await redis_async().eval(_SEQ_MAX, 1, seq_key(published.conversation_id), wire["seq"], SEQ_TTL_S)
+    await _group_send(published.conversation_id, wire, {})
+    if wire["seq"] == 1:  # a new conversation: every socket of the customer follows it
+        await get_channel_layer().group_send(
+            customer_group(published.customer_id),
+            {"type": "conv.started", "conversation_id": published.conversation_id},
+        )
+
+
+def _publish_sync(published: Published) -> None:
+    # A lost broadcast loses nothing: the event is in Postgres, and sockets fill gaps from there.
+    try:
+        async_to_sync(_publish)(published)
+    except Exception:
+        logger.exception("broadcast of %s failed", published.wire.get("type"))
+    _after_publish(pending=[published])
+
+
+def _after_publish(*, pending: list[Published]) -> None:
+    """Who else hears of committed events: the agents' queue and outgoing webhooks."""
+    for published in pending:
+        for listener in _listeners():
+            try:
+                listener(published)
+            except Exception:
+                logger.exception("listener %s failed on %s", listener.__name__, published.wire.get("type"))
+
+
+def _listeners() -> list:
+    found = []
+    try:
+        from apps.console.queue import queue_entry_publish
+
+        found.append(lambda p: queue_entry_publish(conversation_id=p.conversation_id))
+    except ImportError:
+        pass
+    try:
+        from apps.webhooks.outgoing import outgoing_durable_event
+
+        found.append(lambda p: outgoing_durable_event(wire=p.wire, customer_id=p.customer_id))
+    except ImportError:
+        pass
+    return found
 
 
 def _group_send_sync(conversation_id: UUID | str, wire: dict[str, Any], meta: dict[str, Any]) -> None:

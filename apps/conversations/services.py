@@ -83,9 +83,9 @@ def message_receive(
         raise ConversationNotFound("This customer no longer exists; start a new session.")
     existing_id, target = _receive_lookup(customer_id, client_msg_id, conversation_id)
     if existing_id is not None:
+        # A retry is acked as the original, whatever conversation it names (that one may have
+        # closed meanwhile, or the client may have lost track of it).
         existing = Message.objects.select_related("conversation").get(pk=existing_id)
-        if conversation_id is not None and existing.conversation_id != conversation_id:
-            raise ConversationConflict("This client_msg_id was already used in another conversation.")
         return MessageReceipt(existing, existing.conversation, created=False, answer_due=False)
 
     if conversation_id is not None:
@@ -188,4 +188,17 @@ def conversation_rate(*, conversation_id: UUID | str, score: int, comment: str =
     conversation.csat_score = score
     conversation.csat_comment = comment
     conversation.save(update_fields=["csat_score", "csat_comment", "updated_at"])
+    transaction.on_commit(lambda: _csat_published(conversation), robust=True)
     return conversation
+
+
+def _csat_published(conversation: Conversation) -> None:
+    try:
+        from apps.webhooks.outgoing import outgoing_event_publish
+    except ImportError:
+        return
+    outgoing_event_publish(
+        event_type="csat.received",
+        data={"conversation_id": str(conversation.pk), "customer_id": str(conversation.customer_id),
+              "score": conversation.csat_score, "comment": conversation.csat_comment},
+    )

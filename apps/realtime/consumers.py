@@ -1,11 +1,11 @@
 """The customer chat socket, /ws/chat/ (PROTOCOL.md §2).
 
 Thin by design: frames are validated by schemas.py, state changes go through the
-conversations/assistant services, and conversation events arrive from the channel layer
-(apps/conversations/events.py) to be forwarded. What lives here is per-socket bookkeeping:
-which conversations this socket follows and the last `seq` it delivered of each, so that
-every durable event reaches the client exactly once and in order (live events that overlap
-a replay are dropped; a gap is filled from Postgres).
+conversations/assistant services (on apps.core.db's pool, so one socket's slow query never
+holds another's), and conversation events arrive from the channel layer
+(apps/conversations/events.py) to be forwarded exactly once and in order by
+apps/realtime/delivery.py. The socket joins its customer's group at auth, so a conversation
+of theirs that starts elsewhere (another tab, an agent, a CRM update) reaches it too.
 """
 
 from __future__ import annotations
@@ -17,23 +17,29 @@ import time
 from typing import Any
 from uuid import UUID, uuid4
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from apps.assistant.turns import turn_partial, turn_request, turn_stop
+from apps.assistant.turns import turn_kick, turn_partial, turn_stop
 from apps.conversations.errors import ConversationError
-from apps.conversations.events import abroadcast_deferred, aevent_broadcast, conversation_group
+from apps.conversations.events import (
+    abroadcast_deferred,
+    aevent_broadcast,
+    conversation_group,
+    customer_group,
+)
 from apps.conversations.selectors import conversation_get_for_customer, event_list
 from apps.conversations.services import conversation_rate, conversation_request_human
+from apps.core.db import db_async
 from apps.customers.tokens import TokenInvalid, widget_token_verify
 
 from . import session
-from .limits import AUTH_TIMEOUT_S, FRAME_RATE, MESSAGE_RATE, BadFrameWindow, TokenBucket
-from .presence import slot_claim, slot_release, sweeper
+from .delivery import ConversationStreams
+from .limits import AUTH_TIMEOUT_S, FRAME_RATE, MESSAGE_RATE, SEND_TIMEOUT_S, BadFrameWindow, TokenBucket
+from .presence import conversation_marks, slot_claim, slot_release, sweeper
 from .schemas import Frame, FrameError, frame_parse
 
 logger = logging.getLogger(__name__)
@@ -42,6 +48,9 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_TOO_MANY_SOCKETS = 4429
 CLOSE_POLICY = 1008
 CLOSE_SILENT = 1001
+# The client reads too slowly: its send buffer stayed full for SEND_TIMEOUT_S. Reconnecting
+# and resuming from its last seq gets it everything, from Postgres.
+CLOSE_TOO_SLOW = 4408
 # Errors a client causes; enough of them within the window closes the socket.
 COUNTED_ERRORS = frozenset(
     {
@@ -55,13 +64,12 @@ COUNTED_ERRORS = frozenset(
         "rate_limited",
     }
 )
-_ENDED_KEPT = 64
 # Postgres or Redis away: the client should retry (`unavailable`), not report a bug (`internal`).
 OUTAGES = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
 
 
-def _db(fn):
-    return database_sync_to_async(fn)
+async def _fetch_events(conversation_id: str, after_seq: int) -> list[dict[str, Any]]:
+    return await db_async(event_list)(conversation_id=conversation_id, after_seq=after_seq)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -74,10 +82,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self._released = False
         self._authenticating = False
         self._auth_timer: asyncio.TimerHandle | None = None
-        self.seq_sent: dict[str, int] = {}  # followed conversation -> last seq delivered
+        self.streams = ConversationStreams(send=self._send, fetch=_fetch_events)
         self.owned: set[str] = set()  # conversations checked to be this customer's
-        self.ended: dict[str, None] = {}  # answers whose message_end was delivered (recent)
-        self.partial_len: dict[str, int] = {}  # answer -> length of the `partial` delivered
+        self.joined: set[str] = set()  # channel-layer groups this socket is in
         self.bad_frames = BadFrameWindow()
         self.frame_bucket = TokenBucket(*FRAME_RATE)
         self.message_bucket = TokenBucket(*MESSAGE_RATE)
@@ -121,12 +128,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self._auth_timer is not None:
             self._auth_timer.cancel()
         sweeper().discard(self)
-        for conversation_id in list(self.seq_sent):
+        for group in list(self.joined):
             try:
-                await self.channel_layer.group_discard(conversation_group(conversation_id), self.channel_name)
+                await self.channel_layer.group_discard(group, self.channel_name)
             except Exception:
-                logger.exception("leaving group of conversation %s failed", conversation_id)
-        self.seq_sent.clear()
+                logger.exception("leaving group %s failed", group)
+        self.joined.clear()
         if self.customer_id is not None:
             try:
                 await slot_release(customer_id=self.customer_id, socket_id=self.socket_id)
@@ -175,7 +182,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._close(CLOSE_UNAUTHENTICATED)
             return
         self._authenticating = True
-        exists, open_id = await _db(session.customer_open_conversation)(customer_id=customer_id)
+        exists, open_id = await db_async(session.customer_open_conversation)(customer_id=customer_id)
         if not exists or self.closing:
             await self._close(CLOSE_UNAUTHENTICATED)
             return
@@ -188,11 +195,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self._auth_timer.cancel()
         sweeper().add(self)
+        await self._join(customer_group(customer_id))
         last_seq = 0
         if open_id is not None:
             await self._follow(open_id)
-            last_seq = await _db(session.conversation_last_seq)(conversation_id=open_id)
-            self.seq_sent[str(open_id)] = last_seq
+            last_seq = await db_async(session.conversation_last_seq)(conversation_id=open_id)
+            self.streams.follow(str(open_id), delivered_seq=last_seq)
         await self._send(
             {
                 "type": "ready",
@@ -207,28 +215,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         conversation_id = str(frame.conversation_id)
         await self._check_owned(conversation_id)
         await self._follow(conversation_id)
-        events, last_seq = await _db(session.conversation_replay)(
+        self.streams.rewind(conversation_id, frame.last_seq)
+        events, last_seq = await db_async(session.conversation_replay)(
             conversation_id=conversation_id, after_seq=frame.last_seq
         )
-        for event in events:
-            await self._deliver(event)
-        self.seq_sent[conversation_id] = max(last_seq, self.seq_sent.get(conversation_id, 0))
+        await self.streams.replay(events)
+        self.streams.follow(conversation_id, delivered_seq=last_seq)
         await self._send({"type": "resumed", "conversation_id": conversation_id, "last_seq": last_seq})
         partial = await turn_partial(conversation_id=conversation_id)
-        if partial is not None and partial[0] not in self.ended:
-            message_id, text = partial
-            self.partial_len[message_id] = len(text)
-            await self._send(
-                {
-                    "type": "partial",
-                    "conversation_id": conversation_id,
-                    "message_id": message_id,
-                    "text": text,
-                }
-            )
+        if partial is not None:
+            await self.streams.partial(conversation_id, *partial)
 
     async def on_message(self, frame: Frame) -> None:
-        receipt, committed = await _db(session.message_receive_deferred)(
+        receipt, committed = await db_async(session.message_receive_deferred)(
             customer_id=self.customer_id,
             client_msg_id=frame.client_msg_id,
             text=frame.text,
@@ -246,22 +245,33 @@ class ChatConsumer(AsyncWebsocketConsumer):
             }
         )
         self.owned.add(conversation_id)
-        if conversation_id not in self.seq_sent:
+        if not self.streams.follows(conversation_id):
             # Not followed yet (a new conversation): follow, then fetch what committed before.
             await self._follow(conversation_id)
-            self.seq_sent[conversation_id] = message.seq - 1
-            await self._catch_up(conversation_id)
+            self.streams.follow(conversation_id, delivered_seq=message.seq - 1)
+            await self.streams.catch_up(conversation_id)
         await abroadcast_deferred(committed)
         if receipt.answer_due:
-            await turn_request(conversation_id=conversation_id)
+            await turn_kick(conversation_id=conversation_id)
 
     async def on_stop(self, frame: Frame) -> None:
         await self._check_owned(str(frame.conversation_id))
         await turn_stop(conversation_id=frame.conversation_id)
 
+    async def on_tool_confirm(self, frame: Frame) -> None:
+        from apps.connectors.services import tool_call_confirm
+
+        await self._check_owned(str(frame.conversation_id))
+        follow_up = await db_async(tool_call_confirm)(
+            customer_id=str(self.customer_id), conversation_id=str(frame.conversation_id),
+            call_id=frame.call_id, approve=frame.approve,
+        )
+        if follow_up:
+            await turn_kick(conversation_id=frame.conversation_id)
+
     async def on_request_human(self, frame: Frame) -> None:
         await self._check_owned(str(frame.conversation_id))
-        await _db(conversation_request_human)(conversation_id=frame.conversation_id)
+        await db_async(conversation_request_human)(conversation_id=frame.conversation_id)
 
     async def on_typing(self, frame: Frame) -> None:
         await self._check_owned(str(frame.conversation_id))
@@ -271,10 +281,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_ping(self, frame: Frame) -> None:
         await self._send({"type": "pong", "ts": frame.ts})
+        await self.repair_gaps()
 
     async def on_csat(self, frame: Frame) -> None:
         await self._check_owned(str(frame.conversation_id))
-        await _db(conversation_rate)(
+        await db_async(conversation_rate)(
             conversation_id=frame.conversation_id, score=frame.score, comment=frame.comment or ""
         )
 
@@ -282,80 +293,54 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def conv_event(self, message: dict[str, Any]) -> None:
         event = message["event"]
-        conversation_id = event.get("conversation_id")
-        sent = self.seq_sent.get(conversation_id)
-        if self.closing or sent is None:
+        if self.closing:
             return
-        seq = event.get("seq")
-        if seq is not None:
-            if seq <= sent:
-                return  # already delivered by a replay
-            if seq > sent + 1:
-                # An earlier event is still on its way (another process): Postgres has it already,
-                # because seqs are given out under the conversation's row lock.
-                await self._catch_up(conversation_id)
-            if seq == self.seq_sent[conversation_id] + 1:
-                await self._deliver(event)
-            return
-        if event["type"] == "token":
-            event = self._token_after_partial(event, message.get("meta", {}).get("offset", 0))
-        elif event["type"] == "typing" and event.get("role") == "customer":
+        if event["type"] == "typing" and event.get("role") == "customer":
             return  # the customer's own typing, from another of their tabs
-        if event is not None:
-            await self._send(event)
+        await self.streams.live(event, message.get("meta", {}))
 
-    def _token_after_partial(self, event: dict[str, Any], offset: int) -> dict[str, Any] | None:
-        """Drop (the part of) a token that the `partial` sent on resume already held."""
-        message_id = event["message_id"]
-        if message_id in self.ended:
-            return None
-        covered = self.partial_len.get(message_id)
-        if covered is None or offset >= covered:
-            return event
-        text = event["text"]
-        if offset + len(text) <= covered:
-            return None
-        return {**event, "text": text[covered - offset :]}
+    async def conv_started(self, message: dict[str, Any]) -> None:
+        """A conversation of this customer started elsewhere: follow it from its first event."""
+        conversation_id = message["conversation_id"]
+        if self.closing or self.streams.follows(conversation_id):
+            return
+        await self._follow(conversation_id)
+        self.streams.follow(conversation_id)
+        await self.streams.catch_up(conversation_id)
+
+    async def repair_gaps(self, marks: dict[str, int] | None = None) -> None:
+        """Fetch from Postgres what this socket missed (a dropped broadcast): `marks` are the
+        conversations' newest seqs as Redis knows them (read here when not given)."""
+        if marks is None:
+            marks = await conversation_marks(self.streams.following())
+        for conversation_id, seq in marks.items():
+            if seq > self.streams.last_seq(conversation_id) and self.streams.follows(conversation_id):
+                await self.streams.catch_up(conversation_id)
 
     # -- helpers -----------------------------------------------------------------------
 
     async def _check_owned(self, conversation_id: str) -> None:
         if conversation_id not in self.owned:
-            await _db(conversation_get_for_customer)(
+            await db_async(conversation_get_for_customer)(
                 customer_id=self.customer_id, conversation_id=conversation_id
             )
             self.owned.add(conversation_id)
+
+    async def _join(self, group: str) -> None:
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.joined.add(group)
+        if self._released:  # closed meanwhile: do not stay in the group
+            await self.channel_layer.group_discard(group, self.channel_name)
 
     async def _follow(self, conversation_id: UUID | str) -> None:
         """Join the conversation's group (before any read of its seq: nothing falls between)."""
         conversation_id = str(conversation_id)
         self.owned.add(conversation_id)
-        if conversation_id in self.seq_sent:
+        if self.streams.follows(conversation_id):
             return
-        await self.channel_layer.group_add(conversation_group(conversation_id), self.channel_name)
-        if self._released:  # closed meanwhile: do not stay in the group
-            await self.channel_layer.group_discard(conversation_group(conversation_id), self.channel_name)
-            return
-        self.seq_sent[conversation_id] = 0
-
-    async def _catch_up(self, conversation_id: str) -> None:
-        events = await _db(event_list)(
-            conversation_id=conversation_id, after_seq=self.seq_sent[conversation_id]
-        )
-        for event in events:
-            if event["seq"] == self.seq_sent[conversation_id] + 1:
-                await self._deliver(event)
-
-    async def _deliver(self, event: dict[str, Any]) -> None:
-        """Send a durable event and remember it."""
-        await self._send(event)
-        conversation_id = event["conversation_id"]
-        self.seq_sent[conversation_id] = max(event["seq"], self.seq_sent.get(conversation_id, 0))
-        if event["type"] == "message_end":
-            self.ended[event["message_id"]] = None
-            self.partial_len.pop(event["message_id"], None)
-            if len(self.ended) > _ENDED_KEPT:
-                self.ended.pop(next(iter(self.ended)))
+        await self._join(conversation_group(conversation_id))
+        if not self._released:
+            self.streams.follow(conversation_id)
 
     async def _error(self, code: str, message: str, client_msg_id: str | None = None) -> None:
         event = {"type": "error", "code": code, "message": message}
@@ -366,5 +351,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._close(CLOSE_POLICY)
 
     async def _send(self, event: dict[str, Any]) -> None:
-        if not self.closing:
-            await self.send(text_data=json.dumps(event, separators=(",", ":")))
+        if self.closing:
+            return
+        try:
+            # The server applies backpressure: a client that stops reading blocks this send,
+            # and what piles up meanwhile stays bounded in the channel layer (capacity).
+            text = json.dumps(event, separators=(",", ":"))
+            await asyncio.wait_for(self.send(text_data=text), SEND_TIMEOUT_S)
+        except TimeoutError:
+            logger.warning("closing a chat socket that read nothing for %s s", SEND_TIMEOUT_S)
+            asyncio.get_running_loop().create_task(self._close(CLOSE_TOO_SLOW))

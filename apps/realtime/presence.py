@@ -5,7 +5,10 @@ time (Redis server time, so processes' clocks do not matter). A process refreshe
 sockets' slots every heartbeat and removes them on disconnect; the slots of a process that
 crashed simply expire (3 x heartbeat) and are swept by the next claim.
 
-The same per-process sweeper closes sockets silent for 3 x heartbeat (PROTOCOL.md §2).
+The same per-process sweeper closes sockets silent for 3 x heartbeat (PROTOCOL.md §2), and
+every half heartbeat repairs gaps: it reads the newest seq of every followed conversation
+from Redis (one MGET for all the process's sockets) and lets a socket that is behind fetch
+what it missed from Postgres — a dropped broadcast reaches the client within a heartbeat.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import asyncio
 import logging
 import time
 import weakref
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 
+from apps.conversations.events import seq_key
 from apps.core.redis import redis_async, redis_key
 
 logger = logging.getLogger(__name__)
@@ -47,6 +51,7 @@ end
 return #KEYS
 """
 _REFRESH_BATCH = 500
+_MARKS_BATCH = 1000
 
 
 def slot_key(customer_id: object) -> str:
@@ -76,12 +81,27 @@ async def slot_count(*, customer_id: object) -> int:
     return await client.zcount(slot_key(customer_id), now_s * 1000 + now_us // 1000 + 1, "+inf")
 
 
+async def conversation_marks(conversation_ids: list[str]) -> dict[str, int]:
+    """The newest seq of each conversation as Redis knows it (missing ones left out)."""
+    marks: dict[str, int] = {}
+    client = redis_async()
+    for i in range(0, len(conversation_ids), _MARKS_BATCH):
+        batch = conversation_ids[i : i + _MARKS_BATCH]
+        for conversation_id, seq in zip(batch, await client.mget([seq_key(c) for c in batch]), strict=True):
+            if seq is not None:
+                marks[conversation_id] = int(seq)
+    return marks
+
+
 class Watched(Protocol):
     socket_id: str
     customer_id: object
     last_seen: float
+    streams: Any
 
     async def close_silent(self) -> None: ...
+
+    async def repair_gaps(self, marks: dict[str, int] | None = None) -> None: ...
 
 
 class SocketSweeper:
@@ -102,6 +122,7 @@ class SocketSweeper:
     async def _run(self) -> None:
         heartbeat = settings.CHAT_HEARTBEAT_S
         next_refresh = time.monotonic() + heartbeat
+        next_repair = time.monotonic() + heartbeat / 2
         while self.sockets:
             await asyncio.sleep(min(1.0, heartbeat / 2))
             now = time.monotonic()
@@ -114,6 +135,20 @@ class SocketSweeper:
                     await self._refresh()
                 except Exception:  # Redis away for a moment: the next round refreshes
                     logger.exception("refreshing socket slots failed")
+            if now >= next_repair:
+                next_repair = now + heartbeat / 2
+                try:
+                    await self._repair()
+                except Exception:
+                    logger.exception("checking sockets for missed events failed")
+
+    async def _repair(self) -> None:
+        socks = list(self.sockets)
+        followed = sorted({c for s in socks for c in s.streams.following()})
+        marks = await conversation_marks(followed)
+        for sock in socks:
+            if any(marks.get(c, 0) > sock.streams.last_seq(c) for c in sock.streams.following()):
+                asyncio.get_running_loop().create_task(sock.repair_gaps(marks))
 
     async def _refresh(self) -> None:
         socks = list(self.sockets)

@@ -99,6 +99,11 @@ SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], Any], bool]]] = {
         "score": (_int_between(1, 5), True),
         "comment": (_str_upto(MAX_COMMENT, empty=True), False),
     },
+    "tool_confirm": {
+        "conversation_id": (_uuid, True),
+        "call_id": (_str_upto(100, empty=False), True),
+        "approve": (_bool, True),
+    },
 }
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from apps.conversations.events import broadcasts_deferred
+from django.db import transaction
+
+from apps.assistant.services import turn_create
+from apps.conversations.events import Published, broadcasts_deferred
 from apps.conversations.models import Conversation
 from apps.conversations.selectors import conversation_open_for_customer, event_list
 from apps.conversations.services import MessageReceipt, message_receive
@@ -31,9 +34,13 @@ def conversation_replay(*, conversation_id: UUID, after_seq: int) -> tuple[list[
     return event_list(conversation_id=conversation_id, after_seq=after_seq, upto_seq=last_seq), last_seq
 
 
-def message_receive_deferred(**kwargs: Any) -> tuple[MessageReceipt, list[tuple[str, dict[str, Any]]]]:
-    """`message_receive`, keeping its committed events for the consumer to broadcast after the
-    `ack`: the customer's ack does not wait for the channel layer."""
+def message_receive_deferred(**kwargs: Any) -> tuple[MessageReceipt, list[Published]]:
+    """`message_receive`, and the answer it makes due, in one transaction (a crash after the
+    ack cannot lose the answer). Keeps the committed events for the consumer to broadcast
+    after the `ack`: the customer's ack does not wait for the channel layer."""
     with broadcasts_deferred() as pending:
-        receipt = message_receive(**kwargs)
+        with transaction.atomic():
+            receipt = message_receive(**kwargs)
+            if receipt.answer_due:
+                turn_create(conversation_id=receipt.conversation.pk, trigger_message_id=receipt.message.pk)
     return receipt, pending

@@ -102,6 +102,9 @@ DATABASES = {"default": env.db_url("DATABASE_URL")}
 # frame's own queries (bench/ws_sessions.py). Checked before reuse, so a restarted server is fine.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Threads (each with its own connection) that run sockets' and turns' database work per
+# process (apps/core/db.py): one customer's slow query never waits behind another's.
+DB_THREADS = env.int("DB_THREADS", default=16)
 REDIS_URL = env.str("REDIS_URL")
 # Prefix of every Redis key Kefu writes (tests set a per-run prefix to run side by side).
 KEFU_REDIS_PREFIX = env.str("KEFU_REDIS_PREFIX", default="kefu")
@@ -171,6 +174,10 @@ WIDGET_TOKEN_MAX_AGE_S = env.int("WIDGET_TOKEN_MAX_AGE_S", default=24 * 3600)
 CHAT_HEARTBEAT_S = env.int("CHAT_HEARTBEAT_S", default=20)
 CHAT_MAX_SOCKETS_PER_CUSTOMER = env.int("CHAT_MAX_SOCKETS_PER_CUSTOMER", default=5)
 ASSISTANT_TOKEN_DELAY_S = env.float("ASSISTANT_TOKEN_DELAY_S", default=0.03)
+# Token deltas are coalesced: the first goes out at once, then one `token` frame per interval.
+ASSISTANT_TOKEN_FLUSH_S = env.float("ASSISTANT_TOKEN_FLUSH_S", default=0.05)
+# Answers one web process generates at once; more wait (durably) for a free runner.
+ASSISTANT_MAX_TURNS_PER_PROCESS = env.int("ASSISTANT_MAX_TURNS_PER_PROCESS", default=500)
 
 LOGGING = {
     "version": 1,
@@ -180,6 +187,42 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
+
+# ------------------------------------------------------------------------------------------
+# Production safety, limits, observability (production.py overrides the development defaults)
+# ------------------------------------------------------------------------------------------
+# The demo shop page and the unauthenticated /ws/echo/ socket.
+KEFU_DEMO_PAGES = env.bool("KEFU_DEMO_PAGES", default=True)
+
+# /healthz shows its checks to staff, to the X-Healthz-Token header, and (development only) to
+# loopback clients; everyone else gets the status alone. The worker ping is cached per process.
+HEALTHZ_TOKEN = env.str("HEALTHZ_TOKEN", default="")
+HEALTHZ_DETAILS_TO_LOOPBACK = env.bool("HEALTHZ_DETAILS_TO_LOOPBACK", default=True)
+HEALTHZ_CELERY_CACHE_S = env.float("HEALTHZ_CELERY_CACHE_S", default=15)
+
+# GET /metrics for staff or `Authorization: Bearer <METRICS_TOKEN>`; queues whose depth it reports.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_CELERY_QUEUES = env.list("METRICS_CELERY_QUEUES", default=[CELERY_TASK_DEFAULT_QUEUE])
+
+# Abuse limits in Redis across processes (apps/core/ratelimit.py): `limits` rate strings, several
+# joined by ";", empty to switch one off. Development defaults are loose (tests and benches
+# open many sessions from 127.0.0.1); production.py tightens them.
+RATELIMIT_SESSION_IP = env.str("RATELIMIT_SESSION_IP", default="600/minute")
+RATELIMIT_MESSAGE_CUSTOMER = env.str("RATELIMIT_MESSAGE_CUSTOMER", default="120/minute")
+RATELIMIT_ANSWER_CUSTOMER_HOUR = env.str("RATELIMIT_ANSWER_CUSTOMER_HOUR", default="600/hour")
+
+# Identity: `user_hash` (PROTOCOL.md §1) never expires; `user_jwt` (HS256, `exp` required) does.
+# WIDGET_USER_HASH_ENABLED=false accepts only the JWT; WIDGET_JWT_MAX_AGE_S caps `exp` - `iat`.
+WIDGET_USER_HASH_ENABLED = env.bool("WIDGET_USER_HASH_ENABLED", default=True)
+WIDGET_JWT_MAX_AGE_S = env.int("WIDGET_JWT_MAX_AGE_S", default=24 * 3600)
+
+# LOG_FORMAT: `plain` (development) or `json` (production default): one JSON object per line
+# with request_id and conversation_id (apps/core/logging.py).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+from apps.core.logging import logging_config  # noqa: E402
+
+LOGGING = logging_config(fmt=LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))
+MIDDLEWARE = ["apps.core.logging.RequestIdMiddleware", *MIDDLEWARE]
 
 # ------------------------------------------------------------------------------------------
 # Connectors and the demo CRM/ERP
@@ -201,3 +244,11 @@ CONNECTORS_TASK_TIME_LIMIT_S = env.int("CONNECTORS_TASK_TIME_LIMIT_S", default=3
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_S", default=180),
 }
+
+# ------------------------------------------------------------------------------------------
+# Agent console
+# ------------------------------------------------------------------------------------------
+# Give waiting conversations to online agents round robin, each up to a limit of open
+# conversations (an agent's own limit in admin overrides it). Off: agents claim from the queue.
+CONSOLE_AUTO_ASSIGN = env.bool("CONSOLE_AUTO_ASSIGN", default=False)
+CONSOLE_AUTO_ASSIGN_LIMIT = env.int("CONSOLE_AUTO_ASSIGN_LIMIT", default=3)

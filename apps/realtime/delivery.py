@@ -1,0 +1,129 @@
+"""Exactly-once, in-order delivery of conversation events to one socket (chat or console).
+
+A socket follows some conversations; for each it remembers the last durable `seq` it sent.
+Live events from the channel layer that a replay already delivered are dropped, a gap (a lost
+or not-yet-arrived broadcast) is filled from Postgres, and live `token` deltas that a `partial`
+already covered are trimmed. Channel-layer group membership stays with the consumer: this
+module only decides what to send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+Event = dict[str, Any]
+Send = Callable[[Event], Awaitable[None]]
+# (conversation_id, after_seq) -> the durable events after it, in seq order (from Postgres).
+Fetch = Callable[[str, int], Awaitable[list[Event]]]
+
+_ENDED_KEPT = 64
+
+
+class ConversationStreams:
+    def __init__(self, *, send: Send, fetch: Fetch) -> None:
+        self._send = send
+        self._fetch = fetch
+        self.seq_sent: dict[str, int] = {}  # followed conversation -> last seq delivered
+        self.ended: dict[str, None] = {}  # answers whose message_end was delivered (recent)
+        self.partial_len: dict[str, int] = {}  # answer -> length of the text a `partial` delivered
+
+    # -- following --------------------------------------------------------------------
+
+    def follows(self, conversation_id: str) -> bool:
+        return conversation_id in self.seq_sent
+
+    def following(self) -> list[str]:
+        return list(self.seq_sent)
+
+    def follow(self, conversation_id: str, *, delivered_seq: int = 0) -> None:
+        """Start following (or move the mark forward): events up to `delivered_seq` count as sent."""
+        self.seq_sent[conversation_id] = max(delivered_seq, self.seq_sent.get(conversation_id, 0))
+
+    def rewind(self, conversation_id: str, delivered_seq: int) -> None:
+        """The client holds events up to `delivered_seq` only (a resume): send the rest again."""
+        self.seq_sent[conversation_id] = delivered_seq
+
+    def unfollow(self, conversation_id: str) -> None:
+        self.seq_sent.pop(conversation_id, None)
+
+    def last_seq(self, conversation_id: str) -> int:
+        return self.seq_sent.get(conversation_id, 0)
+
+    # -- sending ----------------------------------------------------------------------
+
+    async def replay(self, events: list[Event]) -> None:
+        """Send stored durable events (a resume/subscribe replay), skipping what was sent."""
+        for event in events:
+            if event["seq"] > self.seq_sent.get(event["conversation_id"], 0):
+                await self._deliver(event)
+
+    async def catch_up(self, conversation_id: str) -> None:
+        """Send whatever Postgres holds after the last seq delivered (gap repair)."""
+        if conversation_id not in self.seq_sent:
+            return
+        for event in await self._fetch(conversation_id, self.seq_sent[conversation_id]):
+            if event["seq"] == self.seq_sent.get(conversation_id, -1) + 1:
+                await self._deliver(event)
+
+    async def partial(self, conversation_id: str, message_id: str, text: str) -> None:
+        """Send the whole text so far of an answer being generated (after a replay)."""
+        if message_id in self.ended:
+            return
+        self.partial_len[message_id] = len(text)
+        await self._send(
+            {"type": "partial", "conversation_id": conversation_id, "message_id": message_id, "text": text}
+        )
+
+    async def live(self, event: Event, meta: dict[str, Any]) -> bool:
+        """A conversation event from the channel layer; False when it was not sent."""
+        conversation_id = event.get("conversation_id")
+        sent = self.seq_sent.get(conversation_id)
+        if sent is None:
+            return False
+        seq = event.get("seq")
+        if seq is not None:
+            if seq <= sent:
+                return False  # already delivered by a replay
+            if seq > sent + 1:
+                # An earlier event is still on its way (another process) or was dropped: Postgres
+                # has it already, because seqs are given out under the conversation's row lock.
+                await self.catch_up(conversation_id)
+            if seq == self.seq_sent.get(conversation_id, -1) + 1:
+                await self._deliver(event)
+                return True
+            return False
+        if event["type"] == "token":
+            event = self._token_after_partial(event, meta.get("offset", 0))
+        elif event["type"] == "partial":  # a restarted answer (another process took it over)
+            self.partial_len[event["message_id"]] = len(event["text"])
+            if event["message_id"] in self.ended:
+                return False
+        if event is None:
+            return False
+        await self._send(event)
+        return True
+
+    def _token_after_partial(self, event: Event, offset: int) -> Event | None:
+        """Drop (the part of) a token that the `partial` sent on resume already held."""
+        message_id = event["message_id"]
+        if message_id in self.ended:
+            return None
+        covered = self.partial_len.get(message_id)
+        if covered is None or offset >= covered:
+            return event
+        text = event["text"]
+        if offset + len(text) <= covered:
+            return None
+        return {**event, "text": text[covered - offset :]}
+
+    async def _deliver(self, event: Event) -> None:
+        """Send a durable event and remember it."""
+        await self._send(event)
+        conversation_id = event["conversation_id"]
+        self.seq_sent[conversation_id] = max(event["seq"], self.seq_sent.get(conversation_id, 0))
+        if event["type"] == "message_end":
+            self.ended[event["message_id"]] = None
+            self.partial_len.pop(event["message_id"], None)
+            if len(self.ended) > _ENDED_KEPT:
+                self.ended.pop(next(iter(self.ended)))
