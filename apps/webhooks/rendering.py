@@ -1,8 +1,9 @@
 """Titles and bodies of `update` events from webhook types, by per-source templates.
 
 A template names fields of the event's data in braces: `{order_id}` finds `data["order_id"]`,
-else `data["order"]["id"]`, else the field in a nested object (`data["order"]["order_id"]`);
-`{customer.email}` follows the dots. `{type}` and `{action}` (the part after the first dot,
+else `data["order"]["id"]` (or `["number"]`), else the nearest such field in nested objects
+(`data["order"]["shipment"]["tracking_number"]` for `{tracking_number}`); `{customer.email}`
+follows the dots. `{type}` and `{action}` (the part after the first dot,
 underscores as spaces) are always there. A body line naming a missing field is left out, so
 one template serves payloads with and without, say, a tracking number.
 """
@@ -91,11 +92,16 @@ def lookup(data: Any, name: str) -> Any:
                 return _MISSING
             value = value[part]
         return value
-    if name in data:
-        return data[name]
-    if name.endswith("_id") and isinstance(data.get(name[:-3]), dict) and "id" in data[name[:-3]]:
-        return data[name[:-3]]["id"]
-    for value in data.values():
-        if isinstance(value, dict) and name in value:
-            return value[name]
+    # Nearest first: the top level, then nested objects, three levels down at most.
+    level = [data]
+    for _ in range(3):
+        for node in level:
+            if name in node:
+                return node[name]
+            if name.endswith("_id") and isinstance(node.get(name[:-3]), dict):
+                owner = node[name[:-3]]  # {order_id} from {"order": {"id"|"number": ...}}
+                for key in ("id", "number"):
+                    if owner.get(key) not in (None, ""):
+                        return owner[key]
+        level = [v for node in level for v in node.values() if isinstance(v, dict)]
     return _MISSING

@@ -222,3 +222,31 @@ def test_a_real_worker_processes_a_duplicate_delivery_and_a_redelivered_task_onc
     event.refresh_from_db()
     assert (event.status, event.seq) == (WebhookEventStatus.PROCESSED, 1)
     assert len(updates(crm_customer)) == 1
+
+
+@pytest.mark.django_db
+def test_the_demo_crm_order_shipped_payload(demo_source, crm_customer):
+    """The event apps/demo_crm sends when an order ships (order number, shipment nested)."""
+    event = {
+        "type": "order.shipped",
+        "data": {
+            "customer": {"external_id": "crm-123", "email": "ada@example.com"},
+            "order": {
+                "number": "PP-1002",
+                "status": "shipped",
+                "shipment": {
+                    "carrier": "DHL",
+                    "tracking_number": "00340434161234567890",
+                    "tracking_url": None,
+                },
+                "total": "39.00",
+                "currency": "EUR",
+            },
+        },
+    }
+    webhook_event_process(event_id=stored(demo_source, event).pk)
+    [(_, payload)] = updates(crm_customer)
+    assert (payload["title"], payload["body"]) == (
+        "Your order PP-1002 has shipped",
+        "Carrier: DHL\nTracking number: 00340434161234567890",
+    )
