@@ -140,7 +140,7 @@ def tool_call_execute(*, call_id: UUID | str, task_id: str = "") -> float | None
     to wait before the next try, or None when the call is finished (or was already)."""
     with transaction.atomic():
         call = (
-            ToolCall.objects.select_for_update()
+            ToolCall.objects.select_for_update(of=("self",))
             .select_related("tool__connector", "conversation__customer")
             .filter(pk=call_id)
             .first()
@@ -221,7 +221,12 @@ def _finish(
 @transaction.atomic
 def tool_call_give_up(*, call_id: UUID | str, reason: str) -> None:
     """The answer stops waiting (its deadline passed): fail the call unless it finished."""
-    row = ToolCall.objects.select_for_update().select_related("tool__connector").filter(pk=call_id).first()
+    row = (
+        ToolCall.objects.select_for_update(of=("self",))
+        .select_related("tool__connector")
+        .filter(pk=call_id)
+        .first()
+    )
     if row is None or row.status in FINAL_STATUSES or row.status == ToolCallStatus.AWAITING_CONFIRMATION:
         return
     system = row.tool.connector.name if row.tool else row.connector_slug

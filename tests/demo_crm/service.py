@@ -45,9 +45,18 @@ def demo_crm_start(log: Path, **env: str) -> DemoCRMProcess:
 
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "apps.demo_crm"], cwd=REPO, stdout=log.open("w"), stderr=subprocess.STDOUT,
-        env={**os.environ, "DEMO_CRM_HOST": "127.0.0.1", "DEMO_CRM_PORT": str(port), "DEMO_CRM_TOKEN": TOKEN,
-             "PYTHONUNBUFFERED": "1", **env},
+        [sys.executable, "-m", "apps.demo_crm"],
+        cwd=REPO,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        env={
+            **os.environ,
+            "DEMO_CRM_HOST": "127.0.0.1",
+            "DEMO_CRM_PORT": str(port),
+            "DEMO_CRM_TOKEN": TOKEN,
+            "PYTHONUNBUFFERED": "1",
+            **env,
+        },
     )
     wait_for_port(port, proc, log)
     return DemoCRMProcess(proc, port, log)

@@ -25,7 +25,9 @@ def test_seed_data_per_protocol(demo_crm):
     grace = demo_crm.get("/customers/demo-customer-2/orders/PP-2001").json()
     assert grace["status"] == "delivered"
     assert [(line["sku"], line["quantity"], line["unit_price"]) for line in grace["lines"]] == [
-        ("KETTLE-03", 2, "64.00"), ("MUG-02", 2, "12.50")]
+        ("KETTLE-03", 2, "64.00"),
+        ("MUG-02", 2, "12.50"),
+    ]
 
 
 def test_another_customers_order_does_not_exist_for_you(demo_crm):
@@ -82,8 +84,11 @@ def test_shipping_an_order_sends_a_signed_standard_webhook(tmp_path):
     kefu = ThreadingHTTPServer(("127.0.0.1", 0), Kefu)
     threading.Thread(target=kefu.serve_forever, daemon=True).start()
     secret = "whsec_dGVzdC1zZWNyZXQtZm9yLWRlbW8tY3JtLXdlYmhvb2tz"
-    crm = demo_crm_start(tmp_path / "crm.log", DEMO_CRM_KEFU_URL=f"http://127.0.0.1:{kefu.server_address[1]}",
-                         DEMO_WEBHOOK_SECRET=secret)
+    crm = demo_crm_start(
+        tmp_path / "crm.log",
+        DEMO_CRM_KEFU_URL=f"http://127.0.0.1:{kefu.server_address[1]}",
+        DEMO_WEBHOOK_SECRET=secret,
+    )
     try:
         crm.admin("POST", "orders/PP-1002/ship")
         assert got.wait(10)

@@ -1,0 +1,164 @@
+"""Tool calls through the toolbox the assistant uses, a real Celery worker and the demo CRM/ERP
+over HTTP: events in order, the real data, identity from the session, confirmed writes."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from apps.connectors.models import ToolCall
+from apps.connectors.services import tool_call_confirm
+from apps.connectors.toolbox import toolbox_for
+from apps.conversations.errors import ConversationConflict, ConversationForbidden
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
+
+
+async def box_for(conversation):
+    return await sync_to_async(toolbox_for)(
+        conversation_id=str(conversation.pk), customer_id=str(conversation.customer_id), turn_id=""
+    )
+
+
+def statuses(events):
+    return [e["status"] for e in events]
+
+
+async def test_order_status_runs_in_a_worker_with_events_in_order(
+    demo_connector, ada, conversation_of, celery_worker_live, listen
+):
+    conversation = await sync_to_async(conversation_of)(ada)
+    listener = await listen(conversation.pk)
+    box = await box_for(conversation)
+
+    outcome = await box.call("order_status", {"order_number": "PP-1001"})
+
+    assert (outcome.status, outcome.source) == ("succeeded", "Demo CRM")
+    assert outcome.data["status"] == "shipped"
+    assert outcome.data["shipment"]["tracking_number"] == "00340434161234567890"
+    assert "customer" not in outcome.data  # trimmed to the configured fields
+    events = await listener.tool_events(3)
+    assert statuses(events) == ["queued", "running", "succeeded"]
+    assert [e["seq"] for e in events] == [1, 2, 3]
+    assert {e["detail"] for e in events} == {"Looking up your order…"}
+    assert {e["call_id"] for e in events} == {outcome.call_id}
+    assert all(
+        set(e) == {"type", "conversation_id", "seq", "call_id", "name", "status", "detail"} for e in events
+    )  # no arguments or results in the customer's stream
+    row = await ToolCall.objects.aget(pk=outcome.call_id)
+    assert (row.status, row.attempts, row.http_status, row.arguments) == (
+        "succeeded",
+        1,
+        200,
+        {"order_number": "PP-1001"},
+    )
+
+
+async def test_ada_asking_about_graces_order_learns_nothing(
+    demo_connector, ada, conversation_of, celery_worker_live, listen
+):
+    conversation = await sync_to_async(conversation_of)(ada)
+    listener = await listen(conversation.pk)
+    box = await box_for(conversation)
+
+    outcome = await box.call("order_status", {"order_number": "PP-2001"})
+
+    assert outcome.status == "failed"
+    assert outcome.data["error"] == "not_found"
+    assert "delivered" not in str(outcome.data) and "Grace" not in str(outcome.data)
+    assert statuses(await listener.tool_events(3)) == ["queued", "running", "failed"]
+    row = await ToolCall.objects.aget(pk=outcome.call_id)
+    assert (row.attempts, row.http_status) == (1, 404)  # a 4xx is not retried
+
+
+async def test_identity_comes_from_the_session_not_the_arguments(demo_connector, ada, conversation_of):
+    conversation = await sync_to_async(conversation_of)(ada)
+    box = await box_for(conversation)
+    outcome = await box.call("orders_list", {"customer_id": "demo-customer-2"})
+    assert (outcome.status, outcome.data["error"]) == ("failed", "invalid_arguments")
+    assert "external_id" not in str(box.specs())  # the model never sees identity fields
+    assert "{customer." not in str(box.specs())
+    assert await ToolCall.objects.acount() == 0
+
+
+async def test_anonymous_customer_is_asked_to_sign_in(demo_connector, anonymous_customer, conversation_of):
+    conversation = await sync_to_async(conversation_of)(anonymous_customer)
+    box = await box_for(conversation)
+    outcome = await box.call("orders_list", {})
+    assert outcome.status == "denied"
+    assert "sign in" in outcome.message
+    assert await ToolCall.objects.acount() == 0
+
+
+async def test_refund_waits_for_approval_then_runs_once(
+    demo_connector, demo_crm, ada, conversation_of, celery_worker_live, listen
+):
+    conversation = await sync_to_async(conversation_of)(ada)
+    listener = await listen(conversation.pk)
+    box = await box_for(conversation)
+
+    asked = await box.call("refund_request", {"order_number": "PP-1001", "reason": "It arrived broken"})
+
+    assert asked.status == "awaiting_confirmation"
+    assert asked.message == "Request a refund for order PP-1001?"
+    [question] = await listener.tool_events(1)
+    assert (question["status"], question["detail"]) == (
+        "awaiting_confirmation",
+        "Request a refund for order PP-1001?",
+    )
+    assert demo_crm.writes() == []  # nothing happens before the customer says yes
+
+    approved = await sync_to_async(tool_call_confirm)(
+        customer_id=str(ada.pk), conversation_id=str(conversation.pk), call_id=asked.call_id, approve=True
+    )
+    outcome = await box.resume(asked.call_id)
+
+    assert approved is True
+    assert outcome.status == "succeeded"
+    assert (outcome.data["order"], outcome.data["amount"], outcome.data["status"]) == (
+        "PP-1001",
+        "39.00",
+        "requested",
+    )
+    assert statuses(await listener.tool_events(3)) == ["queued", "running", "succeeded"]
+    row = await ToolCall.objects.aget(pk=asked.call_id)
+    assert demo_crm.writes(row.idempotency_key) == [{"key": row.idempotency_key, "requests": 1, "effects": 1}]
+    with pytest.raises(ConversationConflict):
+        await sync_to_async(tool_call_confirm)(
+            customer_id=str(ada.pk), conversation_id=str(conversation.pk), call_id=asked.call_id, approve=True
+        )
+
+
+async def test_declined_write_does_nothing(demo_connector, demo_crm, ada, conversation_of, listen):
+    conversation = await sync_to_async(conversation_of)(ada)
+    listener = await listen(conversation.pk)
+    box = await box_for(conversation)
+    asked = await box.call("order_cancel", {"order_number": "PP-1002"})
+
+    approved = await sync_to_async(tool_call_confirm)(
+        customer_id=str(ada.pk), conversation_id=str(conversation.pk), call_id=asked.call_id, approve=False
+    )
+
+    assert approved is False
+    events = await listener.tool_events(2)
+    assert statuses(events) == ["awaiting_confirmation", "declined"]
+    assert events[1]["detail"] == "Declined: Cancel order PP-1002?"
+    assert (await box.resume(asked.call_id)).status == "declined"
+    assert demo_crm.writes() == []
+    assert demo_crm.get("/customers/demo-customer-1/orders/PP-1002").json()["status"] == "processing"
+
+
+async def test_only_the_conversations_customer_can_confirm(
+    demo_connector, ada, anonymous_customer, conversation_of
+):
+    conversation = await sync_to_async(conversation_of)(ada)
+    box = await box_for(conversation)
+    asked = await box.call("ticket_create", {"subject": "Lamp flickers"})
+    with pytest.raises(ConversationForbidden):
+        await sync_to_async(tool_call_confirm)(
+            customer_id=str(anonymous_customer.pk),
+            conversation_id=str(conversation.pk),
+            call_id=asked.call_id,
+            approve=True,
+        )
+    assert (await ToolCall.objects.aget(pk=asked.call_id)).status == "awaiting_confirmation"
