@@ -1,5 +1,6 @@
 """WebSocket routes of every app, in one list."""
 
+from django.conf import settings
 from django.urls import path
 
 from apps.core.consumers import EchoConsumer
@@ -7,6 +8,7 @@ from apps.realtime.routing import websocket_urlpatterns as realtime_patterns
 
 websocket_urlpatterns = [
     *realtime_patterns,
-    # A bare echo socket: the smoke test's target and the benchmarks' baseline.
-    path("ws/echo/", EchoConsumer.as_asgi()),
+    # A bare echo socket: the smoke test's target and the benchmarks' baseline. Development only:
+    # it has no authentication and no limits (KEFU_DEMO_PAGES is off in production).
+    *([path("ws/echo/", EchoConsumer.as_asgi())] if settings.KEFU_DEMO_PAGES else []),
 ]

@@ -25,19 +25,27 @@ class DemoWorkspace:
     chunks: int
 
 
+# What the demo agent may do in /admin/: work with conversations and customers, never manage
+# users or permissions (it is not a superuser: its password is published).
+DEMO_AGENT_APP_LABELS = ["customers", "conversations", "knowledge", "connectors", "webhooks"]
+
+
 @transaction.atomic
 def demo_agent_ensure(*, email: str, password: str) -> tuple[object, bool]:
-    """The demo agent: a staff user who can sign in to the console and /admin/."""
+    """The demo agent: a staff user (not a superuser) who can sign in to the console and /admin/.
+    Its password is set when it is created and never again: one an operator changed stays changed."""
+    from django.contrib.auth.models import Permission
+
     user_model = get_user_model()
     user, created = user_model.objects.get_or_create(
         username=email, defaults={"email": email, "first_name": "Demo", "last_name": "Agent"}
     )
-    # Keep the documented password working even if someone changed it in the admin.
-    if created or not user.check_password(password) or not user.is_staff:
+    if created:
         user.set_password(password)
-        user.is_staff = True
-        user.is_superuser = True
-        user.save()
+    user.is_staff = True
+    user.is_superuser = False  # earlier versions made it one
+    user.save()
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label__in=DEMO_AGENT_APP_LABELS))
     return user, created
 
 
@@ -45,12 +53,10 @@ def demo_workspace_setup() -> DemoWorkspace:
     from apps.customers.services import customer_identified_get_or_create
     from apps.knowledge.demo import demo_knowledge_base_load
     from apps.knowledge.models import Chunk
-    from apps.webhooks.services import webhook_source_demo_ensure
 
     _, created = demo_agent_ensure(email=settings.DEMO_AGENT_EMAIL, password=settings.DEMO_AGENT_PASSWORD)
     customers = [customer_identified_get_or_create(**c).external_id for c in DEMO_CUSTOMERS]
     kb = demo_knowledge_base_load()
-    webhook_source_demo_ensure()  # `demo-crm`, verifying DEMO_WEBHOOK_SECRET
     return DemoWorkspace(
         agent_email=settings.DEMO_AGENT_EMAIL,
         agent_created=created,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 import uuid
 
 import redis
@@ -52,7 +54,29 @@ async def check_channel_layer() -> str | None:
     return None if received == probe else "channel layer returned another message"
 
 
+# A worker ping is a broadcast that waits its whole timeout: /healthz polled every second by
+# every load balancer must not send one per request. One answer serves this process for
+# HEALTHZ_CELERY_CACHE_S seconds; the lock lets one request at a time ask.
+_celery_lock = threading.Lock()
+_celery_cached: tuple[float, str | None] | None = None  # (monotonic expiry, result)
+
+
+def celery_check_cache_clear() -> None:
+    global _celery_cached
+    _celery_cached = None
+
+
 def check_celery() -> str | None:
+    global _celery_cached
+    with _celery_lock:
+        if _celery_cached is not None and _celery_cached[0] > time.monotonic():
+            return _celery_cached[1]
+        result = _check_celery_uncached()
+        _celery_cached = (time.monotonic() + settings.HEALTHZ_CELERY_CACHE_S, result)
+        return result
+
+
+def _check_celery_uncached() -> str | None:
     """A worker consuming Kefu's task queue answers (a worker on another queue is no help)."""
     from config.celery import app
 

@@ -10,6 +10,8 @@ from django.core.validators import validate_email
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from apps.core.ratelimit import limit_check
+
 from .services import IdentityVerificationFailed, customer_session_create
 
 _CORS = {
@@ -18,7 +20,7 @@ _CORS = {
     "Access-Control-Allow-Headers": "Content-Type",
     "Access-Control-Max-Age": "86400",
 }
-_LIMITS = {"user_id": 255, "user_hash": 128, "name": 200, "email": 254}
+_LIMITS = {"user_id": 255, "user_hash": 128, "user_jwt": 4096, "name": 200, "email": 254}
 
 
 def _error(status: int, code: str, detail: str) -> JsonResponse:
@@ -31,6 +33,13 @@ def widget_session(request: HttpRequest) -> HttpResponse:
         return HttpResponse(status=204, headers=_CORS)
     if request.method != "POST":
         return _error(405, "method_not_allowed", "Use POST with a JSON body.")
+    # Each anonymous session is a new customer row: bound them per client address, across processes.
+    # Behind a proxy REMOTE_ADDR is the client only with Daphne's --proxy-headers.
+    limit = limit_check(name="session_ip", key=request.META.get("REMOTE_ADDR", ""))
+    if limit.limited:
+        return JsonResponse({"error": "rate_limited", "detail": "Too many sessions from this address."},
+                            status=429, headers={**_CORS, "Retry-After": str(limit.retry_after_s),
+                                                         "Access-Control-Expose-Headers": "Retry-After"})
     try:
         body = json.loads(request.body or b"{}")
     except (UnicodeDecodeError, json.JSONDecodeError):

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.urls import path
 
 from apps.widget import views
@@ -5,6 +6,8 @@ from apps.widget import views
 app_name = "widget"
 
 urlpatterns = [
-    path("", views.demo_shop, name="demo-shop"),
     path("widget/<str:name>", views.widget_asset, name="asset"),
 ]
+# The fictional demo shop signs visitors in as demo customers: development only.
+if settings.KEFU_DEMO_PAGES:
+    urlpatterns.append(path("", views.demo_shop, name="demo-shop"))

@@ -252,3 +252,39 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # conversations (an agent's own limit in admin overrides it). Off: agents claim from the queue.
 CONSOLE_AUTO_ASSIGN = env.bool("CONSOLE_AUTO_ASSIGN", default=False)
 CONSOLE_AUTO_ASSIGN_LIMIT = env.int("CONSOLE_AUTO_ASSIGN_LIMIT", default=3)
+
+# ------------------------------------------------------------------------------------------
+# Production safety, limits, observability (production.py overrides the development defaults)
+# ------------------------------------------------------------------------------------------
+# The demo shop page and the unauthenticated /ws/echo/ socket.
+KEFU_DEMO_PAGES = env.bool("KEFU_DEMO_PAGES", default=True)
+
+# /healthz shows its checks to staff, to the X-Healthz-Token header, and (development only) to
+# loopback clients; everyone else gets the status alone. The worker ping is cached per process.
+HEALTHZ_TOKEN = env.str("HEALTHZ_TOKEN", default="")
+HEALTHZ_DETAILS_TO_LOOPBACK = env.bool("HEALTHZ_DETAILS_TO_LOOPBACK", default=True)
+HEALTHZ_CELERY_CACHE_S = env.float("HEALTHZ_CELERY_CACHE_S", default=15)
+
+# GET /metrics for staff or `Authorization: Bearer <METRICS_TOKEN>`; queues whose depth it reports.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_CELERY_QUEUES = env.list("METRICS_CELERY_QUEUES", default=[CELERY_TASK_DEFAULT_QUEUE])
+
+# Abuse limits in Redis across processes (apps/core/ratelimit.py): `limits` rate strings, several
+# joined by ";", empty to switch one off. Development defaults are loose (tests and benches
+# open many sessions from 127.0.0.1); production.py tightens them.
+RATELIMIT_SESSION_IP = env.str("RATELIMIT_SESSION_IP", default="600/minute")
+RATELIMIT_MESSAGE_CUSTOMER = env.str("RATELIMIT_MESSAGE_CUSTOMER", default="120/minute")
+RATELIMIT_ANSWER_CUSTOMER_HOUR = env.str("RATELIMIT_ANSWER_CUSTOMER_HOUR", default="600/hour")
+
+# Identity: `user_hash` (PROTOCOL.md §1) never expires; `user_jwt` (HS256, `exp` required) does.
+# WIDGET_USER_HASH_ENABLED=false accepts only the JWT; `exp` may be at most WIDGET_JWT_MAX_AGE_S ahead.
+WIDGET_USER_HASH_ENABLED = env.bool("WIDGET_USER_HASH_ENABLED", default=True)
+WIDGET_JWT_MAX_AGE_S = env.int("WIDGET_JWT_MAX_AGE_S", default=24 * 3600)
+
+# LOG_FORMAT: `plain` (development) or `json` (production default): one JSON object per line
+# with request_id and conversation_id (apps/core/logging.py).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+from apps.core.logging import logging_config  # noqa: E402
+
+LOGGING = logging_config(fmt=LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))
+MIDDLEWARE = ["apps.core.logging.RequestIdMiddleware", *MIDDLEWARE]

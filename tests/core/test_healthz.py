@@ -1,9 +1,32 @@
-"""GET /healthz answers 200 only when database, Redis, channel layer and a worker answer."""
+"""GET /healthz answers 200 only when database, Redis, channel layer and a worker answer. The
+checks are shown to staff, the X-Healthz-Token header and (development) loopback clients; the
+public sees the status alone."""
 
 import pytest
+from celery.contrib.testing.worker import start_worker
+from django.contrib.auth import get_user_model
 from django.test import override_settings
 
 from apps.core.embedded import EmbeddedRedis
+from apps.core.health import celery_check_cache_clear
+
+ALL_OK = {"database": "ok", "redis": "ok", "channel_layer": "ok", "celery": "ok"}
+
+
+@pytest.fixture(autouse=True)
+def fresh_worker_check():
+    # The worker check is cached per process; each test starts from an unknown worker state.
+    celery_check_cache_clear()
+    yield
+    celery_check_cache_clear()
+
+
+@pytest.fixture
+def public(settings):
+    """Requests as an anonymous client from a public address would be."""
+    settings.HEALTHZ_DETAILS_TO_LOOPBACK = False
+    settings.HEALTHZ_TOKEN = "t0ken-for-the-load-balancer-team"
+    return settings
 
 
 @pytest.mark.django_db(transaction=True)
@@ -48,3 +71,64 @@ def test_healthz_says_no_worker_answered_when_none_runs(client, settings):
     assert response.status_code == 503
     queue = settings.CELERY_TASK_DEFAULT_QUEUE
     assert response.json()["checks"]["celery"] == f"no Celery worker consuming queue {queue!r} answered"
+
+
+@pytest.fixture
+def scratch_redis(tmp_path):
+    scratch = EmbeddedRedis(tmp_path / "redis", run_dir=tmp_path / "run")
+    scratch.start()
+    url = scratch.url()
+    layers = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                          "CONFIG": {"hosts": [{"address": url, "socket_timeout": 2}]}}}
+    with override_settings(REDIS_URL=url, CHANNEL_LAYERS=layers):
+        yield scratch
+    scratch.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_public_gets_the_status_alone(client, public, celery_worker_live):
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert response["Cache-Control"] == "no-store"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_public_never_sees_which_check_failed_or_why(client, public, scratch_redis):
+    scratch_redis.stop()
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_token_header_and_staff_see_the_checks(client, public, celery_worker_live):
+    with_token = client.get("/healthz", HTTP_X_HEALTHZ_TOKEN="t0ken-for-the-load-balancer-team")
+    wrong_token = client.get("/healthz", HTTP_X_HEALTHZ_TOKEN="guess")
+    staff = get_user_model().objects.create_user("ops", password="pw", is_staff=True)
+    client.force_login(staff)
+    as_staff = client.get("/healthz")
+
+    assert with_token.json() == {"status": "ok", "checks": ALL_OK}
+    assert wrong_token.json() == {"status": "ok"}
+    assert as_staff.json() == {"status": "ok", "checks": ALL_OK}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_check_is_reused_instead_of_pinging_workers_on_every_request(client, settings):
+    settings.HEALTHZ_CELERY_CACHE_S = 3600  # no clock in this test: the cache outlives it
+    from config.celery import app
+
+    with start_worker(app, pool="threads", concurrency=1, perform_ping_check=False,
+                      queues=[settings.CELERY_TASK_DEFAULT_QUEUE], shutdown_timeout=30):
+        with_worker = client.get("/healthz").json()["checks"]["celery"]
+    # The worker is gone; a request that pinged would say so, a cached answer does not.
+    after_stop = client.get("/healthz").json()["checks"]["celery"]
+    celery_check_cache_clear()
+    after_expiry = client.get("/healthz").json()["checks"]["celery"]
+
+    assert (with_worker, after_stop) == ("ok", "ok")
+    assert after_expiry.startswith("no Celery worker consuming queue")

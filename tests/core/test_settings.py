@@ -60,7 +60,8 @@ def test_production_settings_pass_the_deploy_check_with_the_documented_variables
         "REDIS_URL": "redis://127.0.0.1:1/0",
         "DJANGO_SECRET_KEY": "x7#Lq9!vR2mZ@pW4sT6^yU8&iO0*aS3dF5gH1jK7lZ9xC2vB4nM6",
         "DJANGO_ALLOWED_HOSTS": "kefu.example.com",
-        "WIDGET_IDENTITY_SECRET": "a-long-random-identity-secret",
+        "WIDGET_IDENTITY_SECRET": "a-long-random-identity-secret-of-40-chars",
+        "DEMO_WEBHOOK_SECRET": "whsec_dGVzdC1wcm9kdWN0aW9uLXdlYmhvb2stc2VjcmV0LTMy",
         "KEFU_VAR_DIR": str(tmp_path / "var"),
     }
 
@@ -80,7 +81,7 @@ def test_production_settings_refuse_to_start_without_a_secret_key(tmp_path):
         "DATABASE_URL": "postgres://kefu:pw@127.0.0.1:1/kefu",
         "REDIS_URL": "redis://127.0.0.1:1/0",
         "DJANGO_ALLOWED_HOSTS": "kefu.example.com",
-        "WIDGET_IDENTITY_SECRET": "s",
+        "WIDGET_IDENTITY_SECRET": "a-long-random-identity-secret-of-40-chars",
         "KEFU_VAR_DIR": str(tmp_path / "var"),
     }
 

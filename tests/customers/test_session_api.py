@@ -48,14 +48,35 @@ def test_each_anonymous_session_is_a_new_customer(client):
 
 
 def test_verified_user_id_is_the_same_customer_every_time(client):
-    body = {"user_id": "crm-123", "user_hash": user_hash_for(user_id="crm-123"), "name": "Ada"}
+    body = {"user_id": "crm-123", "user_hash": user_hash_for(user_id="crm-123"), "name": "Ada",
+            "email": "ada@example.com"}
     first = post(client, body)
-    second = post(client, {**body, "email": "ada@example.com"})
+    second = post(client, body)
 
     assert first.status_code == second.status_code == 201
     assert first.json()["customer_id"] == second.json()["customer_id"]
     customer = Customer.objects.get()
     assert (customer.external_id, customer.name, customer.email) == ("crm-123", "Ada", "ada@example.com")
+
+
+def test_unsigned_name_and_email_never_overwrite_an_identified_customer(client):
+    body = {"user_id": "crm-123", "user_hash": user_hash_for(user_id="crm-123")}
+    post(client, {**body, "name": "Ada", "email": "ada@example.com"})
+
+    response = post(client, {**body, "name": "Mallory", "email": "mallory@example.com"})
+
+    assert response.status_code == 201
+    customer = Customer.objects.get()
+    assert (customer.name, customer.email) == ("Ada", "ada@example.com")
+
+
+@pytest.mark.parametrize("user_hash", ["é" * 64, "ハッシュ", "0" * 63 + "\u00ff"])
+def test_a_non_ascii_user_hash_is_refused_not_a_server_error(client, user_hash):
+    response = post(client, {"user_id": "crm-123", "user_hash": user_hash})
+
+    assert response.status_code == 403
+    assert response.json() == {"error": "identity_verification_failed"}
+    assert Customer.objects.count() == 0
 
 
 def test_user_hash_is_hex_hmac_sha256_of_user_id_with_the_identity_secret(client, settings):

@@ -1,0 +1,104 @@
+"""Abuse limits shared by every process: counters live in Redis (the `limits` package's moving
+window), keyed by KEFU_REDIS_PREFIX, so ten web processes enforce one limit, not ten.
+
+Names and their settings (each a `limits` rate string, several joined by `;`):
+    session_ip            RATELIMIT_SESSION_IP            widget sessions created per client IP
+    message_customer      RATELIMIT_MESSAGE_CUSTOMER      chat messages per customer
+    answer_customer_hour  RATELIMIT_ANSWER_CUSTOMER_HOUR  assistant answers per customer (cost guard)
+An empty rate string switches that limit off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import weakref
+from dataclasses import dataclass
+
+from django.conf import settings
+from limits import RateLimitItem, parse_many
+from limits.aio.storage import RedisStorage as AsyncRedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter as AsyncMovingWindowRateLimiter
+from limits.storage import RedisStorage
+from limits.strategies import MovingWindowRateLimiter
+
+LIMIT_SETTINGS = {
+    "session_ip": "RATELIMIT_SESSION_IP",
+    "message_customer": "RATELIMIT_MESSAGE_CUSTOMER",
+    "answer_customer_hour": "RATELIMIT_ANSWER_CUSTOMER_HOUR",
+}
+
+
+@dataclass(frozen=True)
+class LimitResult:
+    limited: bool
+    retry_after_s: int  # 0 when not limited
+
+
+def _items(name: str) -> list[RateLimitItem]:
+    rate = getattr(settings, LIMIT_SETTINGS[name])
+    return parse_many(rate) if rate else []
+
+
+def _prefix() -> str:
+    return f"{settings.KEFU_REDIS_PREFIX}:ratelimit"
+
+
+# --- sync (views) ---------------------------------------------------------------------------
+
+_sync: tuple[str, MovingWindowRateLimiter] | None = None
+
+
+def _sync_limiter() -> MovingWindowRateLimiter:
+    global _sync
+    config = f"{settings.REDIS_URL}|{_prefix()}"
+    if _sync is None or _sync[0] != config:
+        storage = RedisStorage(settings.REDIS_URL, key_prefix=_prefix(), socket_timeout=5)
+        _sync = (config, MovingWindowRateLimiter(storage))
+    return _sync[1]
+
+
+def limit_check(*, name: str, key: str) -> LimitResult:
+    """Count one hit of `name` for `key`; limited (with seconds to wait) when over any rate."""
+    items = _items(name)
+    if not items:
+        return LimitResult(limited=False, retry_after_s=0)
+    limiter = _sync_limiter()
+    # `hit` is atomic in Redis (a Lua script), so concurrent processes never over-admit.
+    refused = [item for item in items if not limiter.hit(item, name, key)]
+    if not refused:
+        return LimitResult(limited=False, retry_after_s=0)
+    reset = max(limiter.get_window_stats(item, name, key).reset_time for item in refused)
+    return LimitResult(limited=True, retry_after_s=max(1, math.ceil(reset - time.time())))
+
+
+# --- async (consumers) ----------------------------------------------------------------------
+
+# redis.asyncio connections belong to the loop that made them: one limiter per loop.
+_async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[str, AsyncMovingWindowRateLimiter]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _async_limiter() -> AsyncMovingWindowRateLimiter:
+    loop = asyncio.get_running_loop()
+    config = f"{settings.REDIS_URL}|{_prefix()}"
+    cached = _async.get(loop)
+    if cached is None or cached[0] != config:
+        uri = "async+" + settings.REDIS_URL
+        storage = AsyncRedisStorage(uri, implementation="redispy", key_prefix=_prefix(), socket_timeout=5)
+        cached = (config, AsyncMovingWindowRateLimiter(storage))
+        _async[loop] = cached
+    return cached[1]
+
+
+async def limit_hit(*, name: str, key: str) -> bool:
+    """Count one hit of `name` ("message_customer", "answer_customer_hour") for `key` (a
+    customer id); True when over the limit: the caller answers `rate_limited` and does the work not."""
+    items = _items(name)
+    if not items:
+        return False
+    limiter = _async_limiter()
+    admitted = [await limiter.hit(item, name, key) for item in items]
+    return not all(admitted)

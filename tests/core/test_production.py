@@ -1,0 +1,233 @@
+"""Production refuses development defaults, routes no demo pages, and the demo agent is no
+superuser whose password demo_setup resets (issue 12, "What is wrong today")."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from tests.conftest import REPO
+
+SECRETS = {
+    "DJANGO_SECRET_KEY": "x7#Lq9!vR2mZ@pW4sT6^yU8&iO0*aS3dF5gH1jK7lZ9xC2vB4nM6",
+    "WIDGET_IDENTITY_SECRET": "a-long-random-identity-secret-for-the-tests",
+    "DEMO_WEBHOOK_SECRET": "whsec_dGVzdC1wcm9kdWN0aW9uLXdlYmhvb2stc2VjcmV0LTMy",
+    "DATABASE_URL": "postgres://kefu:pw@127.0.0.1:1/kefu",
+    "REDIS_URL": "redis://127.0.0.1:1/0",
+    "DJANGO_ALLOWED_HOSTS": "kefu.example.com",
+}
+DEV_DEFAULTS = {
+    "DJANGO_SECRET_KEY": "kefu-dev-insecure-secret-key-change-me-in-production",
+    "WIDGET_IDENTITY_SECRET": "kefu-demo-identity-secret",
+    "DEMO_WEBHOOK_SECRET": "whsec_a2VmdS1kZW1vLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXM=",
+}
+
+
+def run(args: list[str], env: dict[str, str], tmp_path) -> subprocess.CompletedProcess:
+    base = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "KEFU_VAR_DIR": str(tmp_path / "var")}
+    return subprocess.run([sys.executable, *args], cwd=REPO, env=base | env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def production(**env: str) -> dict[str, str]:
+    return {"DJANGO_SETTINGS_MODULE": "config.settings.production", **SECRETS, **env}
+
+
+@pytest.mark.parametrize("missing", sorted(SECRETS))
+def test_production_refuses_to_start_without_each_required_setting_and_starts_nothing(tmp_path, missing):
+    env = production()
+    del env[missing]
+
+    result = run(["-c", "import django; django.setup()"], env, tmp_path)
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert f"{missing} is not set: set it to " in result.stderr
+    assert not (tmp_path / "var").exists()  # no embedded Postgres or Redis was started
+
+
+def test_production_refuses_a_short_identity_secret(tmp_path):
+    env = production(WIDGET_IDENTITY_SECRET="x" * 31)
+    result = run(["-c", "import django; django.setup()"], env, tmp_path)
+
+    assert result.returncode != 0
+    assert "WIDGET_IDENTITY_SECRET is shorter than 32 characters" in result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(DEV_DEFAULTS))
+def test_production_refuses_the_published_development_defaults(tmp_path, name):
+    result = run(["-c", "import django; django.setup()"], production(**{name: DEV_DEFAULTS[name]}), tmp_path)
+
+    assert result.returncode != 0
+    assert f"{name} is the published development default" in result.stderr
+
+
+def test_production_names_every_problem_at_once(tmp_path):
+    result = run(["-c", "import django; django.setup()"],
+                 {"DJANGO_SETTINGS_MODULE": "config.settings.production"}, tmp_path)
+
+    assert result.returncode != 0
+    problems = [line for line in result.stderr.splitlines() if line.startswith("  - ")]
+    assert len(problems) == 6
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["import config.asgi", "from config.celery import app; print(app.conf.broker_url)"],
+    ids=["asgi", "celery"],
+)
+def test_asgi_and_celery_without_a_settings_module_are_production_and_refuse_dev_defaults(tmp_path, code):
+    result = run(["-c", code], {}, tmp_path)
+
+    assert result.returncode != 0
+    assert "config.settings.production refuses to start" in result.stderr
+    assert "DJANGO_SECRET_KEY is not set" in result.stderr
+    assert not (tmp_path / "var").exists()
+
+
+ROUTES = """
+import json, django
+django.setup()
+from django.conf import settings
+from django.urls import Resolver404, resolve
+from config.routing import websocket_urlpatterns
+try:
+    resolve("/")
+    shop = True
+except Resolver404:
+    shop = False
+print(json.dumps({"shop": shop, "ws": sorted(str(p.pattern) for p in websocket_urlpatterns),
+                  "demo_pages": settings.KEFU_DEMO_PAGES, "debug": settings.DEBUG}))
+"""
+
+
+def test_production_routes_neither_the_demo_shop_nor_the_echo_socket(tmp_path):
+    result = run(["-c", ROUTES], production(), tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    routes = json.loads(result.stdout.splitlines()[-1])
+    assert (routes["shop"], routes["demo_pages"], routes["debug"]) == (False, False, False)
+    assert "ws/echo/" not in routes["ws"]
+    assert "ws/chat/" in routes["ws"]
+
+
+def test_development_routes_the_demo_shop_and_the_echo_socket(tmp_path):
+    env = {"DJANGO_SETTINGS_MODULE": "config.settings.base", "DATABASE_URL": SECRETS["DATABASE_URL"],
+           "REDIS_URL": SECRETS["REDIS_URL"]}
+    result = run(["-c", ROUTES], env, tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    routes = json.loads(result.stdout.splitlines()[-1])
+    assert (routes["shop"], routes["demo_pages"]) == (True, True)
+    assert "ws/echo/" in routes["ws"]
+
+
+LOG_LINE = """
+import django, logging
+django.setup()
+from apps.core.logging import log_context
+with log_context(conversation_id="c-42", request_id="r-7"):
+    logging.getLogger("kefu.test").warning("answer started")
+"""
+
+
+def test_production_logs_one_json_object_per_line_with_the_context_ids(tmp_path):
+    result = run(["-c", LOG_LINE], production(), tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    line = json.loads(result.stderr.strip().splitlines()[-1])
+    fields = ("level", "logger", "message", "conversation_id", "request_id", "service")
+    assert {k: line[k] for k in fields} == {
+        "level": "WARNING", "logger": "kefu.test", "message": "answer started",
+        "conversation_id": "c-42", "request_id": "r-7", "service": "kefu",
+    }
+
+
+@pytest.mark.django_db
+def test_demo_agent_is_staff_but_not_a_superuser(settings):
+    call_command("demo_setup")
+
+    agent = get_user_model().objects.get(username=settings.DEMO_AGENT_EMAIL)
+    assert (agent.is_staff, agent.is_superuser) == (True, False)
+    assert agent.has_perm("customers.view_customer") is True
+    assert agent.has_perm("auth.change_user") is False
+
+
+@pytest.mark.django_db
+def test_demo_setup_keeps_a_changed_password_and_removes_an_old_superuser_flag(client, settings):
+    call_command("demo_setup")
+    agent = get_user_model().objects.get(username=settings.DEMO_AGENT_EMAIL)
+    agent.set_password("changed-by-the-operator")
+    agent.is_superuser = True  # what earlier versions of demo_setup made it
+    agent.save()
+
+    call_command("demo_setup")
+
+    agent.refresh_from_db()
+    assert agent.is_superuser is False
+    assert client.login(username="agent@example.com", password="kefu-demo") is False
+    assert client.login(username="agent@example.com", password="changed-by-the-operator") is True
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+@pytest.mark.django_db
+def test_metrics_are_refused_to_the_public(client, settings):
+    settings.METRICS_TOKEN = "scrape-token-of-the-monitoring-team"
+
+    anonymous = client.get("/metrics")
+    wrong = client.get("/metrics", HTTP_AUTHORIZATION="Bearer guess")
+
+    assert (anonymous.status_code, wrong.status_code) == (403, 403)
+    assert anonymous.json()["error"] == "forbidden"
+
+
+@pytest.mark.django_db
+def test_metrics_show_counters_and_the_queue_depth_read_from_redis(client, settings, redis_client):
+    from apps.core import metrics
+
+    settings.METRICS_TOKEN = "scrape-token-of-the-monitoring-team"
+    queue = f"{settings.KEFU_REDIS_PREFIX}-metrics-probe"
+    settings.METRICS_CELERY_QUEUES = [queue]
+    redis_client.rpush(queue, "task-1", "task-2")
+    auth = {"HTTP_AUTHORIZATION": "Bearer scrape-token-of-the-monitoring-team"}
+    before = samples(client.get("/metrics", **auth).content.decode())
+
+    metrics.acks_total.inc()
+    metrics.answers_total.labels(outcome="stopped").inc(2)
+    response = client.get("/metrics", **auth)
+
+    assert response.status_code == 200
+    after = samples(response.content.decode())
+    assert after[("kefu_celery_queue_depth", (("queue", queue),))] == 2
+    assert after[("kefu_acks_total", ())] - before[("kefu_acks_total", ())] == 1
+    stopped = ("kefu_answers_total", (("outcome", "stopped"),))
+    assert after[stopped] - before.get(stopped, 0) == 2
+    for name in ("kefu_sockets_open", "kefu_ack_seconds_count", "kefu_answer_first_token_seconds_count"):
+        assert (name, ()) in after
+
+
+@pytest.mark.django_db
+def test_staff_may_read_the_metrics(client):
+    staff = get_user_model().objects.create_user("ops", password="pw", is_staff=True)
+    client.force_login(staff)
+
+    assert client.get("/metrics").status_code == 200
+
+
+def test_each_request_gets_an_id_in_the_response_header(client):
+    given = client.get("/widget/kefu-widget.js", HTTP_X_REQUEST_ID="lb-4f2a-0001")
+    unsafe = client.get("/widget/kefu-widget.js", HTTP_X_REQUEST_ID="<script>")
+
+    assert given["X-Request-ID"] == "lb-4f2a-0001"
+    assert len(unsafe["X-Request-ID"]) == 32 and unsafe["X-Request-ID"] != "<script>"

@@ -1,0 +1,93 @@
+"""Abuse limits live in Redis, shared by every process: sessions per IP (HTTP 429), messages and
+assistant answers per customer (apps.core.ratelimit.limit_hit, called by the chat consumer)."""
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+
+from apps.core.ratelimit import limit_hit
+from apps.customers.models import Customer
+
+URL = "/api/widget/session"
+
+
+def post(client, ip: str):
+    return client.post(URL, data="", content_type="application/json", REMOTE_ADDR=ip)
+
+
+def unique_ip() -> str:
+    n = uuid.uuid4().int
+    return f"198.18.{n % 250}.{(n >> 8) % 250 + 1}"
+
+
+@pytest.mark.django_db
+def test_sessions_over_the_per_ip_limit_are_429_rate_limited_with_retry_after(client, settings):
+    settings.RATELIMIT_SESSION_IP = "3/minute"
+    ip, other_ip = unique_ip(), unique_ip()
+
+    statuses = [post(client, ip).status_code for _ in range(3)]
+    refused = post(client, ip)
+    elsewhere = post(client, other_ip)
+
+    assert statuses == [201, 201, 201]
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "rate_limited"
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert refused["Access-Control-Allow-Origin"] == "*"
+    assert elsewhere.status_code == 201
+    assert Customer.objects.count() == 4
+
+
+@pytest.mark.django_db
+def test_an_empty_rate_switches_the_limit_off(client, settings):
+    settings.RATELIMIT_SESSION_IP = ""
+    ip = unique_ip()
+
+    assert {post(client, ip).status_code for _ in range(5)} == {201}
+
+
+@pytest.mark.e2e
+async def test_the_session_limit_is_shared_by_two_server_processes(daphne_server):
+    env = {"RATELIMIT_SESSION_IP": "4/minute"}
+    servers = [daphne_server(**env), daphne_server(**env)]
+    async with httpx.AsyncClient(timeout=30) as http:
+        statuses = []
+        for i in range(6):  # alternate between the processes
+            response = await http.post(f"{servers[i % 2].http_url}{URL}", json={})
+            statuses.append(response.status_code)
+
+    assert statuses == [201, 201, 201, 201, 429, 429]
+
+
+async def test_messages_per_customer_are_limited_per_customer(settings):
+    settings.RATELIMIT_MESSAGE_CUSTOMER = "2/minute"
+    customer, other = str(uuid.uuid4()), str(uuid.uuid4())
+
+    hits = [await limit_hit(name="message_customer", key=customer) for _ in range(3)]
+    other_hit = await limit_hit(name="message_customer", key=other)
+
+    assert hits == [False, False, True]
+    assert other_hit is False
+
+
+async def test_answers_per_customer_per_hour_are_a_separate_budget(settings):
+    settings.RATELIMIT_ANSWER_CUSTOMER_HOUR = "1/hour"
+    settings.RATELIMIT_MESSAGE_CUSTOMER = "100/minute"
+    customer = str(uuid.uuid4())
+
+    answers = [await limit_hit(name="answer_customer_hour", key=customer) for _ in range(2)]
+    message = await limit_hit(name="message_customer", key=customer)
+
+    assert answers == [False, True]
+    assert message is False
+
+
+async def test_concurrent_hits_never_admit_more_than_the_limit(settings):
+    settings.RATELIMIT_MESSAGE_CUSTOMER = "5/minute"
+    customer = str(uuid.uuid4())
+
+    hits = await asyncio.gather(*[limit_hit(name="message_customer", key=customer) for _ in range(20)])
+
+    assert hits.count(False) == 5
