@@ -53,10 +53,12 @@ def demo_workspace_setup() -> DemoWorkspace:
     from apps.customers.services import customer_identified_get_or_create
     from apps.knowledge.demo import demo_knowledge_base_load
     from apps.knowledge.models import Chunk
+    from apps.webhooks.services import webhook_source_demo_ensure
 
     _, created = demo_agent_ensure(email=settings.DEMO_AGENT_EMAIL, password=settings.DEMO_AGENT_PASSWORD)
     customers = [customer_identified_get_or_create(**c).external_id for c in DEMO_CUSTOMERS]
     kb = demo_knowledge_base_load()
+    webhook_source_demo_ensure()  # `demo-crm`, verifying DEMO_WEBHOOK_SECRET
     return DemoWorkspace(
         agent_email=settings.DEMO_AGENT_EMAIL,
         agent_created=created,
