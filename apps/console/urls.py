@@ -1,4 +1,18 @@
+from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from . import views
+
 app_name = "console"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.queue_page, name="queue"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="registration/login.html", next_page="console:queue"),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(next_page="console:login"), name="logout"),
+    path("c/<uuid:conversation_id>/", views.conversation_page, name="conversation"),
+    path("c/<uuid:conversation_id>/<str:action>/", views.conversation_action, name="action"),
+    path("assets/<str:name>", views.asset, name="asset"),
+]

@@ -288,3 +288,11 @@ from apps.core.logging import logging_config  # noqa: E402
 
 LOGGING = logging_config(fmt=LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))
 MIDDLEWARE = ["apps.core.logging.RequestIdMiddleware", *MIDDLEWARE]
+
+# ------------------------------------------------------------------------------------------
+# Agent console
+# ------------------------------------------------------------------------------------------
+# Give waiting conversations to online agents round robin, each up to a limit of open
+# conversations (an agent's own limit in admin overrides it). Off: agents claim from the queue.
+CONSOLE_AUTO_ASSIGN = env.bool("CONSOLE_AUTO_ASSIGN", default=False)
+CONSOLE_AUTO_ASSIGN_LIMIT = env.int("CONSOLE_AUTO_ASSIGN_LIMIT", default=3)

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from django import forms
+
+from apps.conversations.models import ConversationState
+from apps.realtime.schemas import MAX_TEXT
+
+
+class QueueFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=200, label="Search")
+    state = forms.ChoiceField(
+        required=False, choices=[("", "Any state"), *ConversationState.choices], label="State"
+    )
+    assignee = forms.CharField(required=False, max_length=20, label="Assignee")
+    closed = forms.BooleanField(required=False, label="Show closed")
+
+
+class AssignForm(forms.Form):
+    agent_id = forms.IntegerField(min_value=1)
+
+
+class TextForm(forms.Form):
+    client_msg_id = forms.UUIDField(widget=forms.HiddenInput)
+    text = forms.CharField(max_length=MAX_TEXT, strip=False)
+
+    def clean_text(self) -> str:
+        text = self.cleaned_data["text"]
+        if not text.strip():
+            raise forms.ValidationError("Write something first.")
+        return text

@@ -1,0 +1,50 @@
+"""Reads the agent socket needs, each run through apps.core.db.db_async (one round trip or two)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from apps.conversations.models import Conversation
+from apps.conversations.selectors import event_list
+
+from .selectors import note_list, note_to_wire, queue_wire
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Replay:
+    events: list[dict[str, Any]]  # customer-visible durable events after the client's last_seq
+    last_seq: int  # the conversation's last seq when read (later events arrive live)
+    notes: list[dict[str, Any]]  # every note, oldest first
+
+
+def queue_for(*, agent_id: int) -> list[dict[str, Any]]:
+    return queue_wire(agent_id=agent_id)
+
+
+def subscribe_replay(*, conversation_id: UUID | str, after_seq: int) -> Replay | None:
+    last_seq = Conversation.objects.filter(pk=conversation_id).values_list("last_seq", flat=True).first()
+    if last_seq is None:
+        return None
+    events = event_list(conversation_id=conversation_id, after_seq=after_seq, upto_seq=last_seq)
+    notes = [note_to_wire(note) for note in note_list(conversation_id=conversation_id)]
+    return Replay(events, last_seq, notes)
+
+
+def assigned_to(*, conversation_id: UUID | str, agent_id: int) -> bool:
+    return Conversation.objects.filter(pk=conversation_id, assignee_id=agent_id, state="human").exists()
+
+
+async def answer_partial(*, conversation_id: UUID | str) -> tuple[str, str] | None:
+    """(message_id, text so far) of an answer being generated, as a resuming customer gets it."""
+    try:
+        from apps.assistant import state
+
+        return await state.partial_get(conversation_id)
+    except Exception:
+        logger.exception("partial answer of %s not read", conversation_id)
+        return None

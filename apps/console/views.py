@@ -1,0 +1,167 @@
+"""Console pages: server-rendered, staff only. The socket script (static console/console.js)
+makes them live; every action also works as a plain POST form (CSRF-protected) without it."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+from asgiref.sync import async_to_sync
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.contrib.staticfiles import finders
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.conversations.errors import ConversationError
+from apps.conversations.models import Conversation
+
+from . import services
+from .consumers import turns_stop_signal
+from .forms import AssignForm, QueueFilterForm, TextForm
+from .selectors import (
+    agents_list,
+    canned_replies,
+    conversation_history,
+    queue_entry_to_wire,
+    queue_list,
+)
+
+
+def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Signed-out visitors go to the login page; signed-in non-staff get 403."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path(), reverse("console:login"))
+        if not request.user.is_staff:
+            raise PermissionDenied("The console is for staff accounts.")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _queue_context(request: HttpRequest) -> dict[str, Any]:
+    form = QueueFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    conversations = queue_list(
+        agent_id=request.user.pk,
+        state=filters.get("state") or "",
+        assignee=filters.get("assignee") or "",
+        search=filters.get("q") or "",
+        include_closed=bool(filters.get("closed")),
+    )
+    return {
+        "filter_form": form,
+        "filtered": bool(request.GET),
+        "queue": [queue_entry_to_wire(c) for c in conversations],
+        "agents": agents_list(),
+    }
+
+
+@require_GET
+@staff_required
+def queue_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "console/console.html", {**_queue_context(request), "conversation": None})
+
+
+@require_GET
+@staff_required
+def conversation_page(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
+    conversation = get_object_or_404(
+        Conversation.objects.select_related("customer", "assignee"), pk=conversation_id
+    )
+    customer = conversation.customer
+    context = {
+        **_queue_context(request),
+        "conversation": conversation,
+        "history": conversation_history(conversation_id=conversation.pk),
+        "canned": canned_replies(),
+        "assign_form": AssignForm(initial={"agent_id": request.user.pk}),
+        "text_form": TextForm(initial={"client_msg_id": uuid4()}),
+        "earlier": customer.conversations.exclude(pk=conversation.pk).order_by("-created_at")[:5],
+        "mine": conversation.assignee_id == request.user.pk,
+    }
+    services.conversation_read(conversation_id=conversation.pk, seq=conversation.last_seq)
+    return render(request, "console/console.html", context)
+
+
+def _act(request: HttpRequest, conversation_id: UUID, action: Callable[[], Any]) -> HttpResponse:
+    try:
+        result = action()
+    except ConversationError as exc:
+        messages.error(request, exc.message)
+    else:
+        stopped = getattr(result, "stopped_turn_ids", None)
+        if stopped:
+            async_to_sync(turns_stop_signal)(stopped)
+    return redirect("console:conversation", conversation_id=conversation_id)
+
+
+@require_POST
+@staff_required
+def conversation_action(request: HttpRequest, conversation_id: UUID, action: str) -> HttpResponse:
+    agent = request.user
+    simple = {
+        "claim": services.conversation_claim,
+        "release": services.conversation_release,
+        "close": services.conversation_close,
+    }
+    if action in simple:
+        return _act(
+            request, conversation_id, lambda: simple[action](conversation_id=conversation_id, agent=agent)
+        )
+    if action == "assign":
+        form = AssignForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "Choose an agent to assign the conversation to.")
+            return redirect("console:conversation", conversation_id=conversation_id)
+        agent_id = form.cleaned_data["agent_id"]
+        return _act(
+            request,
+            conversation_id,
+            lambda: services.conversation_assign(
+                conversation_id=conversation_id, agent_id=agent_id, by=agent
+            ),
+        )
+    if action in ("reply", "note"):
+        form = TextForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "Write 1 to 4000 characters.")
+            return redirect("console:conversation", conversation_id=conversation_id)
+        service = services.agent_reply if action == "reply" else services.note_create
+        data = form.cleaned_data
+        return _act(
+            request,
+            conversation_id,
+            lambda: service(
+                conversation_id=conversation_id,
+                agent=agent,
+                client_msg_id=data["client_msg_id"],
+                text=data["text"],
+            ),
+        )
+    raise Http404("Unknown action.")
+
+
+# The console's own files (public: the login page uses the CSS), served by Django because
+# Daphne serves no static files (see apps/widget/assets.py).
+ASSETS = {"console.js": "text/javascript; charset=utf-8", "console.css": "text/css; charset=utf-8"}
+
+
+@require_GET
+def asset(request: HttpRequest, name: str) -> HttpResponse:
+    content_type = ASSETS.get(name)
+    found = finders.find(f"console/{name}") if content_type else None
+    if not found:
+        raise Http404("No such console file.")
+    response = HttpResponse(Path(found).read_bytes(), content_type=content_type)
+    response["Cache-Control"] = "private, no-cache"
+    return response
