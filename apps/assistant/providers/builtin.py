@@ -76,6 +76,12 @@ class BuiltinProvider:
     name = "builtin"
 
     async def answer(self, turn: Turn) -> AsyncIterator[AnswerChunk]:
+        from .builtin_tools import tool_answer, wants_tool
+
+        if wants_tool(turn):  # an order number, a refund, a ticket...: the systems answer, not the KB
+            async for chunk in tool_answer(turn):
+                yield chunk
+            return
         passages = await sync_to_async(knowledge_search, thread_sensitive=False)(turn.question)
         text, citations = compose(turn.question, passages)
         yield AnswerChunk(citations=citations)
