@@ -10,10 +10,10 @@ from asgiref.sync import sync_to_async
 
 from apps.assistant.models import AssistantTurn
 from apps.assistant.services import turn_context, turn_create
+from apps.console.models import Note
 from apps.conversations.models import Conversation, ConversationEvent, Message
 from apps.conversations.selectors import event_list, message_history
 from apps.conversations.services import conversation_close, message_create
-from apps.console.models import Note
 from tests.conversations.factories import ConversationFactory
 from tests.realtime.chat import Chat
 
@@ -55,12 +55,17 @@ async def test_the_widget_socket_still_accepts_other_origins() -> None:
     socket.comm.scope["headers"] = [(b"origin", b"https://shop.example")]
     await socket.connect()
     await socket.send({"type": "ping", "ts": 1})
-    assert await socket.recv() == {"type": "error", "code": "unauthenticated",
-                                   "message": "Send `auth` with your widget token first."}
+    assert await socket.recv() == {
+        "type": "error",
+        "code": "unauthenticated",
+        "message": "Send `auth` with your widget token first.",
+    }
     await socket.close()
 
 
-async def test_agent_ready_lists_the_queue_waiting_first(agent, agent_socket, customer, other_customer) -> None:
+async def test_agent_ready_lists_the_queue_waiting_first(
+    agent, agent_socket, customer, other_customer
+) -> None:
     chatting = await conversation_with(customer, "Where is my order?")
     waiting = await conversation_with(other_customer, "I want a person", state="waiting")
 
@@ -69,8 +74,12 @@ async def test_agent_ready_lists_the_queue_waiting_first(agent, agent_socket, cu
     assert socket.ready["agent"] == {"id": agent.pk, "name": "Alice Agent"}
     assert [entry["id"] for entry in socket.ready["queue"]] == [str(waiting.pk), str(chatting.pk)]
     entry = socket.ready["queue"][1]
-    assert entry["customer"] == {"id": str(customer.pk), "name": "Ada", "email": customer.email,
-                                 "external_id": None}
+    assert entry["customer"] == {
+        "id": str(customer.pk),
+        "name": "Ada",
+        "email": customer.email,
+        "external_id": None,
+    }
     assert entry["state"] == "bot" and entry["assignee"] is None and entry["unread"] == 1
     assert entry["last_message"]["role"] == "customer"
     assert entry["last_message"]["text"] == "Where is my order?"
@@ -87,8 +96,13 @@ async def test_claim_stops_the_assistant_and_the_customer_sees_the_agent(
     await alice.send({"type": "claim", "conversation_id": str(conversation.pk)})
 
     handoff = (await customer_socket.recv_until("handoff"))[-1]
-    assert handoff == {"type": "handoff", "conversation_id": str(conversation.pk), "seq": 2,
-                       "state": "human", "agent": "Alice Agent"}
+    assert handoff == {
+        "type": "handoff",
+        "conversation_id": str(conversation.pk),
+        "seq": 2,
+        "state": "human",
+        "agent": "Alice Agent",
+    }
     entry = (await bob.recv_until("conversation"))[-1]["conversation"]
     assert entry["state"] == "human" and entry["assignee"] == {"id": agent.pk, "name": "Alice Agent"}
     assert await sync_to_async(AssistantTurn.objects.filter(pk=due.pk, stop_requested=True).count)() == 1
@@ -104,8 +118,12 @@ async def test_replies_reach_the_customer_and_are_idempotent(agent, agent_socket
     customer_socket = await chat(customer)
     alice = await agent_socket(agent)
     client_msg_id = str(uuid.uuid4())
-    reply = {"type": "reply", "conversation_id": str(conversation.pk), "client_msg_id": client_msg_id,
-             "text": "<b>Hello</b>, I'm here"}
+    reply = {
+        "type": "reply",
+        "conversation_id": str(conversation.pk),
+        "client_msg_id": client_msg_id,
+        "text": "<b>Hello</b>, I'm here",
+    }
 
     await alice.send(reply)
     ack = (await alice.recv_until("ack"))[-1]
@@ -135,8 +153,14 @@ async def test_a_reply_to_a_closed_or_someone_elses_conversation_is_a_conflict(
     codes = []
     for conversation in (bobs, closed, unclaimed):
         client_msg_id = str(uuid.uuid4())
-        await alice.send({"type": "reply", "conversation_id": str(conversation.pk),
-                          "client_msg_id": client_msg_id, "text": "Hello"})
+        await alice.send(
+            {
+                "type": "reply",
+                "conversation_id": str(conversation.pk),
+                "client_msg_id": client_msg_id,
+                "text": "Hello",
+            }
+        )
         error = (await alice.recv_until("error"))[-1]
         assert error["client_msg_id"] == client_msg_id
         codes.append(error["code"])
@@ -146,15 +170,23 @@ async def test_a_reply_to_a_closed_or_someone_elses_conversation_is_a_conflict(
 
 
 async def test_notes_reach_agents_only(agent, other_agent, agent_socket, chat, customer) -> None:
-    conversation = await conversation_with(customer, "My card was charged twice", state="human", assignee=agent)
+    conversation = await conversation_with(
+        customer, "My card was charged twice", state="human", assignee=agent
+    )
     customer_socket = await chat(customer)
     alice, bob = await agent_socket(agent), await agent_socket(other_agent)
     await bob.send({"type": "subscribe", "conversation_id": str(conversation.pk), "last_seq": 1})
     await bob.recv_until("subscribed")
     secret = "Customer is a known chargeback risk"
 
-    await alice.send({"type": "note", "conversation_id": str(conversation.pk),
-                      "client_msg_id": str(uuid.uuid4()), "text": secret})
+    await alice.send(
+        {
+            "type": "note",
+            "conversation_id": str(conversation.pk),
+            "client_msg_id": str(uuid.uuid4()),
+            "text": secret,
+        }
+    )
     ack = (await alice.recv_until("ack"))[-1]
     note = (await bob.recv_until("note"))[-1]
 
@@ -193,15 +225,21 @@ async def test_an_agent_who_reconnects_misses_nothing(agent, agent_socket, custo
     await sync_to_async(Note.objects.create)(conversation=conversation, author=agent, text="remember")
     from apps.conversations.events import event_emit
 
-    await sync_to_async(event_emit)(conversation=conversation, type="update",
-                                    payload={"kind": "order", "title": "Shipped", "body": "", "data": {}})
+    await sync_to_async(event_emit)(
+        conversation=conversation,
+        type="update",
+        payload={"kind": "order", "title": "Shipped", "body": "", "data": {}},
+    )
 
     second = await agent_socket(agent)
     await second.send({"type": "subscribe", "conversation_id": str(conversation.pk), "last_seq": 2})
     got = await second.recv_until("subscribed")
 
     assert [(e["type"], e.get("seq")) for e in got if e["type"] != "conversation"] == [
-        ("message", 3), ("update", 4), ("note", None), ("subscribed", None)
+        ("message", 3),
+        ("update", 4),
+        ("note", None),
+        ("subscribed", None),
     ]
     assert got[-1]["last_seq"] == 4
     # Live from here on, exactly once.
@@ -216,7 +254,9 @@ async def test_bad_frames_are_answered_and_the_socket_stays_open(agent, agent_so
     assert (await socket.recv())["code"] == "unknown_type"
     await socket.comm.send_to(text_data="{nope")
     assert (await socket.recv())["code"] == "bad_json"
-    await socket.send({"type": "reply", "conversation_id": "x", "client_msg_id": str(uuid.uuid4()), "text": "hi"})
+    await socket.send(
+        {"type": "reply", "conversation_id": "x", "client_msg_id": str(uuid.uuid4()), "text": "hi"}
+    )
     assert (await socket.recv())["code"] == "invalid"
     await socket.comm.send_to(text_data='{"type": "note", "text": "' + "x" * 70_000 + '"}')
     assert (await socket.recv())["code"] == "too_large"
