@@ -57,7 +57,9 @@ def render(
     return _PLACEHOLDER.sub(sub, template)
 
 
-def _mapped(mapping: dict[str, Any], arguments: dict[str, Any], identity: Identity | None) -> dict[str, Any]:
+def _mapped(mapping: dict[str, Any], arguments: dict[str, Any], identity: Identity | None) -> Any:
+    if "*" in mapping:  # the whole body is one argument (an array, say)
+        return render(mapping["*"], arguments, identity)
     out = {k: render(v, arguments, identity) for k, v in mapping.items()}
     return {k: v for k, v in out.items() if v is not None and v != ""}
 

@@ -234,3 +234,40 @@ def tool_call_give_up(*, call_id: UUID | str, reason: str) -> None:
     row.error = (row.error + "\n" if row.error else "") + reason
     row.save(update_fields=["status", "finished_at", "error", "updated_at"])
     _emit(row, ToolCallStatus.FAILED, f"{system} took too long to answer.")
+
+
+@transaction.atomic
+def connector_tools_import(*, slug: str, plan: Any, base_url: str | None = None) -> Any:
+    """Create or update the connector's tools from an `openapi.ImportPlan` (one row per tool)."""
+    from .models import Connector
+
+    connector, created = Connector.objects.get_or_create(
+        slug=slug,
+        defaults={"name": plan.title or slug, "base_url": base_url or plan.base_url or "http://localhost"},
+    )
+    if base_url and not created and connector.base_url != base_url:
+        connector.base_url = base_url
+        connector.save(update_fields=["base_url", "updated_at"])
+    existing = {t.name: t for t in connector.tools.all()}
+    new, changed = [], []
+    for draft in plan.tools:
+        fields = {
+            "description": draft.description,
+            "parameters": draft.parameters,
+            "method": draft.method,
+            "path_template": draft.path,
+            "query_map": draft.query_map,
+            "body_map": draft.body_map,
+            "requires_confirmation": draft.requires_confirmation,
+            "confirmation_template": draft.confirmation_template,
+        }
+        tool = existing.get(draft.name)
+        if tool is None:
+            new.append(Tool(connector=connector, name=draft.name, **fields))
+        else:
+            for key, value in fields.items():
+                setattr(tool, key, value)
+            changed.append(tool)
+    Tool.objects.bulk_create(new, batch_size=500)
+    Tool.objects.bulk_update(changed, [*fields] if changed else ["description"], batch_size=500)
+    return connector

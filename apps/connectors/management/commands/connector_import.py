@@ -1,0 +1,53 @@
+"""`manage.py connector_import --openapi FILE --connector SLUG [--operations ID,ID] [--base-url URL] --json`
+(PROTOCOL.md §5)."""
+
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.connectors.openapi import OpenAPIError, document_load, import_plan
+from apps.connectors.services import connector_tools_import
+
+
+class Command(BaseCommand):
+    help = "Create or update a connector's tools from an OpenAPI 3.x / Swagger 2.0 document."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--openapi", required=True, type=Path, help="the document, JSON or YAML")
+        parser.add_argument("--connector", required=True, help="the connector's slug (created if new)")
+        parser.add_argument("--operations", default="", help="operationIds (or tool names), comma-separated")
+        parser.add_argument(
+            "--base-url", default=None, help="the system's URL (default: the document's server)"
+        )
+        parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    def handle(self, *args, **options):
+        path: Path = options["openapi"]
+        if not path.is_file():
+            raise CommandError(f"No such file: {path}")
+        wanted = {o.strip() for o in options["operations"].split(",") if o.strip()} or None
+        try:
+            plan = import_plan(document_load(path), operations=wanted)
+        except OpenAPIError as exc:
+            raise CommandError(str(exc)) from None
+        if not (options["base_url"] or plan.base_url):
+            raise CommandError("The document names no server; pass --base-url.")
+        connector_tools_import(slug=options["connector"], plan=plan, base_url=options["base_url"])
+        report = {
+            "connector": options["connector"],
+            "tools": [
+                {"name": t.name, "method": t.method, "path": t.path, "parameters": t.parameters}
+                for t in plan.tools
+            ],
+            "skipped": plan.skipped,
+        }
+        if options["json"]:
+            self.stdout.write(json.dumps(report))
+        else:
+            self.stdout.write(
+                f"{len(plan.tools)} tools imported into {options['connector']}, "
+                f"{len(plan.skipped)} operations skipped"
+            )
+            for s in plan.skipped:
+                self.stdout.write(f"  skipped {s['operation']}: {s['reason']}")

@@ -1,0 +1,151 @@
+"""`connector_import` (PROTOCOL.md §5) on GitHub's real 13 MB document and on small ones."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import jsonschema
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+
+from apps.connectors.models import Connector, Tool
+
+pytestmark = pytest.mark.django_db
+GITHUB = settings.BASE_DIR.parent / "shared" / "fixtures" / "openapi" / "github-rest-api.json"
+
+
+def run_import(*args: str) -> dict:
+    out = io.StringIO()
+    call_command("connector_import", *args, "--json", stdout=out)
+    return json.loads(out.getvalue())
+
+
+def test_github_document_imports_every_operation_self_contained():
+    assert GITHUB.is_file(), f"{GITHUB} is missing (see /work/shared/fixtures/openapi/SOURCE.txt)"
+    started = time.perf_counter()
+    report = run_import("--openapi", str(GITHUB), "--connector", "github")
+    print(f"github-rest-api.json import: {time.perf_counter() - started:.2f} s")  # reported in .notes
+
+    assert report["connector"] == "github"
+    assert (len(report["tools"]), report["skipped"]) == (1223, [])
+    assert '"$ref"' not in json.dumps(report)
+    for tool in report["tools"]:
+        jsonschema.Draft202012Validator.check_schema(tool["parameters"])
+    tools = {t["name"]: t for t in report["tools"]}
+    create = tools["issues_create"]
+    assert (create["method"], create["path"]) == ("POST", "/repos/{owner}/{repo}/issues")
+    assert create["parameters"]["required"] == ["owner", "repo", "title"]
+    assert create["parameters"]["properties"]["assignee"]["type"] == ["string", "null"]
+    assert Connector.objects.get(slug="github").base_url == "https://api.github.com"
+    assert Tool.objects.filter(connector__slug="github").count() == 1223
+    row = Tool.objects.get(connector__slug="github", name="issues_create")
+    assert (row.requires_confirmation, row.confirmation_template) == (True, "Create an issue?")
+    assert row.body_map["title"] == "{title}"
+    assert Tool.objects.get(connector__slug="github", name="issues_get").requires_confirmation is False
+    # A valid call validates against the imported schema; a wrong one does not.
+    jsonschema.validate({"owner": "octo", "repo": "kefu", "title": "Lamp flickers"}, create["parameters"])
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"owner": "octo", "repo": "kefu"}, create["parameters"])
+
+
+def test_chosen_operations_only_and_reimport_updates_in_place():
+    args = [
+        "--openapi",
+        str(GITHUB),
+        "--connector",
+        "tickets",
+        "--base-url",
+        "https://ghe.example.com/api/v3",
+    ]
+    report = run_import(*args, "--operations", "issues/create,issues/get,issues/nope")
+    assert [(t["name"], t["method"]) for t in report["tools"]] == [
+        ("issues_create", "POST"),
+        ("issues_get", "GET"),
+    ]
+    assert report["skipped"] == [{"operation": "issues/nope", "reason": "no such operation in the document"}]
+    Tool.objects.filter(name="issues_get").update(description="edited")
+    run_import(*args, "--operations", "issues/get")
+    assert Tool.objects.filter(connector__slug="tickets").count() == 2
+    assert Tool.objects.get(name="issues_get").description.startswith("Get an issue")
+    assert Connector.objects.get(slug="tickets").base_url == "https://ghe.example.com/api/v3"
+
+
+SWAGGER_YAML = """
+swagger: "2.0"
+info: {title: Tiny shop, version: "1"}
+host: shop.example.com
+basePath: /api
+schemes: [https]
+definitions:
+  Category:
+    type: object
+    properties:
+      name: {type: string}
+      parent: {$ref: "#/definitions/Category"}
+  NewTicket:
+    type: object
+    required: [subject]
+    properties:
+      subject: {type: string, example: Broken lamp}
+      category: {$ref: "#/definitions/Category"}
+paths:
+  /orders/{number}:
+    parameters:
+      - {name: number, in: path, required: true, type: string}
+    get:
+      operationId: getOrder
+      summary: One order
+      parameters:
+        - {name: expand, in: query, type: boolean}
+  /tickets:
+    post:
+      operationId: createTicket
+      summary: Open a ticket.
+      parameters:
+        - {name: ticket, in: body, required: true, schema: {$ref: "#/definitions/NewTicket"}}
+  /avatar:
+    post:
+      operationId: uploadAvatar
+      parameters:
+        - {name: file, in: formData, type: file}
+  /signed:
+    get:
+      operationId: signedThing
+      parameters:
+        - {name: X-Signature, in: header, required: true, type: string}
+"""
+
+
+def test_swagger_2_yaml_with_a_recursive_schema(tmp_path):
+    path = tmp_path / "shop.yaml"
+    path.write_text(SWAGGER_YAML)
+    report = run_import("--openapi", str(path), "--connector", "shop")
+    tools = {t["name"]: t for t in report["tools"]}
+    assert sorted(tools) == ["createTicket", "getOrder"]
+    assert tools["getOrder"]["parameters"] == {
+        "type": "object",
+        "properties": {"number": {"type": "string"}, "expand": {"type": "boolean"}},
+        "required": ["number"],
+    }
+    category = tools["createTicket"]["parameters"]["properties"]["category"]
+    assert category["properties"]["parent"] == {"type": "object", "description": "(recursive Category)"}
+    assert tools["createTicket"]["parameters"]["required"] == ["subject"]
+    assert tools["createTicket"]["parameters"]["properties"]["subject"] == {"type": "string"}
+    assert report["skipped"] == [
+        {"operation": "uploadAvatar", "reason": "form-data bodies are not supported"},
+        {
+            "operation": "signedThing",
+            "reason": "needs the header parameter 'X-Signature', which tools cannot send",
+        },
+    ]
+    assert Connector.objects.get(slug="shop").base_url == "https://shop.example.com/api"
+    order = Tool.objects.get(name="getOrder")
+    assert (order.path_template, order.query_map, order.requires_confirmation) == (
+        "/orders/{number}",
+        {"expand": "{expand}"},
+        False,
+    )
+    assert Tool.objects.get(name="createTicket").confirmation_template == "Open a ticket?"
