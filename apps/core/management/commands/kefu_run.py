@@ -33,6 +33,9 @@ class Command(BaseCommand):
 
         env = dict(os.environ, HOST=host, PORT=str(port), PYTHONUNBUFFERED="1",
                    CELERY_TASK_DEFAULT_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE,
+                   DEMO_CRM_HOST=settings.DEMO_CRM_HOST, DEMO_CRM_PORT=str(settings.DEMO_CRM_PORT),
+                   DEMO_CRM_TOKEN=settings.DEMO_CRM_TOKEN, DEMO_CRM_KEFU_URL=f"http://{host}:{port}",
+                   DEMO_WEBHOOK_SECRET=settings.DEMO_WEBHOOK_SECRET,
                    PATH=f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}")
         self._print_banner(host, port)
 
@@ -53,6 +56,7 @@ class Command(BaseCommand):
             f"  widget demo    {base}/",
             f"  admin          {base}/admin/",
             f"  health         {base}/healthz",
+            f"  demo CRM/ERP   http://{settings.DEMO_CRM_HOST}:{settings.DEMO_CRM_PORT}",
             f"  demo login     {settings.DEMO_AGENT_EMAIL} / {settings.DEMO_AGENT_PASSWORD}",
             f"  WIDGET_IDENTITY_SECRET={shlex.quote(settings.WIDGET_IDENTITY_SECRET)}",
             f"  DEMO_WEBHOOK_SECRET={shlex.quote(settings.DEMO_WEBHOOK_SECRET)}",
