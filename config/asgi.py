@@ -12,6 +12,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from apps.core.lifespan import lifespan_app  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
 if settings.EMBEDDING_WARM_UP:
@@ -23,5 +24,6 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": URLRouter(websocket_urlpatterns),
+        "lifespan": lifespan_app,
     }
 )

@@ -120,6 +120,31 @@ def wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float =
 
 
 @pytest.fixture
+def web_server(transactional_db, tmp_path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start real uvicorn processes (what `make run` serves with) against the test database:
+    `web_server(**env)` -> server. `workers` > 1 runs uvicorn's supervisor with that many."""
+    started: list[ServerProcess] = []
+
+    def start(port: int | None = None, workers: int = 1, **env: str) -> ServerProcess:
+        port = port or free_port()
+        log = tmp_path / f"uvicorn-{port}-{len(started)}.log"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", str(workers), "--ws", "websockets", "--lifespan", "on",
+             "--no-access-log", "--timeout-graceful-shutdown", "5"],
+            cwd=REPO, env=service_env(**env), stdout=log.open("w"), stderr=subprocess.STDOUT,
+        )
+        server = ServerProcess(proc, port, log)
+        started.append(server)
+        wait_for_port(port, proc, log)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
 def daphne_server(transactional_db, tmp_path) -> Iterator[Callable[..., ServerProcess]]:
     """Start real Daphne processes against the test database: `daphne_server()` -> server."""
     started: list[ServerProcess] = []

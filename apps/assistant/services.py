@@ -26,6 +26,8 @@ from .providers import Turn
 # A runner renews its leases every LEASE_RENEW_S; a lease not renewed for LEASE_S lapses and
 # another runner takes the turn over (PROTOCOL.md §2: within 30 s of the process dying).
 LEASE_S = 10
+# A due turn nobody kicked (made by a worker, or its kick was lost) is swept up after this.
+SWEEP_GRACE_S = 2
 HISTORY_LIMIT = 20
 
 
@@ -72,6 +74,10 @@ UPDATE assistant_assistantturn t
     WHERE c.state <> 'done'
       AND (c.state = 'due' OR c.lease_until < now())
       AND (%(conversation_id)s::uuid IS NULL OR c.conversation_id = %(conversation_id)s::uuid)
+      -- a sweep leaves a fresh turn to the socket that made it (it kicks once it follows the
+      -- conversation, so the customer gets every token)
+      AND (%(conversation_id)s::uuid IS NOT NULL OR c.state <> 'due'
+           OR c.created_at < now() - make_interval(secs => %(grace)s))
       AND NOT EXISTS (SELECT 1 FROM assistant_assistantturn o
                        WHERE o.conversation_id = c.conversation_id AND o.state <> 'done'
                          AND (o.created_at, o.id) < (c.created_at, c.id))
@@ -85,7 +91,9 @@ RETURNING t.id, t.conversation_id, t.message_id, t.stop_requested, t.attempts
 def turn_claim(*, owner: str, conversation_id: UUID | str | None = None) -> ClaimedTurn | None:
     """Take the next claimable turn (of one conversation, or of any), or None."""
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM, {"owner": owner, "lease": LEASE_S, "conversation_id": conversation_id})
+        params = {"owner": owner, "lease": LEASE_S, "conversation_id": conversation_id,
+                  "grace": SWEEP_GRACE_S}
+        cursor.execute(_CLAIM, params)
         row = cursor.fetchone()
     if row is None:
         return None

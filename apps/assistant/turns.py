@@ -303,6 +303,7 @@ class _TokenStream:
             self.ready.clear()
             await self._flush()
             if self.closed:
+                await self._flush()  # what arrived while the last flush was on its way
                 return
             await asyncio.sleep(self.interval)
 
@@ -312,11 +313,14 @@ class _TokenStream:
         if not text:
             return
         answer.flushed = len(answer.text)
-        await state.partial_append(self.conversation_id, text)
-        await aevent_broadcast(
-            conversation_id=self.conversation_id, type="token",
-            payload={"message_id": self.message_id, "text": text}, meta={"offset": offset},
-        )
+        try:
+            await state.partial_append(self.conversation_id, text)
+            await aevent_broadcast(
+                conversation_id=self.conversation_id, type="token",
+                payload={"message_id": self.message_id, "text": text}, meta={"offset": offset},
+            )
+        except Exception:  # Redis away: live tokens are best effort, the stored answer is whole
+            logger.warning("a token of answer %s was not broadcast", self.message_id, exc_info=True)
 
 
 async def _generate(turn: Turn, claimed: services.ClaimedTurn, answer: _Answer) -> None:

@@ -18,6 +18,7 @@ server-only hints (a token's character offset, the origin of a typing indicator)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import logging
@@ -41,6 +42,8 @@ LIVE_TYPES = frozenset({"token", "partial", "typing"})
 # The channel-layer message type every conversation event travels as (handler `conv_event`).
 LAYER_TYPE = "conv.event"
 
+
+_background: set[asyncio.Task] = set()
 
 # Set by `broadcasts_deferred`: committed events wait here instead of being sent at once.
 _deferred: contextvars.ContextVar[list[Published] | None] = contextvars.ContextVar(
@@ -71,10 +74,12 @@ async def abroadcast_deferred(pending: list[Published]) -> None:
             await _publish(published)
         except Exception:
             logger.exception("broadcast of %s failed", published.wire.get("type"))
-    if pending:
+    if pending:  # the agents' queue and webhooks need not hold up the caller (an ack, an answer)
         from apps.core.db import db_async
 
-        await db_async(_after_publish)(pending=pending)
+        task = asyncio.get_running_loop().create_task(db_async(_after_publish)(pending=list(pending)))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
 
 
 def conversation_group(conversation_id: UUID | str) -> str:

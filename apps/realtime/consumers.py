@@ -23,7 +23,7 @@ from django.db import InterfaceError, OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from apps.assistant.turns import turn_kick, turn_partial, turn_stop
+from apps.assistant.turns import runner_start, turn_kick, turn_partial, turn_stop
 from apps.conversations.errors import ConversationError
 from apps.conversations.events import (
     abroadcast_deferred,
@@ -38,7 +38,7 @@ from apps.customers.tokens import TokenInvalid, widget_token_verify
 
 from . import session
 from .delivery import ConversationStreams
-from .limits import AUTH_TIMEOUT_S, FRAME_RATE, MESSAGE_RATE, SEND_TIMEOUT_S, BadFrameWindow, TokenBucket
+from .limits import AUTH_TIMEOUT_S, FRAME_RATE, MESSAGE_RATE, BadFrameWindow, TokenBucket
 from .presence import conversation_marks, slot_claim, slot_release, sweeper
 from .schemas import Frame, FrameError, frame_parse
 
@@ -48,7 +48,7 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_TOO_MANY_SOCKETS = 4429
 CLOSE_POLICY = 1008
 CLOSE_SILENT = 1001
-# The client reads too slowly: its send buffer stayed full for SEND_TIMEOUT_S. Reconnecting
+# The client reads too slowly: its send buffer stayed full for CHAT_SEND_TIMEOUT_S. Reconnecting
 # and resuming from its last seq gets it everything, from Postgres.
 CLOSE_TOO_SLOW = 4408
 # Errors a client causes; enough of them within the window closes the socket.
@@ -99,6 +99,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # -- lifecycle ---------------------------------------------------------------------
 
     async def connect(self) -> None:
+        runner_start()  # servers without ASGI lifespan (Daphne): answers run from the first socket on
         await self.accept()
         self._auth_timer = asyncio.get_running_loop().call_later(AUTH_TIMEOUT_S, self._auth_expired)
 
@@ -357,7 +358,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # The server applies backpressure: a client that stops reading blocks this send,
             # and what piles up meanwhile stays bounded in the channel layer (capacity).
             text = json.dumps(event, separators=(",", ":"))
-            await asyncio.wait_for(self.send(text_data=text), SEND_TIMEOUT_S)
+            await asyncio.wait_for(self.send(text_data=text), settings.CHAT_SEND_TIMEOUT_S)
         except TimeoutError:
-            logger.warning("closing a chat socket that read nothing for %s s", SEND_TIMEOUT_S)
+            logger.warning("closing a chat socket that read nothing for %s s", settings.CHAT_SEND_TIMEOUT_S)
             asyncio.get_running_loop().create_task(self._close(CLOSE_TOO_SLOW))

@@ -7,8 +7,7 @@ from collections import deque
 
 MAX_FRAME_BYTES = 64 * 1024
 AUTH_TIMEOUT_S = 10.0
-# A socket whose client has not read for this long (its send blocks) is closed (4408).
-SEND_TIMEOUT_S = 10.0
+
 # A socket sending this many bad frames within the window is closed with 1008.
 BAD_FRAMES_LIMIT = 20
 BAD_FRAMES_WINDOW_S = 60.0

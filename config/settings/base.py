@@ -15,6 +15,8 @@ DEBUG = env.bool("DJANGO_DEBUG", default=True)
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="kefu-dev-insecure-secret-key-change-me-in-production")
 HOST = env("HOST", default="127.0.0.1")
 PORT = env.int("PORT", default=8000)
+# Web processes `make run` serves PORT with (uvicorn workers sharing one listening socket).
+WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=1)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 KEFU_VAR_DIR = Path(env("KEFU_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
@@ -173,6 +175,8 @@ KB_DEFAULT_SLUG = env.str("KB_DEFAULT_SLUG", default="help-center")
 WIDGET_TOKEN_MAX_AGE_S = env.int("WIDGET_TOKEN_MAX_AGE_S", default=24 * 3600)
 CHAT_HEARTBEAT_S = env.int("CHAT_HEARTBEAT_S", default=20)
 CHAT_MAX_SOCKETS_PER_CUSTOMER = env.int("CHAT_MAX_SOCKETS_PER_CUSTOMER", default=5)
+# A socket whose client reads nothing (its sends stay blocked) this long is closed with 4408.
+CHAT_SEND_TIMEOUT_S = env.float("CHAT_SEND_TIMEOUT_S", default=10.0)
 ASSISTANT_TOKEN_DELAY_S = env.float("ASSISTANT_TOKEN_DELAY_S", default=0.03)
 # Token deltas are coalesced: the first goes out at once, then one `token` frame per interval.
 ASSISTANT_TOKEN_FLUSH_S = env.float("ASSISTANT_TOKEN_FLUSH_S", default=0.05)
@@ -202,7 +206,14 @@ HEALTHZ_CELERY_CACHE_S = env.float("HEALTHZ_CELERY_CACHE_S", default=15)
 
 # GET /metrics for staff or `Authorization: Bearer <METRICS_TOKEN>`; queues whose depth it reports.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-METRICS_CELERY_QUEUES = env.list("METRICS_CELERY_QUEUES", default=[CELERY_TASK_DEFAULT_QUEUE])
+# KEFU_CELERY_SPLIT_QUEUES: one queue per area (`<default>.tools`, `.ingestion`, `.webhooks`,
+# `.answers`; config/celery.py), each with its own worker pool; off: one queue for everything.
+KEFU_CELERY_SPLIT_QUEUES = env.bool("KEFU_CELERY_SPLIT_QUEUES", default=False)
+_AREA_QUEUES = [f"{CELERY_TASK_DEFAULT_QUEUE}.{a}" for a in ("answers", "tools", "ingestion", "webhooks")]
+METRICS_CELERY_QUEUES = env.list(
+    "METRICS_CELERY_QUEUES",
+    default=[CELERY_TASK_DEFAULT_QUEUE, *(_AREA_QUEUES if KEFU_CELERY_SPLIT_QUEUES else [])],
+)
 
 # Abuse limits in Redis across processes (apps/core/ratelimit.py): `limits` rate strings, several
 # joined by ";", empty to switch one off. Development defaults are loose (tests and benches
@@ -212,7 +223,7 @@ RATELIMIT_MESSAGE_CUSTOMER = env.str("RATELIMIT_MESSAGE_CUSTOMER", default="120/
 RATELIMIT_ANSWER_CUSTOMER_HOUR = env.str("RATELIMIT_ANSWER_CUSTOMER_HOUR", default="600/hour")
 
 # Identity: `user_hash` (PROTOCOL.md §1) never expires; `user_jwt` (HS256, `exp` required) does.
-# WIDGET_USER_HASH_ENABLED=false accepts only the JWT; WIDGET_JWT_MAX_AGE_S caps `exp` - `iat`.
+# WIDGET_USER_HASH_ENABLED=false accepts only the JWT; `exp` may be at most WIDGET_JWT_MAX_AGE_S ahead.
 WIDGET_USER_HASH_ENABLED = env.bool("WIDGET_USER_HASH_ENABLED", default=True)
 WIDGET_JWT_MAX_AGE_S = env.int("WIDGET_JWT_MAX_AGE_S", default=24 * 3600)
 
@@ -244,50 +255,6 @@ CONNECTORS_TASK_TIME_LIMIT_S = env.int("CONNECTORS_TASK_TIME_LIMIT_S", default=3
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_S", default=180),
 }
-
-# ------------------------------------------------------------------------------------------
-# Agent console
-# ------------------------------------------------------------------------------------------
-# Give waiting conversations to online agents round robin, each up to a limit of open
-# conversations (an agent's own limit in admin overrides it). Off: agents claim from the queue.
-CONSOLE_AUTO_ASSIGN = env.bool("CONSOLE_AUTO_ASSIGN", default=False)
-CONSOLE_AUTO_ASSIGN_LIMIT = env.int("CONSOLE_AUTO_ASSIGN_LIMIT", default=3)
-
-# ------------------------------------------------------------------------------------------
-# Production safety, limits, observability (production.py overrides the development defaults)
-# ------------------------------------------------------------------------------------------
-# The demo shop page and the unauthenticated /ws/echo/ socket.
-KEFU_DEMO_PAGES = env.bool("KEFU_DEMO_PAGES", default=True)
-
-# /healthz shows its checks to staff, to the X-Healthz-Token header, and (development only) to
-# loopback clients; everyone else gets the status alone. The worker ping is cached per process.
-HEALTHZ_TOKEN = env.str("HEALTHZ_TOKEN", default="")
-HEALTHZ_DETAILS_TO_LOOPBACK = env.bool("HEALTHZ_DETAILS_TO_LOOPBACK", default=True)
-HEALTHZ_CELERY_CACHE_S = env.float("HEALTHZ_CELERY_CACHE_S", default=15)
-
-# GET /metrics for staff or `Authorization: Bearer <METRICS_TOKEN>`; queues whose depth it reports.
-METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-METRICS_CELERY_QUEUES = env.list("METRICS_CELERY_QUEUES", default=[CELERY_TASK_DEFAULT_QUEUE])
-
-# Abuse limits in Redis across processes (apps/core/ratelimit.py): `limits` rate strings, several
-# joined by ";", empty to switch one off. Development defaults are loose (tests and benches
-# open many sessions from 127.0.0.1); production.py tightens them.
-RATELIMIT_SESSION_IP = env.str("RATELIMIT_SESSION_IP", default="600/minute")
-RATELIMIT_MESSAGE_CUSTOMER = env.str("RATELIMIT_MESSAGE_CUSTOMER", default="120/minute")
-RATELIMIT_ANSWER_CUSTOMER_HOUR = env.str("RATELIMIT_ANSWER_CUSTOMER_HOUR", default="600/hour")
-
-# Identity: `user_hash` (PROTOCOL.md §1) never expires; `user_jwt` (HS256, `exp` required) does.
-# WIDGET_USER_HASH_ENABLED=false accepts only the JWT; `exp` may be at most WIDGET_JWT_MAX_AGE_S ahead.
-WIDGET_USER_HASH_ENABLED = env.bool("WIDGET_USER_HASH_ENABLED", default=True)
-WIDGET_JWT_MAX_AGE_S = env.int("WIDGET_JWT_MAX_AGE_S", default=24 * 3600)
-
-# LOG_FORMAT: `plain` (development) or `json` (production default): one JSON object per line
-# with request_id and conversation_id (apps/core/logging.py).
-LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
-from apps.core.logging import logging_config  # noqa: E402
-
-LOGGING = logging_config(fmt=LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))
-MIDDLEWARE = ["apps.core.logging.RequestIdMiddleware", *MIDDLEWARE]
 
 # ------------------------------------------------------------------------------------------
 # Agent console

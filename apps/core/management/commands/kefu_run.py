@@ -32,6 +32,7 @@ class Command(BaseCommand):
         call_command("demo_setup")
 
         env = dict(os.environ, HOST=host, PORT=str(port), PYTHONUNBUFFERED="1",
+                   WEB_CONCURRENCY=str(settings.WEB_CONCURRENCY),
                    CELERY_TASK_DEFAULT_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE,
                    DEMO_CRM_HOST=settings.DEMO_CRM_HOST, DEMO_CRM_PORT=str(settings.DEMO_CRM_PORT),
                    DEMO_CRM_TOKEN=settings.DEMO_CRM_TOKEN, DEMO_CRM_KEFU_URL=f"http://{host}:{port}",
