@@ -16,6 +16,7 @@ from django.db import connection
 CHECK_TIMEOUT_S = 2.0
 # A broadcast waits its whole timeout for replies, so this one bounds /healthz latency.
 WORKER_REPLY_TIMEOUT_S = 1.0
+FAILURE_CACHE_S = 2.0
 
 
 def check_database() -> str | None:
@@ -72,22 +73,27 @@ def check_celery() -> str | None:
         if _celery_cached is not None and _celery_cached[0] > time.monotonic():
             return _celery_cached[1]
         result = _check_celery_uncached()
-        _celery_cached = (time.monotonic() + settings.HEALTHZ_CELERY_CACHE_S, result)
+        # A failure is kept briefly, so a worker that starts is seen within seconds.
+        keep_s = settings.HEALTHZ_CELERY_CACHE_S
+        if result is not None:
+            keep_s = min(keep_s, FAILURE_CACHE_S)
+        _celery_cached = (time.monotonic() + keep_s, result)
         return result
 
 
 def _check_celery_uncached() -> str | None:
-    """A worker consuming Kefu's task queue answers (a worker on another queue is no help)."""
-    from config.celery import app
+    """A worker consumes each of Kefu's task queues (a worker on another queue is no help)."""
+    from config.celery import app, celery_queues
 
-    queue = settings.CELERY_TASK_DEFAULT_QUEUE
     try:
         replies = app.control.inspect(timeout=WORKER_REPLY_TIMEOUT_S).active_queues() or {}
     except Exception as exc:  # broker down
         return f"{type(exc).__name__}: {exc}".strip()
-    if any(q.get("name") == queue for queues in replies.values() for q in queues or []):
+    consumed = {q.get("name") for queues in replies.values() for q in queues or []}
+    missing = [queue for queue in celery_queues() if queue not in consumed]
+    if not missing:
         return None
-    return f"no Celery worker consuming queue {queue!r} answered"
+    return "; ".join(f"no Celery worker consuming queue {queue!r} answered" for queue in missing)
 
 
 async def run_checks() -> dict[str, str]:

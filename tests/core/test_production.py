@@ -231,3 +231,23 @@ def test_each_request_gets_an_id_in_the_response_header(client):
 
     assert given["X-Request-ID"] == "lb-4f2a-0001"
     assert len(unsafe["X-Request-ID"]) == 32 and unsafe["X-Request-ID"] != "<script>"
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_split_queues_send_each_area_to_its_own_worker_pool(settings, split):
+    from config.celery import app, celery_queues
+
+    settings.KEFU_CELERY_SPLIT_QUEUES = split
+    default = settings.CELERY_TASK_DEFAULT_QUEUE
+    names = ["connectors.tool_call_run", "apps.knowledge.tasks.document_index",
+             "apps.webhooks.tasks.webhook_event_process", "apps.other.tasks.anything"]
+
+    queues = [app.amqp.router.route({}, name)["queue"].name for name in names]
+
+    if split:
+        assert queues == [f"{default}.tools", f"{default}.ingestion", f"{default}.webhooks", default]
+        assert celery_queues() == [default, *(f"{default}.{a}" for a in ("answers", "ingestion", "tools",
+                                                                         "webhooks"))]
+    else:
+        assert queues == [default] * 4
+        assert celery_queues() == [default]
