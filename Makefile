@@ -6,12 +6,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: run test lint system-deps clean-var help
+.PHONY: run test lint bench system-deps clean-var help
 
 help:
 	@echo "make run    start Kefu (embedded Postgres+pgvector and Redis unless DATABASE_URL/REDIS_URL are set)"
 	@echo "make test   run the whole test suite against real Postgres, Redis, Celery, Daphne and Chromium"
 	@echo "make lint   ruff"
+	@echo "make bench  run every bench/*.py at modest sizes (< 15 min on 2 cores), write docs/benchmarks.md"
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,3 +34,7 @@ test: $(STAMP) system-deps
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+# Every bench/*.py, each in its own process with a time limit; writes docs/benchmarks.md.
+bench: $(STAMP)
+	$(PY) bench/run_all.py
