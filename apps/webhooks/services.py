@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -80,8 +81,17 @@ def webhook_event_store(*, source: WebhookSource, incoming: Incoming) -> Stored:
         if row is None:
             return Stored(event_id=None, duplicate=True)
         event_id = row[0]
-        transaction.on_commit(lambda: webhook_event_process_task.delay(event_id))
+        # robust: the event is stored either way; a lost enqueue is found again by the sweep
+        transaction.on_commit(lambda: webhook_event_process_task.delay(event_id), robust=True)
     return Stored(event_id=event_id, duplicate=False)
+
+
+def webhook_events_stale(*, older_than_s: float = 60, limit: int = 500) -> list[int]:
+    """Events still `received` a while after they came in: their task was lost (Redis was down
+    when it was queued, or a worker died holding it)."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    stale = WebhookEvent.objects.filter(status=WebhookEventStatus.RECEIVED, received_at__lt=cutoff)
+    return list(stale.order_by("received_at").values_list("pk", flat=True)[:limit])
 
 
 def customer_for_event(*, data: Any) -> Customer | None:

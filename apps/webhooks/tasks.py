@@ -3,19 +3,34 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import shared_task
 
 from .delivery import outgoing_deliveries_due, outgoing_delivery_attempt
 from .models import EventDelivery
-from .services import webhook_event_mark_failed, webhook_event_process
+from .services import webhook_event_mark_failed, webhook_event_process, webhook_events_stale
 
 logger = logging.getLogger(__name__)
+
+# There is no beat: workers look for lost work themselves, at most once a minute each.
+SWEEP_EVERY_S = 60.0
+_last_sweep = {"at": 0.0}
+
+
+def _sweep_now() -> bool:
+    now = time.monotonic()
+    if now - _last_sweep["at"] < SWEEP_EVERY_S:
+        return False
+    _last_sweep["at"] = now
+    return True
 
 
 @shared_task(bind=True, acks_late=True, max_retries=5, soft_time_limit=60, time_limit=90)
 def webhook_event_process_task(self, event_id: int) -> str:
     """Process one incoming event; exactly once however often it runs (the row is locked)."""
+    if _sweep_now():
+        webhooks_sweep_task.delay()
     try:
         return webhook_event_process(event_id=event_id).status
     except Exception as exc:
@@ -39,6 +54,8 @@ def outgoing_payload_deliver_task(payload_id: int) -> int:
 @shared_task(bind=True, acks_late=True, soft_time_limit=60, time_limit=90)
 def outgoing_delivery_attempt_task(self, delivery_id: str, expected_attempts: int | None = None) -> str:
     """One attempt; on failure, the next one is scheduled by the backoff schedule."""
+    if _sweep_now():
+        webhooks_sweep_task.delay()
     result = outgoing_delivery_attempt(
         delivery_id=delivery_id, expected_attempts=expected_attempts, task_id=self.request.id or ""
     )
@@ -48,9 +65,13 @@ def outgoing_delivery_attempt_task(self, delivery_id: str, expected_attempts: in
 
 
 @shared_task
-def outgoing_deliveries_sweep_task() -> int:
-    """Re-queue retries whose task was lost (a worker restarted before its countdown ran out)."""
+def webhooks_sweep_task() -> dict[str, int]:
+    """Re-queue lost work: incoming events still `received` after a minute, and outgoing retries
+    whose countdown task vanished (a worker restarted). Duplicates are harmless (row locks)."""
+    stale = webhook_events_stale()
+    for event_id in stale:
+        webhook_event_process_task.delay(event_id)
     due = outgoing_deliveries_due()
     for delivery_id, attempts in due:
         outgoing_delivery_attempt_task.delay(delivery_id, attempts)
-    return len(due)
+    return {"events": len(stale), "deliveries": len(due)}

@@ -250,3 +250,21 @@ def test_the_demo_crm_order_shipped_payload(demo_source, crm_customer):
         "Your order PP-1002 has shipped",
         "Carrier: DHL\nTracking number: 00340434161234567890",
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_whose_task_was_lost_is_found_by_the_sweep(demo_source, crm_customer, celery_worker_live):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.webhooks.tasks import webhooks_sweep_task
+
+    fresh, lost = stored(demo_source, shipped()), stored(demo_source, shipped(order_id="PP-1001"))
+    WebhookEvent.objects.filter(pk=lost.pk).update(received_at=timezone.now() - timedelta(minutes=2))
+    assert webhooks_sweep_task.delay().get(timeout=30) == {"events": 1, "deliveries": 0}
+    assert (
+        webhook_event_process_task.delay(lost.pk).get(timeout=30) == "processed"
+    )  # waits for the sweep's copy
+    assert WebhookEvent.objects.get(pk=fresh.pk).status == WebhookEventStatus.RECEIVED  # not lost yet
+    assert len(updates(crm_customer)) == 1
