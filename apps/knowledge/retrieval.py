@@ -54,6 +54,9 @@ class Passage:
     score: float  # fused RRF score: higher is better; only comparable within one search
     similarity: float | None  # cosine similarity of the chunk to the query (None in fulltext mode)
     chunk_id: int
+    # Share of the question's information (IDF mass of its lexemes, words the knowledge base never
+    # uses counting most) found in this document's best full-text chunk: 0..1, 0 in vector mode.
+    coverage: float = 0.0
 
     def citation(self, n: int) -> dict:
         """The PROTOCOL.md §2 citation object for `[n]`."""
@@ -99,16 +102,22 @@ def search(
     with transaction.atomic():
         ranked: list[tuple[list[int], float]] = []
         text_hits: list[int] = []
+        coverage: dict[int, float] = {}
         if vector is not None:
             ranked.append((_vector_ids(kb.pk, vector, n, ef_search or settings.KB_EF_SEARCH), VECTOR_WEIGHT))
         if mode != "vector":
-            text_hits = _fulltext_ids(kb.pk, query, n)
+            coverage = _fulltext_hits(kb.pk, query, n)
+            text_hits = list(coverage)
             ranked.append((text_hits, FULLTEXT_WEIGHT))
         fused = rrf_fuse(ranked, rrf_k=rrf_k)
         text_set = set(text_hits)
         rows = _chunk_rows(list(fused), vector)
     passages: list[Passage] = []
     seen: set[str] = set()
+    doc_coverage: dict[str, float] = {}
+    for chunk_id, share in coverage.items():
+        doc = str(rows[chunk_id]["document_id"])
+        doc_coverage[doc] = max(doc_coverage.get(doc, 0.0), share)
     for chunk_id, score in fused.items():
         row = rows[chunk_id]
         doc_id = str(row["document_id"])
@@ -131,6 +140,7 @@ def search(
                 score=round(score, 6),
                 similarity=None if sim is None else round(sim, 4),
                 chunk_id=chunk_id,
+                coverage=round(doc_coverage.get(doc_id, 0.0), 4),
             )
         )
         if len(passages) == k:
@@ -186,7 +196,8 @@ pool AS MATERIALIZED (
 )
 SELECT pool.id,
        sum(q.idf * t.tf * ({BM25_K1} + 1)
-           / (t.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * pool.token_count / %s::float8))) AS score
+           / (t.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * pool.token_count / %s::float8))) AS score,
+       sum(q.idf) AS matched_idf
 FROM pool
 CROSS JOIN LATERAL unnest(pool.search_vector) AS u
 JOIN q ON q.w = u.lexeme
@@ -239,12 +250,13 @@ def _tsquery_or(lexemes: list[str]) -> str:
     return " | ".join("'" + w.replace("\\", "\\\\").replace("'", "''") + "'" for w in lexemes)
 
 
-def _fulltext_ids(kb_id: int, query: str, n: int) -> list[int]:
+def _fulltext_hits(kb_id: int, query: str, n: int) -> dict[int, float]:
+    """Chunk id -> coverage of the query, best BM25 first."""
     with connection.cursor() as cursor:
         cursor.execute(_QUERY_LEXEMES_SQL, [query])
         lexemes = sorted(cursor.fetchone()[0] or [])
     if not lexemes:
-        return []
+        return {}
     stats = _stats(kb_id, lexemes)
     total = stats.chunks
     idf = {w: math.log(1 + (total - stats.df[w] + 0.5) / (stats.df[w] + 0.5)) for w in lexemes if stats.df[w]}
@@ -252,14 +264,17 @@ def _fulltext_ids(kb_id: int, query: str, n: int) -> list[int]:
     informative = [w for w in ranked if stats.df[w] <= COMMON_DF * total] or ranked
     terms = informative[:BM25_TERMS]
     if not terms:
-        return []
+        return {}
+    # A lexeme the knowledge base never uses weighs as much as the rarest one can.
+    unseen_idf = math.log(1 + (total + 0.5) / 0.5)
+    mass = sum(idf.get(w, unseen_idf) for w in lexemes)
     tsquery = _tsquery_or(terms)
     with connection.cursor() as cursor:
         cursor.execute(
             _BM25_SQL,
             [terms, [idf[w] for w in terms], kb_id, tsquery, tsquery, stats.avg_tokens, n],
         )
-        return [row[0] for row in cursor.fetchall()]
+        return {row[0]: min(1.0, row[2] / mass) for row in cursor.fetchall()}
 
 
 def _chunk_rows(ids: list[int], vector: np.ndarray | None) -> dict[int, dict]:

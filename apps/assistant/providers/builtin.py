@@ -9,10 +9,12 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import numpy as np
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
+from apps.knowledge.embeddings import Embedder
 from apps.knowledge.sentences import sentence_split
 
 from .base import AnswerChunk, Turn
@@ -20,40 +22,93 @@ from .base import AnswerChunk, Turn
 logger = logging.getLogger(__name__)
 
 DONT_KNOW = "I don't know that one, sorry. Would you like to talk to a person?"
-MAX_PASSAGES = 3
-SENTENCES_PER_PASSAGE = 2
-_WORD = re.compile(r"\w{3,}")
-_STOP = frozenset(
-    "the and for you your are can how what when where which who why does did with this that have has "
-    "from not but our out about into there their they them will would could should please"
-    " hello thanks".split()
-)
+# The answer quotes at most this many sentences of one passage: those whose similarity to the
+# question is within SENTENCE_BAND of the best one (and above SENTENCE_FLOOR), in article order.
+MAX_SENTENCES = 3
+SENTENCE_BAND = 0.12
+SENTENCE_FLOOR = 0.25
+# A second part of the question ("...? And do you ...?") may cite a second article when its best
+# sentence there is this similar to that part and clearly better than what the first article has.
+SECOND_TOPIC_FLOOR = 0.5
+_QUESTION_END = re.compile(r"(?<=\?)\s+")
 
 
-def _terms(text: str) -> set[str]:
-    return {w[:5] for w in _WORD.findall(text.lower()) if w not in _STOP}
-
-
-def compose(question: str, passages: Sequence[Any]) -> tuple[str, list[dict[str, Any]]]:
-    """The answer text and its citations from retrieval passages (with `text` and `.citation(n)`).
-    Only passages sharing a word with the question count as knowing."""
-    wanted = _terms(question)
-    parts: list[str] = []
-    citations: list[dict[str, Any]] = []
-    for passage in passages:
-        if len(citations) == MAX_PASSAGES:
-            break
-        sentences = [s for s in sentence_split(passage.text) if len(s) > 2]
-        scored = sorted(range(len(sentences)), key=lambda i: (-len(_terms(sentences[i]) & wanted), i))
-        picked = sorted(i for i in scored[:SENTENCES_PER_PASSAGE] if _terms(sentences[i]) & wanted)
-        if not picked:
+def _quotable(text: str) -> list[str]:
+    """The sentences of a passage that can stand in an answer. Headings are dropped; list items
+    join the sentence that introduces them, so "bedding, pillows and duvets" is never quoted
+    without "These items cannot be returned unless they are faulty:"."""
+    units: list[str] = []
+    for sentence in sentence_split(text):
+        if sentence.startswith("#"):
             continue
-        n = len(citations) + 1
-        citations.append(passage.citation(n))
-        parts.append(" ".join(sentences[i] for i in picked) + f" [{n}]")
-    if not parts:
+        item = re.match(r"^(?:[-*+]|\d+[.)])\s+(.*)", sentence)
+        if item and units and (units[-1].endswith(":") or units[-1][-1] in ",;"):
+            units[-1] = f"{units[-1]} {item.group(1)}"
+        elif len(re.findall(r"\w+", sentence)) >= 3:
+            units.append(item.group(1) if item else sentence)
+    return [u.rstrip(",;") + ("." if u[-1] in ",;" else "") for u in units]
+
+
+def _embedder() -> Embedder:
+    from apps.knowledge.embeddings import configured_embedder
+
+    return configured_embedder()
+
+
+def _pick(scores: np.ndarray) -> list[int]:
+    best = float(scores.max())
+    if best < SENTENCE_FLOOR:
+        return []
+    ranked = [i for i in np.argsort(-scores) if scores[i] >= max(best - SENTENCE_BAND, SENTENCE_FLOOR)]
+    return sorted(int(i) for i in ranked[:MAX_SENTENCES])
+
+
+def compose(
+    question: str, passages: Sequence[Any], *, embedder: Embedder | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """The answer text and its citations from retrieval passages (best first, with `text`,
+    `similarity`, `coverage` and `.citation(n)`).
+
+    Declines (DONT_KNOW, no citations) unless apps/assistant/relevance.py judges the passages to
+    answer the question. Otherwise quotes the sentences of the best passage closest in meaning to
+    the question, in article order, cited [1] with the quoted text as the citation's snippet; a
+    second question in the same message may add a second article, cited [2]."""
+    from apps.assistant.relevance import relevance_judge
+
+    if not relevance_judge(passages=passages).relevant:
         return DONT_KNOW, []
-    return " ".join(parts), citations
+    embedder = embedder or _embedder()
+    parts = [p for p in _QUESTION_END.split(question.strip()) if p.strip()]
+    asks = parts[:2] if len(parts) > 1 else [question]
+    sentences = [_quotable(p.text) for p in passages]
+    flat = [s for group in sentences for s in group]
+    if not flat:
+        return DONT_KNOW, []
+    # One batch for the question parts and every candidate sentence.
+    vectors = embedder.embed(asks + flat)
+    ask_vectors, sentence_vectors = vectors[: len(asks)], vectors[len(asks) :]
+    bounds = np.cumsum([0] + [len(g) for g in sentences])
+    picks: list[tuple[int, list[int]]] = []
+    first = _pick(sentence_vectors[bounds[0] : bounds[1]] @ ask_vectors[0]) if sentences[0] else []
+    if not first:
+        return DONT_KNOW, []
+    picks.append((0, first))
+    if len(asks) > 1:
+        own = float((sentence_vectors[bounds[0] : bounds[1]] @ ask_vectors[1]).max())
+        for j in range(1, len(passages)):
+            if not sentences[j]:
+                continue
+            scores = sentence_vectors[bounds[j] : bounds[j + 1]] @ ask_vectors[1]
+            if float(scores.max()) >= max(SECOND_TOPIC_FLOOR, own + SENTENCE_BAND):
+                picks.append((j, _pick(scores)))
+                break
+    texts: list[str] = []
+    citations: list[dict[str, Any]] = []
+    for n, (j, chosen) in enumerate(picks, start=1):
+        quoted = " ".join(sentences[j][i] for i in chosen)
+        texts.append(f"{quoted} [{n}]")
+        citations.append({**passages[j].citation(n), "snippet": quoted})
+    return " ".join(texts), citations
 
 
 def knowledge_search(question: str) -> list[Any]:
@@ -83,7 +138,7 @@ class BuiltinProvider:
                 yield chunk
             return
         passages = await sync_to_async(knowledge_search, thread_sensitive=False)(turn.question)
-        text, citations = compose(turn.question, passages)
+        text, citations = await sync_to_async(compose, thread_sensitive=False)(turn.question, passages)
         yield AnswerChunk(citations=citations)
         delay = settings.ASSISTANT_TOKEN_DELAY_S
         words = re.findall(r"\S+\s*", text)
