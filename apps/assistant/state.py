@@ -32,12 +32,27 @@ async def partial_start(conversation_id: UUID | str, message_id: UUID | str) -> 
         await pipe.execute()
 
 
-async def partial_append(conversation_id: UUID | str, text: str) -> None:
-    async with redis_async().pipeline(transaction=False) as pipe:
-        pipe.append(_k(conversation_id, "partial", "text"), text)
-        pipe.expire(_k(conversation_id, "partial", "text"), PARTIAL_TTL_S)
-        pipe.expire(_k(conversation_id, "partial", "id"), PARTIAL_TTL_S)
-        await pipe.execute()
+# APPEND the delta while the answer's partial exists; if Redis lost it (a restart), write the
+# whole text again, so a resuming socket never gets a partial without its beginning.
+_APPEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('APPEND', KEYS[2], ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('SET', KEYS[2], ARGV[3])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return 1
+"""
+
+
+async def partial_append(conversation_id: UUID | str, message_id: str, delta: str, whole: str) -> None:
+    """Add `delta` to the answer's text so far (`whole` is that text including the delta)."""
+    await redis_async().eval(
+        _APPEND, 2, _k(conversation_id, "partial", "id"), _k(conversation_id, "partial", "text"),
+        str(message_id), delta, whole, PARTIAL_TTL_S,
+    )
 
 
 async def partial_get(conversation_id: UUID | str) -> tuple[str, str] | None:

@@ -313,8 +313,9 @@ class _TokenStream:
         if not text:
             return
         answer.flushed = len(answer.text)
+        whole = answer.text[: answer.flushed]
         try:
-            await state.partial_append(self.conversation_id, text)
+            await state.partial_append(self.conversation_id, self.message_id, text, whole)
             await aevent_broadcast(
                 conversation_id=self.conversation_id, type="token",
                 payload={"message_id": self.message_id, "text": text}, meta={"offset": offset},
