@@ -29,6 +29,7 @@ from .selectors import (
     agents_list,
     canned_replies,
     conversation_history,
+    queue_entry_get,
     queue_entry_to_wire,
     queue_list,
 )
@@ -79,8 +80,12 @@ def conversation_page(request: HttpRequest, conversation_id: UUID) -> HttpRespon
         Conversation.objects.select_related("customer", "assignee"), pk=conversation_id
     )
     customer = conversation.customer
+    queue = _queue_context(request)
+    if not any(entry["id"] == str(conversation.pk) for entry in queue["queue"]):  # closed, or filtered out
+        entry = queue_entry_get(conversation_id=conversation.pk)
+        queue["queue"].append(queue_entry_to_wire(entry))
     context = {
-        **_queue_context(request),
+        **queue,
         "conversation": conversation,
         "history": conversation_history(conversation_id=conversation.pk),
         "canned": canned_replies(),

@@ -15,7 +15,6 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from config.routing import websocket_urlpatterns
-from tests.realtime.conftest import _isolated_async_state, chat, customer, other_customer  # noqa: F401
 
 APP = URLRouter(websocket_urlpatterns)
 ORIGIN = "http://127.0.0.1:8000"

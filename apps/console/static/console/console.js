@@ -92,7 +92,7 @@
       || str(b.updated_at).localeCompare(str(a.updated_at)));
   }
   function queueItem(entry) {
-    const name = entry.customer.name || entry.customer.email || "Anonymous";
+    const name = entry.customer.name || entry.customer.email || entry.customer.external_id || "Anonymous";
     const last = entry.last_message ? str(entry.last_message.text) : "";
     return el("li", { class: `kf-queue-item kf-state-${str(entry.state)}`, dataset: { id: entry.id, state: str(entry.state) },
       "aria-current": entry.id === conversationId ? "true" : null },
@@ -166,7 +166,9 @@
       connLabel.textContent = `Live · ${str(e.agent.name)}`;
       connLabel.dataset.state = "live";
       if (!filtered) {
+        const current = state.queue.get(conversationId); // kept even when closed
         state.queue.clear();
+        if (current) state.queue.set(current.id, current);
         for (const entry of e.queue) state.queue.set(entry.id, entry);
       } else {
         for (const entry of e.queue) if (state.queue.has(entry.id)) state.queue.set(entry.id, entry);

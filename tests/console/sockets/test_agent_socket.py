@@ -14,10 +14,9 @@ from apps.console.models import Note
 from apps.conversations.models import Conversation, ConversationEvent, Message
 from apps.conversations.selectors import event_list, message_history
 from apps.conversations.services import conversation_close, message_create
+from tests.console.conftest import communicator, session_cookie
 from tests.conversations.factories import ConversationFactory
 from tests.realtime.chat import Chat
-
-from .conftest import communicator, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,0 +1,156 @@
+"""The console and the widget side by side in headless Chromium (two browser contexts, one
+real Daphne): a customer asks for a person, an agent takes over, replies, writes a private
+note, hands back to the assistant, and closes; the customer rates the conversation.
+
+Screenshots of both sides are kept in the test's tmp dir (and copied to KEFU_SCREENS_DIR when
+that is set)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from apps.console.models import CannedReply, Note
+from apps.conversations.models import Conversation, ConversationEvent, Message
+from apps.core.demo import DEMO_CUSTOMERS
+from apps.customers.services import customer_identified_get_or_create
+from tests.widget.conftest import browser  # noqa: F401 (the fixture)
+from tests.widget.test_browser import answers, beside_playwright, open_widget, send
+
+from .conftest import make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+SECRET = "Internal: offered a goodwill voucher, do not mention to the customer"
+
+
+def new_page(chromium: Browser, errors: list[str]) -> Page:
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return page
+
+
+def wait_for(condition, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
+def shot(page: Page, tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path))
+    if target := os.environ.get("KEFU_SCREENS_DIR"):
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(target) / path.name)
+
+
+def test_an_agent_takes_over_replies_notes_hands_back_and_closes(daphne_server, browser, tmp_path) -> None:  # noqa: F811
+    beside_playwright(make_user, username="alice@example.com", first="Alice", last="Agent")
+    beside_playwright(
+        CannedReply.objects.create,
+        shortcut="thanks",
+        title="Thanks for waiting",
+        text="Thanks for waiting! I'm looking into it now.",
+    )
+    beside_playwright(customer_identified_get_or_create, **DEMO_CUSTOMERS[0])  # Ada Lovelace
+    server = daphne_server()
+    errors: list[str] = []
+    customer, agent = new_page(browser, errors), new_page(browser, errors)
+
+    # The agent signs in and watches the queue.
+    agent.goto(f"{server.http_url}/console/")
+    expect(agent).to_have_url(f"{server.http_url}/console/login/?next=/console/")
+    agent.get_by_label("Username or email").fill("alice@example.com")
+    agent.get_by_label("Password").fill("pw")
+    agent.get_by_role("button", name="Sign in").click()
+    expect(agent.locator("#kf-conn")).to_have_text("Live · Alice Agent")
+    expect(agent.locator(".kf-queue-item")).to_have_count(0)
+
+    # The customer asks a question, then for a person: the queue shows it live, waiting.
+    open_widget(customer, f"{server.http_url}/?as=demo-customer-1")
+    send(customer, "My parcel has not arrived")
+    expect(answers(customer)).to_have_count(1)
+    customer.get_by_role("button", name="Talk to a person").click()
+    expect(customer.locator(".kefu-system-handoff")).to_have_text(
+        ["We're finding a person to help you. You can keep writing meanwhile."]
+    )
+    item = agent.locator(".kf-queue-item")
+    expect(item).to_have_count(1)
+    expect(item).to_have_attribute("data-state", "waiting")
+    expect(item.locator(".kf-q-name")).to_have_text("Ada Lovelace")
+
+    # The agent opens and claims it: the customer sees who joined.
+    item.locator("a").click()
+    expect(agent.locator("#kf-history .kf-role-customer .kf-text")).to_have_text(
+        ["My parcel has not arrived"]
+    )
+    agent.get_by_role("button", name="Claim").click()
+    expect(agent.locator("#kf-state")).to_have_attribute("data-state", "human")
+    expect(agent.locator("#kf-assignee")).to_have_text("with Alice Agent")
+    expect(customer.locator(".kefu-system-handoff").last).to_have_text("Alice Agent joined the conversation.")
+
+    # A reply (typed), a canned reply ("/" + shortcut, Tab), and a private note.
+    box = agent.get_by_label("Reply")
+    box.fill("Hi Ada, I'm <b>Alice</b>. Let me check.")
+    box.press("Enter")
+    box.fill("")
+    box.type("/tha")
+    expect(agent.locator("#kf-canned li")).to_have_text(["/thanks Thanks for waiting"])
+    box.press("Tab")
+    expect(box).to_have_value("Thanks for waiting! I'm looking into it now.")
+    box.press("Enter")
+    box.fill(SECRET)
+    agent.get_by_role("button", name="Add internal note").click()
+    expect(agent.locator("#kf-history .kf-note .kf-text")).to_have_text([SECRET])
+
+    agent_texts = customer.locator(".kefu-from-agent .kefu-text")
+    expect(agent_texts).to_have_text(
+        ["Hi Ada, I'm <b>Alice</b>. Let me check.", "Thanks for waiting! I'm looking into it now."]
+    )
+    expect(customer.locator(".kefu-from-agent .kefu-author").first).to_have_text("Alice Agent")
+    expect(agent.locator("#kf-history .kf-role-agent .kf-text")).to_have_count(2)
+    shot(agent, tmp_path, "console-after-claim-reply-note")
+    shot(customer, tmp_path, "widget-after-agent-reply")
+
+    # Hand back: the assistant answers the next question.
+    agent.get_by_role("button", name="Hand back to assistant").click()
+    expect(customer.locator(".kefu-system-handoff").last).to_have_text(
+        "You're chatting with our assistant again."
+    )
+    send(customer, "How long does shipping take?")
+    expect(answers(customer)).to_have_count(2)
+    expect(answers(customer).nth(1)).to_have_attribute("data-state", "final")
+    expect(agent.locator("#kf-history .kf-role-assistant")).to_have_count(2)
+
+    # The agent closes (claiming again first: only the assignee or nobody may close); the
+    # customer rates it, and the rating shows in the console.
+    agent.get_by_role("button", name="Close").click()
+    expect(agent.locator("#kf-state")).to_have_attribute("data-state", "closed")
+    customer.get_by_role("button", name="4 out of 5").click()
+    expect(customer.get_by_text("Thanks for your feedback!")).to_be_visible()
+    # The rating reaches the console with its next queue entry or a reload (the widget shows its
+    # thanks before the server has stored it: wait for the row).
+    wait_for(lambda: beside_playwright(Conversation.objects.get).csat_score == 4)
+    agent.reload()
+    expect(agent.locator("#kf-csat")).to_have_text("Rated 4/5")
+    expect(agent.locator(".kf-queue-item .kf-q-csat")).to_have_text(["4/5"])
+    shot(agent, tmp_path, "console-closed-rated")
+    shot(customer, tmp_path, "widget-closed-rated")
+
+    # The note never reached the customer: not on their screen, not in their stream.
+    expect(customer.get_by_text(SECRET)).to_have_count(0)
+    assert beside_playwright(Note.objects.count) == 1
+    events = beside_playwright(lambda: list(ConversationEvent.objects.values_list("payload", flat=True)))
+    assert SECRET not in str(events)
+    assert beside_playwright(lambda: Message.objects.filter(text__contains="goodwill").count()) == 0
+    # Nothing became markup on either side.
+    expect(customer.locator(".kefu-log b")).to_have_count(0)
+    expect(agent.locator("#kf-history b.kf-who, #kf-history .kf-text b")).to_have_count(0)
+    assert errors == []
