@@ -104,7 +104,10 @@ class RequestIdMiddleware:
 
     async def __acall__(self, request):
         request_id = self._request_id(request)
-        with log_context(request_id=request_id):
-            response = await self.get_response(request)
+        # Not reset on the way out: Django's ASGI handler runs each request in its own task (its own
+        # context copy), and its "Bad Request"/"Too Many Requests" lines are logged after the
+        # middleware returns; they should carry the id too.
+        _context.set({**_context.get(), "request_id": request_id})
+        response = await self.get_response(request)
         response["X-Request-ID"] = request_id
         return response

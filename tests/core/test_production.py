@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -251,3 +252,34 @@ def test_split_queues_send_each_area_to_its_own_worker_pool(settings, split):
     else:
         assert queues == [default] * 4
         assert celery_queues() == [default]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_request_logs_carry_the_request_id_even_after_the_view_returned(async_client, settings):
+    import logging
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    from apps.core.logging import ContextFilter
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    handler.addFilter(ContextFilter())
+    logging.getLogger("django.request").addHandler(handler)
+    settings.RATELIMIT_SESSION_IP = "1/minute"
+    ip = f"198.19.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"
+    try:
+        for request_id in ("lb-req-1", "lb-req-2"):
+            await async_client.post("/api/widget/session", data="", content_type="application/json",
+                                    REMOTE_ADDR=ip, headers={"X-Request-ID": request_id})
+    finally:
+        logging.getLogger("django.request").removeHandler(handler)
+        # The view ran on asgiref's thread: close its connection there, or the test database
+        # cannot be dropped.
+        await sync_to_async(connections.close_all)()
+
+    assert [(r.getMessage(), r.request_id) for r in records] == [
+        ("Too Many Requests: /api/widget/session", "lb-req-2")
+    ]
