@@ -39,7 +39,9 @@ from uuid import UUID, uuid4
 from django.conf import settings
 
 from apps.conversations.events import aevent_broadcast
+from apps.core import metrics
 from apps.core.db import db_async
+from apps.core.ratelimit import limit_hit
 
 from . import services, state
 from .providers import ProviderUnavailable, Turn, provider_get
@@ -51,6 +53,7 @@ SWEEP_S = 1.0
 LEASE_RENEW_S = 3.0
 FINISH_ATTEMPTS = 5
 APOLOGY = "Sorry, I can't answer right now. Would you like to talk to a person?"
+OVER_LIMIT = "I've answered a lot of questions for you this hour. Would you like to talk to a person?"
 
 
 @dataclass
@@ -173,7 +176,9 @@ class TurnRunner:
         try:
             turn = await db_async(_turn_context)(claimed=claimed)
             answered = turn is not None or claimed.attempts > 1  # a restarted stream must end
-            if turn is not None and not running.stop.is_set():
+            if turn is not None and await limit_hit(name="answer_customer_hour", key=turn.customer_id):
+                answer.text = OVER_LIMIT  # the cost guard: no provider call
+            elif turn is not None and not running.stop.is_set():
                 await state.partial_start(conversation_id, message_id)
                 if claimed.attempts > 1:
                     await aevent_broadcast(
@@ -224,6 +229,8 @@ class TurnRunner:
                     turn_id=claimed.id, owner=self.owner, text=answer.text, citations=answer.citations,
                     stopped=stopped, answered=answered,
                 )
+                outcome = "silent" if not answered else "stopped" if stopped else "answered"
+                metrics.answers_total.labels(outcome=outcome).inc()
                 return
             except Exception:
                 # Postgres away: retry while our lease may still hold; after that the turn

@@ -33,7 +33,9 @@ from apps.conversations.events import (
 )
 from apps.conversations.selectors import conversation_get_for_customer, event_list
 from apps.conversations.services import conversation_rate, conversation_request_human
+from apps.core import metrics
 from apps.core.db import db_async
+from apps.core.ratelimit import limit_hit
 from apps.customers.tokens import TokenInvalid, widget_token_verify
 
 from . import session
@@ -136,6 +138,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 logger.exception("leaving group %s failed", group)
         self.joined.clear()
         if self.customer_id is not None:
+            metrics.sockets_open.dec()
             try:
                 await slot_release(customer_id=self.customer_id, socket_id=self.socket_id)
             except Exception:  # the slot expires on its own after 3 heartbeats
@@ -191,6 +194,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._close(CLOSE_TOO_MANY_SOCKETS)
             return
         self.customer_id = customer_id  # from here on _release() frees the slot
+        metrics.sockets_open.inc()
         if self._released:
             await slot_release(customer_id=customer_id, socket_id=self.socket_id)
             return
@@ -228,6 +232,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.streams.partial(conversation_id, *partial)
 
     async def on_message(self, frame: Frame) -> None:
+        started = time.perf_counter()
+        if await limit_hit(name="message_customer", key=str(self.customer_id)):
+            raise FrameError(
+                "rate_limited", "You are sending messages too fast; wait a minute and retry.",
+                str(frame.client_msg_id),
+            )
         receipt, committed = await db_async(session.message_receive_deferred)(
             customer_id=self.customer_id,
             client_msg_id=frame.client_msg_id,
@@ -245,6 +255,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "seq": message.seq,
             }
         )
+        metrics.acks_total.inc()
+        metrics.ack_seconds.observe(time.perf_counter() - started)
         self.owned.add(conversation_id)
         if not self.streams.follows(conversation_id):
             # Not followed yet (a new conversation): follow, then fetch what committed before.
