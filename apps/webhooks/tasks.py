@@ -32,7 +32,8 @@ def webhook_event_process_task(self, event_id: int) -> str:
     if _sweep_now():
         webhooks_sweep_task.delay()
     try:
-        return webhook_event_process(event_id=event_id).status
+        event = webhook_event_process(event_id=event_id)
+        return event.status if event is not None else "missing"
     except Exception as exc:
         if self.request.retries < self.max_retries:
             raise self.retry(exc=exc, countdown=min(2**self.request.retries * 2, 60)) from exc

@@ -196,3 +196,11 @@ def test_a_connector_without_secrets_refuses_everything(client):
     webhook_source_ensure(slug="bare", secrets=[])
     body, headers = signed(shipped())
     assert post(client, body, headers, url="/webhooks/bare/").status_code == 401
+
+
+def test_the_intake_costs_two_queries(client, demo_source, django_assert_num_queries):
+    body, headers = signed(shipped())
+    with django_assert_num_queries(2):  # the source, then INSERT .. ON CONFLICT DO NOTHING RETURNING
+        assert post(client, body, headers).status_code == 202
+    with django_assert_num_queries(2):
+        assert post(client, body, headers).status_code == 200
