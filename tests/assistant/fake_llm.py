@@ -13,6 +13,9 @@ class FakeLLM:
         self.requests: list[dict] = []
         self.statuses: list[int] = []  # answered in turn before the streamed 200s
         self.deltas: list[str] = ["Hello"]
+        # When set: one entry per request, in turn: a list of text deltas, or tool calls as
+        # `[("call_1", "order_status", {"order_number": "PP-1001"}), ...]` (see `tool_calls`).
+        self.script: list[list] = []
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -30,8 +33,14 @@ class FakeLLM:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
-                for delta in fake.deltas:
-                    chunk = {"choices": [{"index": 0, "delta": {"content": delta}}]}
+                for delta in fake.next_deltas():
+                    chunk = {
+                        "id": "chatcmpl-fake",
+                        "object": "chat.completion.chunk",
+                        "created": 0,
+                        "model": body.get("model", ""),
+                        "choices": [{"index": 0, **delta}],
+                    }
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                     self.wfile.flush()
                 self.wfile.write(b"data: [DONE]\n\n")
@@ -43,6 +52,15 @@ class FakeLLM:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
+    def next_deltas(self) -> list[dict]:
+        """The streamed `choices[0]` parts of the next answer: text, or tool calls in pieces."""
+        step = self.script.pop(0) if self.script else list(self.deltas)
+        if step and isinstance(step[0], tuple):
+            return tool_calls(step)
+        return [{"delta": {"content": text}, "finish_reason": None} for text in step] + [
+            {"delta": {}, "finish_reason": "stop"}
+        ]
+
     def __enter__(self) -> FakeLLM:
         self.thread.start()
         return self
@@ -50,3 +68,29 @@ class FakeLLM:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def tool_calls(calls: list[tuple[str, str, dict]]) -> list[dict]:
+    """Streamed tool calls as OpenAI sends them: id and name first, the arguments' JSON in pieces."""
+    parts: list[dict] = []
+    for index, (call_id, name, arguments) in enumerate(calls):
+        parts.append(
+            {
+                "delta": {
+                    "tool_calls": [
+                        {
+                            "index": index,
+                            "id": call_id,
+                            "type": "function",
+                            "function": {"name": name, "arguments": ""},
+                        }
+                    ]
+                }
+            }
+        )
+        text = json.dumps(arguments)
+        for i in range(0, len(text), 7):
+            parts.append(
+                {"delta": {"tool_calls": [{"index": index, "function": {"arguments": text[i : i + 7]}}]}}
+            )
+    return [{**p, "finish_reason": None} for p in parts] + [{"delta": {}, "finish_reason": "tool_calls"}]

@@ -1,6 +1,7 @@
 """The `openai` provider against a real OpenAI-compatible server on loopback."""
 
 import asyncio
+import json
 
 import pytest
 
@@ -63,7 +64,7 @@ def test_answer_streams_the_models_deltas_and_cites_the_knowledge_base(llm, demo
     assert len(citations) == 1 and citations[0]["n"] == 1 and citations[0]["url"].startswith("https://")
     [request] = llm.requests
     assert request["path"] == "/v1/chat/completions"
-    assert request["headers"]["Authorization"] == "Bearer sk-test"
+    assert {k.lower(): v for k, v in request["headers"].items()}["authorization"] == "Bearer sk-test"
     assert (request["body"]["model"], request["body"]["stream"]) == ("kefu-test-model", True)
     assert f"[1] {citations[0]['title']}" in request["body"]["messages"][0]["content"]
     assert request["body"]["messages"][-1] == {"role": "user", "content": "How long does a refund take?"}
@@ -73,7 +74,7 @@ def test_answer_streams_the_models_deltas_and_cites_the_knowledge_base(llm, demo
 def test_busy_or_failing_server_is_retried_then_answers(llm, demo_kb):
     llm.statuses = [503, 429]
     llm.deltas = ["Hi"]
-    assert answer(Turn(conversation_id="c", question="hello"))[0] == ["Hi"]
+    assert answer(Turn(conversation_id="c", question="How long does a refund take?"))[0] == ["Hi"]
     assert len(llm.requests) == 3
 
 
@@ -81,7 +82,7 @@ def test_busy_or_failing_server_is_retried_then_answers(llm, demo_kb):
 def test_a_refused_request_is_not_retried_and_says_why(llm, demo_kb):
     llm.statuses = [401]
     with pytest.raises(ProviderUnavailable, match="answered 401"):
-        answer(Turn(conversation_id="c", question="hello"))
+        answer(Turn(conversation_id="c", question="How long does a refund take?"))
     assert len(llm.requests) == 1
 
 
@@ -92,3 +93,83 @@ def test_openai_needs_a_base_url_and_a_model(settings):
         provider_get()
     settings.LLM_BASE_URL, settings.LLM_MODEL = "http://127.0.0.1:9/v1", "m"
     assert isinstance(provider_get(), OpenAIProvider)
+
+
+# -- function calling against the demo CRM/ERP (real Celery worker, real HTTP) -------------------
+
+from tests.connectors.conftest import ada, conversation_of, demo_connector  # noqa: E402,F401
+from tests.demo_crm.service import demo_crm, demo_crm_process  # noqa: E402,F401
+
+
+def tool_turn(conversation, question):
+    from apps.connectors.toolbox import toolbox_for
+    from apps.knowledge.models import KnowledgeBase
+
+    # No passages: the systems' results are then cited from [1] on.
+    KnowledgeBase.objects.all().delete()
+    ids = {"conversation_id": str(conversation.pk), "customer_id": str(conversation.customer_id)}
+    return Turn(question=question, tools=toolbox_for(**ids, turn_id=""), **ids)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.e2e
+def test_parallel_tool_calls_feed_the_answer_and_cite_the_system(
+        llm, demo_connector, ada, conversation_of, celery_worker_live):  # noqa: F811
+    conversation = conversation_of(ada)
+    llm.script = [
+        [("call_a", "order_status", {"order_number": "PP-1001"}),
+         ("call_b", "shipment_track", {"order_number": "PP-1001"})],
+        ["Order PP-1001 shipped with DHL [1], tracking 00340434161234567890 [2]."],
+    ]
+
+    deltas, citations = answer(tool_turn(conversation, "Where is PP-1001?"))
+
+    assert "".join(deltas) == "Order PP-1001 shipped with DHL [1], tracking 00340434161234567890 [2]."
+    assert [(c["n"], c["title"]) for c in citations] == [(1, "Demo CRM"), (2, "Demo CRM")]
+    first, second = (r["body"] for r in llm.requests)
+    offered = {t["function"]["name"]: t["function"] for t in first["tools"]}
+    assert len(offered) == 9 and first["parallel_tool_calls"] is True
+    assert offered["order_status"]["parameters"]["required"] == ["order_number"]
+    assert "external_id" not in json.dumps(first["tools"])
+    assistant, *tool_messages = second["messages"][-3:]
+    assert [c["function"]["name"] for c in assistant["tool_calls"]] == ["order_status", "shipment_track"]
+    assert [m["tool_call_id"] for m in tool_messages] == ["call_a", "call_b"]
+    status = json.loads(tool_messages[0]["content"])
+    assert (status["status"], status["source"], status["cite_as"]) == ("succeeded", "Demo CRM", "[1]")
+    assert status["data"]["status"] == "shipped"
+    assert json.loads(tool_messages[1]["content"])["data"]["shipment"]["carrier"] == "DHL"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.e2e
+def test_tool_rounds_are_bounded(llm, demo_connector, ada, conversation_of, celery_worker_live):  # noqa: F811
+    from apps.assistant.providers.openai import MAX_TOOL_ROUNDS
+
+    conversation = conversation_of(ada)
+    llm.script = [[("c", "orders_list", {})]] * MAX_TOOL_ROUNDS + [["You have two orders [1]."]]
+
+    deltas, _ = answer(tool_turn(conversation, "my orders"))
+
+    assert "".join(deltas) == "You have two orders [1]."
+    assert len(llm.requests) == MAX_TOOL_ROUNDS + 1
+    assert "tools" not in llm.requests[-1]["body"]  # the last round must answer
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_asks_first_and_bad_arguments_come_back_as_data(
+        llm, demo_connector, ada, conversation_of):  # noqa: F811
+    conversation = conversation_of(ada)
+    llm.script = [
+        [("c1", "refund_request", {"order_number": "PP-1001"}),
+         ("c2", "order_status", {"order_number": "x"})],
+        ["Please approve or decline the refund above."],
+    ]
+
+    deltas, _ = answer(tool_turn(conversation, "refund PP-1001"))
+
+    assert "".join(deltas) == "Please approve or decline the refund above."
+    refund, bad = (json.loads(m["content"]) for m in llm.requests[1]["body"]["messages"][-2:])
+    assert refund["status"] == "awaiting_confirmation"
+    assert refund["message"] == "Request a refund for order PP-1001?"
+    assert (bad["status"], bad["data"]["error"]) == ("failed", "invalid_arguments")
+    assert conversation.tool_calls.get().status == "awaiting_confirmation"
