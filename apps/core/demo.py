@@ -51,12 +51,14 @@ def demo_agent_ensure(*, email: str, password: str) -> tuple[object, bool]:
 
 def demo_workspace_setup() -> DemoWorkspace:
     from apps.connectors.demo import demo_connectors_setup
+    from apps.console.demo import demo_console_setup
     from apps.customers.services import customer_identified_get_or_create
     from apps.knowledge.demo import demo_knowledge_base_load
     from apps.knowledge.models import Chunk
     from apps.webhooks.services import webhook_source_demo_ensure
 
     _, created = demo_agent_ensure(email=settings.DEMO_AGENT_EMAIL, password=settings.DEMO_AGENT_PASSWORD)
+    demo_console_setup()  # canned replies, and the demo agent's right to manage them
     customers = [customer_identified_get_or_create(**c).external_id for c in DEMO_CUSTOMERS]
     kb = demo_knowledge_base_load()
     demo_connectors_setup()  # the `demo-crm` connector and its tools, at DEMO_CRM_URL
