@@ -17,8 +17,9 @@ import openai
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from ..relevance import relevance_judge
 from .base import AnswerChunk, ProviderUnavailable, ToolOutcome, Turn
-from .builtin import knowledge_search
+from .builtin import DONT_KNOW, knowledge_search
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +32,9 @@ _ROLES = {"customer": "user", "assistant": "assistant", "agent": "assistant", "s
 
 SYSTEM_PROMPT = """You are the customer-service assistant of this company, chatting with a customer.
 Answer only from the numbered passages below and cite each fact with its number, like [1].
-If the passages do not answer the question, say plainly that you do not know and offer to
-connect the customer with a person. Be brief and friendly; plain text, no Markdown headings.
+If the passages do not answer the question, do not guess and cite nothing: say plainly that you
+do not know and offer to connect the customer with a person ("Talk to a person").
+Be brief and friendly; plain text, no Markdown headings.
 
 Passages:
 {passages}"""
@@ -48,7 +50,8 @@ def chat_messages(turn: Turn, passages: Sequence[Any]) -> list[dict[str, str]]:
 
 
 def cited(text: str, passages: Sequence[Any]) -> list[dict[str, Any]]:
-    """Citations for the [n] the text uses, numbered as the model saw them."""
+    """Citations for the [n] the text uses, numbered as the model saw them. A reply with no
+    valid [n] (none, or only numbers no passage has) is not cited: it shows no sources."""
     used = sorted({int(n) for n in _CITE.findall(text)} & set(range(1, len(passages) + 1)))
     return [passages[n - 1].citation(n) for n in used]
 
@@ -93,6 +96,14 @@ class OpenAIProvider:
 
     async def answer(self, turn: Turn) -> AsyncIterator[AnswerChunk]:
         passages = await sync_to_async(knowledge_search, thread_sensitive=False)(turn.question)
+        # Passages that do not answer are declined without the model (it would cite them anyway);
+        # with no passage at all ("hello") the model is asked, and its prompt says to decline.
+        if passages and not relevance_judge(passages=passages).relevant:
+            if not (turn.tools and (turn.tool_call_id or turn.tools.specs())):
+                yield AnswerChunk(citations=[])  # the knowledge base does not answer: no model call
+                yield AnswerChunk(text=DONT_KNOW)
+                return
+            passages = []  # the company's systems may still answer (an order, a refund)
         messages: list[dict[str, Any]] = chat_messages(turn, passages)
         sources: list[ToolSource] = []  # cited after the passages: [len(passages) + k]
         specs = turn.tools.specs() if turn.tools else []
