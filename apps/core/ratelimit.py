@@ -5,23 +5,29 @@ Names and their settings (each a `limits` rate string, several joined by `;`):
     session_ip            RATELIMIT_SESSION_IP            widget sessions created per client IP
     message_customer      RATELIMIT_MESSAGE_CUSTOMER      chat messages per customer
     answer_customer_hour  RATELIMIT_ANSWER_CUSTOMER_HOUR  assistant answers per customer (cost guard)
-An empty rate string switches that limit off.
+An empty rate string switches that limit off. When Redis cannot be reached the limits fail open
+(logged): an outage of the counters must not refuse every customer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 import weakref
 from dataclasses import dataclass
 
+import redis
 from django.conf import settings
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import RedisStorage as AsyncRedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter as AsyncMovingWindowRateLimiter
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
+
+logger = logging.getLogger(__name__)
+_UNREACHABLE = (redis.RedisError, OSError)
 
 LIMIT_SETTINGS = {
     "session_ip": "RATELIMIT_SESSION_IP",
@@ -65,11 +71,15 @@ def limit_check(*, name: str, key: str) -> LimitResult:
     if not items:
         return LimitResult(limited=False, retry_after_s=0)
     limiter = _sync_limiter()
-    # `hit` is atomic in Redis (a Lua script), so concurrent processes never over-admit.
-    refused = [item for item in items if not limiter.hit(item, name, key)]
-    if not refused:
+    try:
+        # `hit` is atomic in Redis (a Lua script), so concurrent processes never over-admit.
+        refused = [item for item in items if not limiter.hit(item, name, key)]
+        if not refused:
+            return LimitResult(limited=False, retry_after_s=0)
+        reset = max(limiter.get_window_stats(item, name, key).reset_time for item in refused)
+    except _UNREACHABLE:
+        logger.warning("rate limit %s not counted: Redis unreachable", name, exc_info=True)
         return LimitResult(limited=False, retry_after_s=0)
-    reset = max(limiter.get_window_stats(item, name, key).reset_time for item in refused)
     return LimitResult(limited=True, retry_after_s=max(1, math.ceil(reset - time.time())))
 
 
@@ -100,5 +110,9 @@ async def limit_hit(*, name: str, key: str) -> bool:
     if not items:
         return False
     limiter = _async_limiter()
-    admitted = [await limiter.hit(item, name, key) for item in items]
+    try:
+        admitted = [await limiter.hit(item, name, key) for item in items]
+    except _UNREACHABLE:
+        logger.warning("rate limit %s not counted: Redis unreachable", name, exc_info=True)
+        return False
     return not all(admitted)

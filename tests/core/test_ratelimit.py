@@ -91,3 +91,26 @@ async def test_concurrent_hits_never_admit_more_than_the_limit(settings):
     hits = await asyncio.gather(*[limit_hit(name="message_customer", key=customer) for _ in range(20)])
 
     assert hits.count(False) == 5
+
+
+def closed_port_redis_url() -> str:
+    from apps.core.embedded.ports import free_port
+
+    return f"redis://127.0.0.1:{free_port()}/0"
+
+
+@pytest.mark.django_db
+def test_sessions_are_still_created_when_the_counters_cannot_be_reached(client, settings):
+    settings.RATELIMIT_SESSION_IP = "1/minute"
+    settings.REDIS_URL = closed_port_redis_url()
+    ip = unique_ip()
+
+    assert [post(client, ip).status_code for _ in range(2)] == [201, 201]
+
+
+async def test_limit_hit_fails_open_when_redis_cannot_be_reached(settings):
+    settings.RATELIMIT_MESSAGE_CUSTOMER = "1/minute"
+    settings.REDIS_URL = closed_port_redis_url()
+    customer = str(uuid.uuid4())
+
+    assert [await limit_hit(name="message_customer", key=customer) for _ in range(2)] == [False, False]
