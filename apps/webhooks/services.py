@@ -18,7 +18,8 @@ from apps.customers.models import Customer
 
 from .models import Verifier, WebhookEvent, WebhookEventStatus, WebhookSource
 from .rendering import render_update
-from .verifiers import Incoming
+from .selectors import webhook_source_get
+from .verifiers import Incoming, Request, verify
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,21 @@ def webhook_events_stale(*, older_than_s: float = 60, limit: int = 500) -> list[
     cutoff = timezone.now() - timedelta(seconds=older_than_s)
     stale = WebhookEvent.objects.filter(status=WebhookEventStatus.RECEIVED, received_at__lt=cutoff)
     return list(stale.order_by("received_at").values_list("pk", flat=True)[:limit])
+
+
+class UnknownConnector(Exception):
+    """No enabled source has this slug (404)."""
+
+
+def webhook_receive(*, slug: str, request: Request) -> Stored:
+    """The intake: find the source, verify the request with its scheme and secrets, store it.
+
+    Raises UnknownConnector, SignatureInvalid or PayloadInvalid (apps/webhooks/verifiers.py)."""
+    source = webhook_source_get(slug=slug)
+    if source is None:
+        raise UnknownConnector(slug)
+    incoming = verify(verifier=source.verifier, secrets=source.secrets, request=request)
+    return webhook_event_store(source=source, incoming=incoming)
 
 
 def customer_for_event(*, data: Any) -> Customer | None:

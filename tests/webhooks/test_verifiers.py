@@ -203,7 +203,7 @@ def test_zendesk_published_header_example_has_a_timestamp_far_outside_the_window
 # --- Through the intake: a connector configured with a vendor verifier ----------------------
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_shopify_connector_accepts_the_published_products_update_once(client):
     webhook_source_ensure(slug="shop", secrets=["shpss_secret"], verifier=Verifier.SHOPIFY)
     body = (SHARED_FIXTURES / "shopify/products_update.json").read_bytes()
@@ -224,7 +224,7 @@ def test_a_shopify_connector_accepts_the_published_products_update_once(client):
     )
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_zendesk_connector_accepts_a_signed_event_and_refuses_a_stale_one(client):
     webhook_source_ensure(slug="zendesk", secrets=["zd-secret"], verifier=Verifier.ZENDESK)
     body = (SHARED_FIXTURES / "zendesk/user_active_changed.json").read_bytes()
