@@ -3,6 +3,7 @@ history for agents, and the display names agents see."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -211,7 +212,7 @@ def conversation_history(*, conversation_id: UUID | str) -> list[HistoryItem]:
             )
         )
     for event in ConversationEvent.objects.filter(
-        conversation_id=conversation_id, type__in=["update", "handoff", "csat_request", "tool"]
+        conversation_id=conversation_id, type__in=["update", "handoff", "csat_request"]
     ):
         items.append(HistoryItem(event.type, event.created_at, {**event.payload, "seq": event.seq}))
     for note in note_list(conversation_id=conversation_id):
@@ -221,28 +222,24 @@ def conversation_history(*, conversation_id: UUID | str) -> list[HistoryItem]:
 
 
 def _tool_calls(conversation_id: UUID | str) -> list[HistoryItem]:
-    """Tool calls with arguments and results, if the connectors app has its ToolCall model yet."""
+    """Tool calls with their arguments and results (agents only; customers see `detail`)."""
     try:
         from apps.connectors.models import ToolCall
-    except ImportError:
-        return []
-    fields = {f.name for f in ToolCall._meta.get_fields()}
-    if "conversation" not in fields:
+    except ImportError:  # the connectors app is optional for the console
         return []
     items = []
     for call in ToolCall.objects.filter(conversation_id=conversation_id):
         data = {
-            name: getattr(call, name, None)
-            for name in ("name", "tool_name", "status", "arguments", "result", "error", "attempts")
-            if name in fields
+            "call_id": str(call.pk),
+            "name": call.name,
+            "status": call.status,
+            "detail": call.detail,
+            "arguments": json.dumps(call.arguments, indent=1, ensure_ascii=False, sort_keys=True),
+            "result": "" if call.result is None else json.dumps(call.result, indent=1, ensure_ascii=False),
+            "error": call.error,
         }
-        data["name"] = data.get("name") or data.pop("tool_name", None) or getattr(call, "tool", "tool")
-        items.append(
-            HistoryItem(
-                "tool_call", getattr(call, "created_at", None) or call.pk, {k: v for k, v in data.items()}
-            )
-        )
-    return [item for item in items if isinstance(item.at, datetime)]
+        items.append(HistoryItem("tool_call", call.created_at, data))
+    return items
 
 
 def canned_replies() -> list[dict[str, str]]:

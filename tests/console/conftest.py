@@ -62,14 +62,17 @@ class AgentSocket:
             return output
         return json.loads(output["text"])
 
-    async def recv_until(self, type: str, timeout: float = 10, **match: Any) -> list[dict[str, Any]]:
+    async def recv_until(
+        self, type: str, timeout: float = 10, where=None, **match: Any
+    ) -> list[dict[str, Any]]:
         """Frames up to and including the first of `type` (with the given fields)."""
         seen = []
         while True:
             event = await self.recv(timeout)
             seen.append(event)
             if event["type"] == type and all(event.get(k) == v for k, v in match.items()):
-                return seen
+                if where is None or where(event):
+                    return seen
 
     async def nothing(self, timeout: float = 0.3) -> bool:
         return await self.comm.receive_nothing(timeout)

@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from apps.connectors.models import ToolCall
 from apps.console.models import CannedReply, Note
 from apps.conversations.models import Message
 from apps.conversations.services import message_create
@@ -146,6 +147,15 @@ def test_the_conversation_page_shows_the_whole_history_escaped(agent, signed_in)
     say(conversation, "Agent here", role="agent", author_id=agent.pk)
     Note.objects.create(conversation=conversation, author=agent, text="<script>alert(2)</script>")
     CannedReply.objects.create(shortcut="hello", title="Greeting", text="Hi, how can I help?")
+    ToolCall.objects.create(
+        conversation=conversation,
+        name="order_status",
+        arguments={"order_number": "PP-1001"},
+        status="succeeded",
+        idempotency_key="k-1",
+        detail="Looking up order PP-1001",
+        result={"status": "shipped", "note": "<b>fragile</b>"},
+    )
 
     html = signed_in.get(reverse("console:conversation", args=[conversation.pk])).content.decode()
 
@@ -154,7 +164,11 @@ def test_the_conversation_page_shows_the_whole_history_escaped(agent, signed_in)
     assert "<img src=x" not in html and "<script>alert(2)" not in html
     assert "&lt;i&gt;Eve&lt;/i&gt;" in html
     assert "Our answer" in html and "Agent here" in html and "Alice Agent" in html
-    assert '"shortcut": "hello"' in html  # canned replies for the "/" picker
+    assert '"shortcut": "hello"' in html
+    # Tool calls with arguments and results, for agents.
+    assert 'Tool · order_status · <span class="kf-tool-status">succeeded</span>' in html
+    assert "&quot;order_number&quot;: &quot;PP-1001&quot;" in html
+    assert "&lt;b&gt;fragile&lt;/b&gt;" in html  # canned replies for the "/" picker
 
 
 def test_plain_forms_work_without_the_socket(agent, signed_in) -> None:

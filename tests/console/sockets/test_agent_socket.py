@@ -263,3 +263,116 @@ async def test_bad_frames_are_answered_and_the_socket_stays_open(agent, agent_so
     assert (await socket.recv())["code"] == "not_found"
     await socket.send({"type": "ping", "ts": 7})
     assert await socket.recv() == {"type": "pong", "ts": 7}
+
+
+def names(*agents) -> set[str]:
+    return {f"{a.first_name} {a.last_name}" for a in agents}
+
+
+def showing(viewing=(), typing=None):
+    """A presence event whose viewing (and typing) agents are exactly these."""
+
+    def check(event) -> bool:
+        if {a["name"] for a in event["viewing"]} != names(*viewing):
+            return False
+        return typing is None or {a["name"] for a in event["typing"]} == names(*typing)
+
+    return check
+
+
+async def test_presence_and_typing_reach_the_right_people(
+    agent, other_agent, agent_socket, chat, customer
+) -> None:
+    conversation = await conversation_with(customer, "Hi", state="human", assignee=agent)
+    cid = str(conversation.pk)
+    customer_socket = await chat(customer)
+    alice, bob = await agent_socket(agent), await agent_socket(other_agent)
+    await alice.send({"type": "subscribe", "conversation_id": cid, "last_seq": 1})
+    await alice.recv_until("subscribed")
+    await bob.send({"type": "subscribe", "conversation_id": cid, "last_seq": 1})
+    await bob.recv_until("subscribed")
+
+    await alice.recv_until("presence", where=showing([agent, other_agent], typing=[]))
+
+    # Alice (the assignee) types: the customer sees an agent typing; Bob sees who.
+    await alice.send({"type": "typing", "conversation_id": cid, "on": True})
+    assert (await customer_socket.recv_until("typing"))[-1] == {
+        "type": "typing",
+        "conversation_id": cid,
+        "role": "agent",
+        "on": True,
+    }
+    await bob.recv_until("presence", where=showing([agent, other_agent], typing=[agent]))
+    # Bob is not the assignee: his typing shows to agents only.
+    await bob.send({"type": "typing", "conversation_id": cid, "on": True})
+    await alice.recv_until("presence", where=showing([agent, other_agent], typing=[agent, other_agent]))
+    assert await customer_socket.nothing(0.5)
+    # The customer types: agents following the conversation see it.
+    await customer_socket.send({"type": "typing", "conversation_id": cid, "on": True})
+    assert (await bob.recv_until("typing", role="customer"))[-1] == {
+        "type": "typing",
+        "conversation_id": cid,
+        "role": "customer",
+        "on": True,
+    }
+    # Bob leaves: Alice sees only herself.
+    await bob.send({"type": "unsubscribe", "conversation_id": cid})
+    await alice.recv_until("presence", where=showing([agent]))
+
+
+async def test_assign_gives_the_conversation_to_a_named_agent(
+    agent, other_agent, agent_socket, chat, customer
+) -> None:
+    conversation = await conversation_with(customer, "Hi", state="waiting")
+    customer_socket = await chat(customer)
+    alice, bob = await agent_socket(agent), await agent_socket(other_agent)
+
+    await alice.send({"type": "assign", "conversation_id": str(conversation.pk), "agent_id": other_agent.pk})
+
+    assert (await customer_socket.recv_until("handoff"))[-1]["agent"] == "Bob Agent"
+    entry = (await bob.recv_until("conversation"))[-1]["conversation"]
+    assert entry["assignee"] == {"id": other_agent.pk, "name": "Bob Agent"} and entry["state"] == "human"
+    # Now Alice may not reply, Bob may.
+    await alice.send(
+        {
+            "type": "reply",
+            "conversation_id": str(conversation.pk),
+            "client_msg_id": str(uuid.uuid4()),
+            "text": "Me?",
+        }
+    )
+    assert (await alice.recv_until("error"))[-1]["code"] == "conflict"
+    await bob.send(
+        {
+            "type": "reply",
+            "conversation_id": str(conversation.pk),
+            "client_msg_id": str(uuid.uuid4()),
+            "text": "Bob here",
+        }
+    )
+    assert (await bob.recv_until("ack"))[-1]["seq"] == 3  # after the message and the handoff
+    await alice.send({"type": "assign", "conversation_id": str(conversation.pk), "agent_id": 999999})
+    assert (await alice.recv_until("error"))[-1]["code"] == "not_found"
+
+
+async def test_round_robin_assignment_respects_the_limit(settings, agent, other_agent, agent_socket) -> None:
+    from apps.conversations.services import conversation_request_human
+    from tests.customers.factories import CustomerFactory
+
+    settings.CONSOLE_AUTO_ASSIGN = True
+    settings.CONSOLE_AUTO_ASSIGN_LIMIT = 1
+    await agent_socket(agent)
+    await agent_socket(other_agent)  # both online
+
+    @sync_to_async
+    def ask_for_a_person() -> Conversation:
+        conversation = ConversationFactory(customer=CustomerFactory())
+        conversation_request_human(conversation_id=conversation.pk)
+        conversation.refresh_from_db()
+        return conversation
+
+    first, second, third = [await ask_for_a_person() for _ in range(3)]
+
+    assert {first.assignee_id, second.assignee_id} == {agent.pk, other_agent.pk}
+    assert first.state == second.state == "human"
+    assert third.assignee_id is None and third.state == "waiting"  # both agents at their limit

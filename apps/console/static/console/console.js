@@ -223,9 +223,15 @@
     tool(e) {
       seen(e);
       if (!mine(e)) return;
-      appendItem(el("li", { class: "kf-item kf-tool", dataset: { seq: str(e.seq), kind: "tool" } },
-        el("span", { class: "kf-who", text: `Tool · ${str(e.name)} · ${str(e.status)}` }),
-        el("span", { class: "kf-text", text: str(e.detail) })));
+      // One line per call, updated as its status changes (arguments and results: on reload).
+      const found = [...history.querySelectorAll(".kf-tool")].find((n) => n.dataset.callId === str(e.call_id));
+      const status = el("span", { class: "kf-tool-status", text: str(e.status) });
+      const line = el("li", { class: "kf-item kf-tool", dataset: { callId: str(e.call_id), kind: "tool" } },
+        el("span", { class: "kf-who" }, `Tool · ${str(e.name)} · `, status),
+        el("span", { class: "kf-text", text: str(e.detail) }));
+      if (!found) { appendItem(line); return; }
+      found.querySelector(".kf-tool-status").textContent = str(e.status);
+      if (e.detail) found.querySelector(".kf-text").textContent = str(e.detail);
     },
     handoff(e) {
       seen(e);
