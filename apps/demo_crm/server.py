@@ -13,7 +13,7 @@ Customer endpoints (need `Authorization: Bearer <token>`):
 Operator endpoints (no auth; loopback demo only):
     POST /_admin/faults   {"delay_ms", "error_rate", "mode": "500"|"429"|"timeout"|"malformed"|null,
                            "times": N (next N requests; omitted = until changed), "path_prefix"}
-    GET  /_admin/writes[?key=K]   requests and side effects per Idempotency-Key
+    GET  /_admin/writes[?key=K]   requests received and side effects done per Idempotency-Key
     POST /_admin/orders/{number}/ship   ships an order and sends the signed `order.shipped` webhook
     POST /_admin/reset
 """
@@ -82,7 +82,6 @@ class DemoCRM:
         """Do `effect()` once per Idempotency-Key; a repeat gets the first answer back."""
         with self.lock:
             if key:
-                self.requests_by_key[key] = self.requests_by_key.get(key, 0) + 1
                 if key in self.responses_by_key:
                     return self.responses_by_key[key]
             response = (201, effect())
@@ -256,6 +255,10 @@ def make_handler(crm: DemoCRM) -> type[BaseHTTPRequestHandler]:
                     return self._send(
                         401, {"error": "unauthorized", "message": "Bad or missing bearer token."}
                     )
+                key = self.headers.get("Idempotency-Key")
+                if key:  # counted on arrival, before any injected delay or failure
+                    with crm.lock:
+                        crm.requests_by_key[key] = crm.requests_by_key.get(key, 0) + 1
                 delay, mode = crm.fault_for(url.path)
                 if delay:
                     time.sleep(delay)
