@@ -259,8 +259,12 @@ class AgentConsumer(AsyncWebsocketConsumer):
     # -- from the channel layer --------------------------------------------------------
 
     async def conv_event(self, message: dict[str, Any]) -> None:
-        if not self.closing:
+        if self.closing:
+            return
+        try:
             await self.streams.live(message["event"], message.get("meta") or {})
+        except OUTAGES:  # the gap is repaired by the next event, or by the client's resubscribe
+            logger.exception("agent socket: gap repair failed, a backing service is unreachable")
 
     async def console_event(self, message: dict[str, Any]) -> None:
         event = message["event"]
