@@ -584,11 +584,12 @@
         insertHistory(line);
       }
       const labels = { queued: "waiting", running: "working\u2026", progress: "working\u2026", succeeded: "done",
-        failed: "didn't work" };
+        failed: "didn't work", declined: "declined", awaiting_confirmation: "needs your OK" };
       line.dataset.status = str(e.status);
       line.replaceChildren(el("span", { class: "kefu-tool-icon", "aria-hidden": "true" }),
         el("span", { class: "kefu-tool-text", text: str(e.detail) || `Running ${str(e.name)}` }),
         el("span", { class: "kefu-tool-status", text: labels[e.status] || str(e.status) }));
+      if (e.status === "awaiting_confirmation") line.append(confirmButtons(e));
     },
     handoff(e) {
       state.handoff = ["bot", "waiting", "human"].includes(e.state) ? e.state : "bot";
@@ -664,6 +665,21 @@
     if (!handler) return;
     if (Number.isInteger(event.seq)) handleDurable(event, handler);
     else handler(event);
+  }
+
+  // A write waits for the customer's answer (PROTOCOL.md §2 `tool_confirm`); the next `tool`
+  // event of the call replaces the buttons, so a replay after reload shows them only while due.
+  function confirmButtons(e) {
+    const group = el("span", { class: "kefu-tool-actions", role: "group", "aria-label": "Confirm" });
+    const answer = (approve) => {
+      if (!send({ type: "tool_confirm", conversation_id: e.conversation_id || state.conversationId,
+        call_id: e.call_id, approve })) return;
+      group.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+    };
+    group.append(
+      el("button", { type: "button", class: "kefu-tool-approve", text: "Approve", onclick: () => answer(true) }),
+      el("button", { type: "button", class: "kefu-tool-decline", text: "Decline", onclick: () => answer(false) }));
+    return group;
   }
 
   function streamText(messageId, text) {
