@@ -58,6 +58,9 @@
     ws.onmessage = (message) => {
       let event;
       try { event = JSON.parse(message.data); } catch { return; }
+      // The page may already show an event that committed while it was rendered.
+      if (history && event.conversation_id === conversationId && typeof event.seq === "number"
+        && history.querySelector(`[data-seq="${event.seq}"]`)) { seen(event); return; }
       (handlers[event.type] || (() => {}))(event);
     };
     ws.onclose = () => {
