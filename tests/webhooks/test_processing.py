@@ -268,3 +268,22 @@ def test_an_event_whose_task_was_lost_is_found_by_the_sweep(demo_source, crm_cus
     )  # waits for the sweep's copy
     assert WebhookEvent.objects.get(pk=fresh.pk).status == WebhookEventStatus.RECEIVED  # not lost yet
     assert len(updates(crm_customer)) == 1
+
+
+@pytest.mark.django_db
+def test_admin_shows_unmatched_events_and_processes_them_again(
+    admin_client, demo_source, django_capture_on_commit_callbacks
+):
+    event = webhook_event_process(event_id=stored(demo_source, shipped(external_id="crm-404")).pk)
+    page = admin_client.get("/admin/webhooks/webhookevent/", {"status__exact": "unmatched"})
+    assert page.status_code == 200
+    assert "order.shipped" in page.content.decode()
+    detail = admin_client.get(f"/admin/webhooks/webhookevent/{event.pk}/change/").content.decode()
+    assert "No customer has this external_id or e-mail." in detail
+    with django_capture_on_commit_callbacks() as queued:
+        response = admin_client.post(
+            "/admin/webhooks/webhookevent/", {"action": "reprocess", "_selected_action": [str(event.pk)]}
+        )
+    assert (response.status_code, len(queued)) == (302, 1)
+    for url in ("webhooksource", "webhookendpoint", "eventdelivery"):
+        assert admin_client.get(f"/admin/webhooks/{url}/").status_code == 200
