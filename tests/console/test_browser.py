@@ -154,3 +154,35 @@ def test_an_agent_takes_over_replies_notes_hands_back_and_closes(daphne_server, 
     expect(customer.locator(".kefu-log b")).to_have_count(0)
     expect(agent.locator("#kf-history b.kf-who, #kf-history .kf-text b")).to_have_count(0)
     assert errors == []
+
+
+def test_the_console_reconnects_and_shows_what_it_missed_once(daphne_server, browser, tmp_path) -> None:  # noqa: F811
+    from apps.conversations.services import message_create
+    from tests.conversations.factories import ConversationFactory
+
+    alice = beside_playwright(make_user, username="alice@example.com", first="Alice", last="Agent")
+    conversation = beside_playwright(ConversationFactory, state="human", assignee=alice)
+    beside_playwright(message_create, conversation=conversation, role="customer", text="First")
+    server = daphne_server()
+    errors: list[str] = []
+    agent = new_page(browser, errors)
+    agent.goto(f"{server.http_url}/console/login/?next=/console/c/{conversation.pk}/")
+    agent.get_by_label("Username or email").fill("alice@example.com")
+    agent.get_by_label("Password").fill("pw")
+    agent.get_by_role("button", name="Sign in").click()
+    expect(agent.locator("#kf-conn")).to_have_text("Live · Alice Agent")
+    texts = agent.locator("#kf-history .kf-role-customer .kf-text")
+    expect(texts).to_have_text(["First"])
+
+    server.kill()
+    expect(agent.locator("#kf-conn")).to_have_text("Connection lost. Reconnecting…")
+    beside_playwright(
+        message_create, conversation=conversation, role="customer", text="Sent while you were away"
+    )
+    daphne_server(port=server.port)
+
+    expect(agent.locator("#kf-conn")).to_have_text("Live · Alice Agent")
+    expect(texts).to_have_text(["First", "Sent while you were away"])
+    beside_playwright(message_create, conversation=conversation, role="customer", text="And live again")
+    expect(texts).to_have_text(["First", "Sent while you were away", "And live again"])
+    assert errors == []
