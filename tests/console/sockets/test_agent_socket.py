@@ -376,3 +376,38 @@ async def test_round_robin_assignment_respects_the_limit(settings, agent, other_
     assert {first.assignee_id, second.assignee_id} == {agent.pk, other_agent.pk}
     assert first.state == second.state == "human"
     assert third.assignee_id is None and third.state == "waiting"  # both agents at their limit
+
+
+async def test_closing_asks_for_a_rating_and_a_later_message_opens_a_new_queue_entry(
+    agent, agent_socket, chat, customer
+) -> None:
+    conversation = await conversation_with(customer, "Hi", state="human", assignee=agent)
+    customer_socket = await chat(customer)
+    alice = await agent_socket(agent)
+
+    await alice.send({"type": "close", "conversation_id": str(conversation.pk)})
+    csat = (await customer_socket.recv_until("csat_request"))[-1]
+    assert csat["seq"] == 2
+    closed = (await alice.recv_until("conversation", where=lambda e: e["conversation"]["state"] == "closed"))[
+        -1
+    ]
+    assert closed["conversation"]["id"] == str(conversation.pk)
+    await customer_socket.send(
+        {"type": "csat", "conversation_id": str(conversation.pk), "score": 5, "comment": "Quick and kind"}
+    )
+    await customer_socket.send(
+        {"type": "message", "client_msg_id": str(uuid.uuid4()), "text": "One more thing"}
+    )
+    ack = (await customer_socket.recv_until("ack"))[-1]
+
+    assert ack["conversation_id"] != str(conversation.pk)
+    entry = await alice.recv_until(
+        "conversation", where=lambda e: e["conversation"]["id"] == ack["conversation_id"]
+    )
+    assert entry[-1]["conversation"]["state"] == "bot"
+    assert entry[-1]["conversation"]["last_message"]["text"] == "One more thing"
+    rated = await sync_to_async(Conversation.objects.get)(pk=conversation.pk)
+    assert (rated.csat_score, rated.csat_comment) == (5, "Quick and kind")
+    # Closing again is a conflict, not a second rating question.
+    await alice.send({"type": "close", "conversation_id": str(conversation.pk)})
+    assert (await alice.recv_until("error"))[-1]["code"] == "conflict"
