@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
@@ -190,3 +191,22 @@ def test_plain_forms_work_without_the_socket(agent, signed_in) -> None:
     ]
     assert Note.objects.get().text == "private"
     assert "This conversation is closed" in response.content.decode()
+
+
+def test_admin_manages_canned_replies_and_agents() -> None:
+    admin_user = get_user_model().objects.create_superuser("root@example.com", "root@example.com", "pw")
+    make_user("bob@example.com", "Bob", "Agent")
+    make_user("shopper@example.com", "Sam", "Shopper", staff=False)
+    client = Client()
+    client.force_login(admin_user)
+
+    response = client.post(
+        "/admin/console/cannedreply/add/",
+        {"shortcut": "refund", "title": "Refunds", "text": "Refunds take 5 days."},
+    )
+    assert response.status_code == 302
+    assert CannedReply.objects.get().text == "Refunds take 5 days."
+    agents = client.get("/admin/console/agent/")
+    assert agents.status_code == 200
+    listed = {user.username for user in agents.context["cl"].result_list}
+    assert listed == {"root@example.com", "bob@example.com"}  # staff only
