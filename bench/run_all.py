@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/run_all.py [--only NAME,NAME] [--skip NAME] [--timeout 300] [--render-only]
 
-Scripts are found, not listed: any bench/<name>.py other than this one (and `_*.py` helpers).
+Scripts are found, not listed: any bench/<name>.py with a `__main__` block other than this one
+(and `_*.py` helpers).
 Known scripts run at modest sizes (SIZES) so the whole run stays under 15 minutes on 2 cores;
 others run with their own defaults. Each script runs in its own process with a time limit; one
 that fails or times out is reported with the end of its output, and the rest still run.
@@ -40,12 +41,22 @@ VERSIONS = ["Django", "channels", "channels-redis", "daphne", "uvicorn", "celery
             "pgvector", "limits", "prometheus-client", "sentence-transformers", "torch"]
 
 
+def shown(path: Path) -> str:
+    """A results path as the report shows it: relative to the repository when inside it."""
+    path = path.resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def discover() -> list[str]:
-    return sorted(p.stem for p in BENCH.glob("*.py") if p.stem != "run_all" and not p.stem.startswith("_"))
+    """Runnable bench scripts; modules without a `__main__` block (apps the benches serve) are not."""
+    return sorted(p.stem for p in BENCH.glob("*.py")
+                  if p.stem != "run_all" and not p.stem.startswith("_") and "__main__" in p.read_text())
 
 
-def run_script(name: str, timeout_s: float) -> dict:
+def run_script(name: str, timeout_s: float, results: Path) -> dict:
     command = [sys.executable, f"bench/{name}.py", *SIZES.get(name, [])]
+    if results != RESULTS and '"--out"' in (BENCH / f"{name}.py").read_text():
+        command += ["--out", str(results / f"{name}.json")]
     started = time.time()
     print(f"\n=== {name}: {shlex.join(command)} (limit {timeout_s:.0f} s)", flush=True)
     # Its own session, so a timeout kills the servers and client processes it started too.
@@ -59,7 +70,7 @@ def run_script(name: str, timeout_s: float) -> dict:
         output, _ = proc.communicate()
         status = f"timed out after {timeout_s:.0f} s"
     print(output[-4000:], flush=True)
-    written = sorted(str(p.relative_to(REPO)) for p in RESULTS.glob("*.json") if p.stat().st_mtime >= started)
+    written = sorted(shown(p) for p in results.glob("*.json") if p.stat().st_mtime >= started)
     return {"name": name, "command": shlex.join(["python", *command[1:]]), "status": status,
             "seconds": round(time.time() - started, 1), "results": written, "tail": output[-1500:]}
 
@@ -97,15 +108,21 @@ def render_result(data: dict) -> list[str]:
     lines: list[str] = []
     meta = data.pop("meta", None) if isinstance(data, dict) else None
     sections = {k: flatten(v) for k, v in data.items() if isinstance(v, dict)}
-    # Sections with the same keys are variants of one measurement: one column each.
-    by_shape: dict[tuple, list[str]] = {}
+    # Sections sharing figures (echo/chat, bare/kefu, ...) are variants of one measurement: one
+    # column each, a row per figure (blank where a variant lacks it).
+    clusters: list[list[str]] = []
     for key, flat in sections.items():
-        by_shape.setdefault(tuple(sorted(flat)), []).append(key)
-    side_by_side = [keys for keys in by_shape.values() if len(keys) > 1]
+        home = next((c for c in clusters if len(set(flat) & set(sections[c[0]])) >= 2), None)
+        if home is None:
+            clusters.append([key])
+        else:
+            home.append(key)
+    side_by_side = [keys for keys in clusters if len(keys) > 1]
     done = {k for keys in side_by_side for k in keys}
     for keys in side_by_side:
-        metrics = list(sections[keys[0]])
-        lines += table(["metric", *keys], [[m, *(fmt(sections[k][m]) for k in keys)] for m in metrics])
+        metrics = list(dict.fromkeys(m for k in keys for m in sections[k]))
+        rows = [[m, *(fmt(sections[k][m]) if m in sections[k] else "" for k in keys)] for m in metrics]
+        lines += table(["metric", *keys], rows)
     rest = flatten({k: v for k, v in data.items() if k not in done})
     tables = {k: v for k, v in rest.items() if isinstance(v, list) and v and isinstance(v[0], dict)}
     scalars = [[k, fmt(v)] for k, v in rest.items() if k not in tables]
@@ -192,9 +209,13 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated script names")
     parser.add_argument("--skip", default="", help="comma-separated script names")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per script (default 300)")
+    parser.add_argument("--budget", type=float, default=14 * 60,
+                        help="seconds for the whole run (default 840): later scripts get what is left")
     parser.add_argument("--render-only", action="store_true",
                         help="run nothing: render the results files already in bench/results")
     parser.add_argument("--out", type=Path, default=REPORT)
+    parser.add_argument("--results-dir", type=Path, default=RESULTS,
+                        help="where scripts that take --out write their JSON (default bench/results)")
     args = parser.parse_args()
     names = [n for n in discover() if (not args.only or n in args.only.split(","))
              and n not in args.skip.split(",")]
@@ -202,15 +223,23 @@ def main() -> None:
     if args.render_only:
         runs = [{"name": n, "command": shlex.join(["python", f"bench/{n}.py", *SIZES.get(n, [])]),
                  "status": "not run (rendered from an earlier run)", "seconds": 0, "tail": "",
-                 "results": [str(p.relative_to(REPO)) for p in sorted(RESULTS.glob(f"{n}*.json"))
+                 "results": [shown(p) for p in sorted(args.results_dir.glob(f"{n}*.json"))
                              if p.stem == n or p.stem[len(n) + 1:].isdigit()]}
                 for n in names]
     else:
-        runs = [run_script(name, args.timeout) for name in names]
+        args.results_dir.mkdir(parents=True, exist_ok=True)
+        runs = []
+        for name in names:
+            left = args.budget - (time.monotonic() - t0)
+            if left < 30:
+                runs.append({"name": name, "command": f"python bench/{name}.py", "seconds": 0, "results": [],
+                             "status": "not run (over the --budget)", "tail": ""})
+                continue
+            runs.append(run_script(name, min(args.timeout, left), args.results_dir.resolve()))
     args.out.parent.mkdir(exist_ok=True)
     args.out.write_text(render(runs, started, time.monotonic() - t0))
     print(f"\nwrote {args.out}: " + ", ".join(f"{r['name']} {r['status']}" for r in runs))
-    sys.exit(0 if all(r["status"].startswith(("ok", "not run")) for r in runs) else 1)
+    sys.exit(0 if all(r["status"].startswith(("ok", "not run (rendered")) for r in runs) else 1)
 
 
 if __name__ == "__main__":
