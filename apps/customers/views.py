@@ -3,6 +3,7 @@ the widget runs on the host site's origin and sends no cookies."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 
 from django.core.exceptions import ValidationError
@@ -23,6 +24,17 @@ _CORS = {
 _LIMITS = {"user_id": 255, "user_hash": 128, "user_jwt": 4096, "name": 200, "email": 254}
 
 
+def _client_key(request: HttpRequest) -> str:
+    """The client address the session limit counts: an IPv6 client owns a whole /64, so it is
+    counted per /64 (else each of its addresses would get its own budget)."""
+    address = request.META.get("REMOTE_ADDR", "")
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
+
+
 def _error(status: int, code: str, detail: str) -> JsonResponse:
     return JsonResponse({"error": code, "detail": detail}, status=status, headers=_CORS)
 
@@ -35,7 +47,7 @@ def widget_session(request: HttpRequest) -> HttpResponse:
         return _error(405, "method_not_allowed", "Use POST with a JSON body.")
     # Each anonymous session is a new customer row: bound them per client address, across processes.
     # Behind a proxy REMOTE_ADDR is the client only with Daphne's --proxy-headers.
-    limit = limit_check(name="session_ip", key=request.META.get("REMOTE_ADDR", ""))
+    limit = limit_check(name="session_ip", key=_client_key(request))
     if limit.limited:
         return JsonResponse({"error": "rate_limited", "detail": "Too many sessions from this address."},
                             status=429, headers={**_CORS, "Retry-After": str(limit.retry_after_s),

@@ -114,3 +114,15 @@ async def test_limit_hit_fails_open_when_redis_cannot_be_reached(settings):
     customer = str(uuid.uuid4())
 
     assert [await limit_hit(name="message_customer", key=customer) for _ in range(2)] == [False, False]
+
+
+@pytest.mark.django_db
+def test_ipv6_clients_are_counted_per_64_prefix(client, settings):
+    settings.RATELIMIT_SESSION_IP = "2/minute"
+    prefix = f"2001:db8:{uuid.uuid4().int % 65536:x}:1"
+
+    statuses = [post(client, f"{prefix}::{n}").status_code for n in (1, 2, 3)]
+    other_64 = post(client, f"{prefix[:-1]}2::1")
+
+    assert statuses == [201, 201, 429]
+    assert other_64.status_code == 201
