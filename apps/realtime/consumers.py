@@ -367,10 +367,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.closing:
             return
         try:
-            # The server applies backpressure: a client that stops reading blocks this send,
-            # and what piles up meanwhile stays bounded in the channel layer (capacity).
             text = json.dumps(event, separators=(",", ":"))
             await asyncio.wait_for(self.send(text_data=text), settings.CHAT_SEND_TIMEOUT_S)
         except TimeoutError:
-            logger.warning("closing a chat socket that read nothing for %s s", settings.CHAT_SEND_TIMEOUT_S)
-            asyncio.get_running_loop().create_task(self._close(CLOSE_TOO_SLOW))
+            # uvicorn holds a send while the client's buffers are full: a client that reads
+            # nothing is let go (what it missed stays in Postgres for its resume), and what
+            # piles up meanwhile stays bounded by the channel layer's capacity.
+            self._too_slow(f"a send waited {settings.CHAT_SEND_TIMEOUT_S} s")
+
+    def _too_slow(self, why: str) -> None:
+        logger.warning("closing a chat socket that read nothing: %s", why)
+        asyncio.get_running_loop().create_task(self._close(CLOSE_TOO_SLOW))
