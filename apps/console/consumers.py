@@ -261,8 +261,14 @@ class AgentConsumer(AsyncWebsocketConsumer):
     async def conv_event(self, message: dict[str, Any]) -> None:
         if self.closing:
             return
+        event = message["event"]
         try:
-            await self.streams.live(message["event"], message.get("meta") or {})
+            delivered = await self.streams.live(event, message.get("meta") or {})
+            if delivered and event["type"] == "message" and event["message"]["role"] == "customer":
+                # Shown to an agent who has the conversation open: no longer unread.
+                await db_async(services.conversation_read)(
+                    conversation_id=event["conversation_id"], seq=event["seq"]
+                )
         except OUTAGES:  # the gap is repaired by the next event, or by the client's resubscribe
             logger.exception("agent socket: gap repair failed, a backing service is unreachable")
 

@@ -80,6 +80,7 @@ def conversation_page(request: HttpRequest, conversation_id: UUID) -> HttpRespon
         Conversation.objects.select_related("customer", "assignee"), pk=conversation_id
     )
     customer = conversation.customer
+    services.conversation_read(conversation_id=conversation.pk, seq=conversation.last_seq)  # opened: read
     queue = _queue_context(request)
     if not any(entry["id"] == str(conversation.pk) for entry in queue["queue"]):  # closed, or filtered out
         entry = queue_entry_get(conversation_id=conversation.pk)
@@ -94,7 +95,6 @@ def conversation_page(request: HttpRequest, conversation_id: UUID) -> HttpRespon
         "earlier": customer.conversations.exclude(pk=conversation.pk).order_by("-created_at")[:5],
         "mine": conversation.assignee_id == request.user.pk,
     }
-    services.conversation_read(conversation_id=conversation.pk, seq=conversation.last_seq)
     return render(request, "console/console.html", context)
 
 

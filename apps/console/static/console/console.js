@@ -49,6 +49,7 @@
     canned: JSON.parse(($("kf-canned-data") || {}).textContent || "[]"),
   };
   for (const entry of JSON.parse(($("kf-queue-data") || {}).textContent || "[]")) state.queue.set(entry.id, entry);
+  if (conversationId && state.queue.has(conversationId)) queueMicrotask(() => setHeader(state.queue.get(conversationId)));
 
   // ------------------------------------------------------------------ socket
   function connect() {
@@ -149,7 +150,22 @@
     stateNode.className = `kf-state kf-state-${str(entry.state)}`;
     stateNode.dataset.state = str(entry.state);
     $("kf-assignee").textContent = entry.assignee ? `with ${entry.assignee.name}` : "";
+    showActions(entry);
     $("kf-csat").textContent = entry.csat ? `Rated ${entry.csat.score}/5${entry.csat.comment ? `: “${entry.csat.comment}”` : ""}` : "";
+  }
+
+  // Offer only what makes sense now (the server decides anyway: a wrong one is `conflict`).
+  function showActions(entry) {
+    const mineNow = entry.assignee && entry.assignee.id === agentId;
+    const open = entry.state !== "closed";
+    const show = {
+      claim: open && !mineNow,
+      release: open && entry.state !== "bot" && (mineNow || !entry.assignee),
+      close: open && (mineNow || !entry.assignee),
+      assign: open,
+    };
+    for (const form of document.querySelectorAll("form[data-frame]")) form.hidden = !show[form.dataset.frame];
+    if (composer) composer.querySelector("button[value=reply]").disabled = !open || !mineNow;
   }
 
   function showError(text) {
@@ -300,8 +316,9 @@
     const text = textBox.value;
     if (!text.trim()) return true;
     const frame = { type: kind, conversation_id: conversationId, client_msg_id: uuid(), text };
-    if (!send(frame)) return false;
+    // Kept until acked: sent now if the socket is up, else (again) once it has resubscribed.
     state.pending.set(frame.client_msg_id, frame);
+    send(frame);
     textBox.value = "";
     hideCanned();
     sendTyping(false);
@@ -311,7 +328,9 @@
   if (composer) {
     composer.addEventListener("submit", (event) => {
       const kind = event.submitter && event.submitter.value === "note" ? "note" : "reply";
-      if (sendText(kind)) event.preventDefault();
+      if (!state.ready) return; // no socket: the plain POST form sends it
+      event.preventDefault();
+      sendText(kind);
     });
     textBox.addEventListener("keydown", (event) => {
       const list = $("kf-canned");
