@@ -156,3 +156,27 @@ async def test_200_customers_asking_at_once_each_get_exactly_one_whole_answer(we
         assert len({e["conversation_id"] for e in events}) == 1
     await asyncio.gather(*(c.close() for c in customers))
     connection.close()
+
+
+async def test_sigterm_hands_the_running_answer_over_to_another_process(web_server):
+    a = web_server(ASSISTANT_TOKEN_DELAY_S="0.3", ASSISTANT_TOKEN_FLUSH_S="0")
+    b = web_server(ASSISTANT_TOKEN_DELAY_S="0.01")
+    token = (await widget_session(a.http_url))["token"]
+    first = Customer(a.ws_url, token)
+    await first.connect()
+    await first.send({"type": "message", "client_msg_id": str(uuid.uuid4()), "text": "a question"})
+    seen = await first.recv_until("token")
+    await asyncio.to_thread(a.stop)  # SIGTERM: a graceful shutdown, as a deploy does
+
+    assert "handed 1 running turn(s) over" in a.log.read_text()
+    again = Customer(b.ws_url, token)
+    await again.connect()
+    await again.send({"type": "resume", "conversation_id": seen[0]["conversation_id"], "last_seq": 1})
+    after = await answer_of(again)
+    after += await events_within(again, 2)
+    assert durable(after) == [("message", 2), ("message_end", 3)]
+    end = next(e for e in after if e["type"] == "message_end")
+    assert end["message_id"] == seen[-1]["message_id"] and end["stopped"] is False
+    assert shown_text(after, end["message_id"]) == end["text"]
+    assert await Message.objects.filter(role="assistant").acount() == 1
+    await again.close()
