@@ -122,6 +122,20 @@ def _retry_after(response: httpx.Response) -> float | None:
             return None
 
 
+_local = threading.local()
+
+
+def _client() -> httpx.Client:
+    """This thread's HTTP client: connections are reused, and the TLS context (costly to build)
+    is made once per worker thread instead of once per call."""
+    client = getattr(_local, "client", None)
+    if client is None:
+        client = _local.client = httpx.Client(
+            follow_redirects=False, limits=httpx.Limits(max_keepalive_connections=4)
+        )
+    return client
+
+
 class HttpBackend:
     def execute(
         self,
@@ -136,35 +150,34 @@ class HttpBackend:
         path = render(tool.path_template, arguments, identity, in_path=True)
         url = connector.base_url.rstrip("/") + "/" + path.lstrip("/")
         timeout = httpx.Timeout(connector.read_timeout_s, connect=connector.connect_timeout_s)
-        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
-            headers, auth = _auth(connector, client)
-            headers["Accept"] = "application/json"
-            if method not in ("GET", "HEAD"):
-                headers["Idempotency-Key"] = idempotency_key
-            body = (
-                _mapped(tool.body_map, arguments, identity)
-                if method not in ("GET", "HEAD", "DELETE")
-                else None
+        client = _client()
+        headers, auth = _auth(connector, client)
+        headers["Accept"] = "application/json"
+        if method not in ("GET", "HEAD"):
+            headers["Idempotency-Key"] = idempotency_key
+        body = (
+            _mapped(tool.body_map, arguments, identity) if method not in ("GET", "HEAD", "DELETE") else None
+        )
+        try:
+            response = client.request(
+                method,
+                url,
+                params=_mapped(tool.query_map, arguments, identity),
+                json=body,
+                headers=headers,
+                auth=auth,
+                timeout=timeout,
             )
-            try:
-                response = client.request(
-                    method,
-                    url,
-                    params=_mapped(tool.query_map, arguments, identity),
-                    json=body,
-                    headers=headers,
-                    auth=auth,
-                )
-            except httpx.TimeoutException:
-                raise ToolError(
-                    f"{connector.name} did not answer in time.", retryable=True, code="timeout"
-                ) from None
-            except httpx.HTTPError as exc:
-                raise ToolError(
-                    f"{connector.name} is unreachable ({type(exc).__name__}).",
-                    retryable=True,
-                    code="unreachable",
-                ) from None
+        except httpx.TimeoutException:
+            raise ToolError(
+                f"{connector.name} did not answer in time.", retryable=True, code="timeout"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise ToolError(
+                f"{connector.name} is unreachable ({type(exc).__name__}).",
+                retryable=True,
+                code="unreachable",
+            ) from None
         status = response.status_code
         if status == 429 or status >= 500:
             raise ToolError(
