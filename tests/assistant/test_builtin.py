@@ -1,40 +1,91 @@
-"""The builtin responder: sentences of the retrieved passages, cited; "don't know" otherwise."""
+"""The builtin responder: the sentences of one article closest to the question, in article order,
+cited with exactly what is quoted; a plain "don't know" when the knowledge base does not answer."""
+
+import re
 
 import pytest
 
 from apps.assistant.providers import ProviderUnavailable, provider_get
 from apps.assistant.providers.builtin import DONT_KNOW, BuiltinProvider, compose
-from apps.knowledge.retrieval import Passage
+from apps.knowledge.retrieval import Passage, search
+from apps.knowledge.sentences import sentence_split
 
 
-def passage(doc, title, text, url=""):
-    return Passage(document_id=doc, external_id=doc, title=title, url=url, snippet=text[:40], text=text,
-                   heading_path="", score=1.0, similarity=0.5, chunk_id=1)
+def passage(doc, title, text, similarity=0.7, coverage=0.6):
+    return Passage(document_id=doc, external_id=doc, title=title, url="", snippet=text[:40], text=text,
+                   heading_path="", score=1.0, similarity=similarity, chunk_id=1, coverage=coverage)
 
 
-REFUNDS = passage("d1", "Refunds",
-                  "Refunds take 5 business days. Contact us by email. Refunds go to the original card.",
-                  url="https://help.example/refunds")
-SHIPPING = passage("d2", "Shipping", "We ship worldwide. Shipping is free over 50 euros.")
-UNRELATED = passage("d3", "About", "Our company was founded in 1999.")
+def answer(question):
+    # What knowledge_search gives the provider (it runs in a worker thread with its own connection).
+    passages = search(kb_slug="help-center", query=question, k=5)
+    return compose(question, passages), passages
 
 
-def test_answer_cites_the_passages_that_share_words_with_the_question():
-    text, citations = compose("How long do refunds take? Is shipping free?", [REFUNDS, UNRELATED, SHIPPING])
-
-    # Only sentences that share a word with the question: "We ship worldwide." does not.
-    assert text == ("Refunds take 5 business days. Refunds go to the original card. [1] "
-                    "Shipping is free over 50 euros. [2]")
-    assert citations == [
-        {"n": 1, "document_id": "d1", "title": "Refunds", "url": "https://help.example/refunds",
-         "snippet": REFUNDS.snippet},
-        {"n": 2, "document_id": "d2", "title": "Shipping", "url": "", "snippet": SHIPPING.snippet},
-    ]
+def quoted_parts(text):
+    """[(quoted text, n)] of an answer 'sentences [1] sentences [2]'."""
+    return [(q.strip(), int(n)) for q, n in re.findall(r"(.+?)\s*\[(\d+)\]", text)]
 
 
-def test_no_passage_or_no_shared_word_is_a_plain_dont_know():
-    assert compose("refund?", []) == (DONT_KNOW, [])
-    assert compose("Where is the moon?", [UNRELATED]) == (DONT_KNOW, [])
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("question", "title"),
+    [
+        ("Can I return bedding after opening it?", "Returns policy"),
+        ("I forgot my password, how do I reset it?", "Password and sign-in problems"),
+        ("Do you deliver to Canada?", "International shipping"),
+        ("Please delete everything you store about me.", "Deleting your account and your data"),
+        ("Can I cancel my order after placing it?", "Changing or cancelling an order"),
+    ],
+)
+def test_an_answer_quotes_one_article_and_cites_exactly_the_quoted_text(demo_kb, question, title):
+    (text, citations), passages = answer(question)
+
+    parts = quoted_parts(text)
+    assert [n for _, n in parts] == [1]
+    assert [c["title"] for c in citations] == [title]
+    quoted = parts[0][0]
+    assert citations[0]["snippet"] == quoted
+    source = next(p for p in passages if p.document_id == citations[0]["document_id"])
+    # Every quoted sentence is the article's own words, and they come in the article's order.
+    flat = " ".join(re.sub(r"^(?:[-*+]|\d+[.)])\s+", "", s) for s in sentence_split(source.text))
+    positions = [flat.find(s) for s in re.split(r"(?<=[.!?])\s+", quoted)]
+    assert -1 not in positions and positions == sorted(positions)
+
+
+@pytest.mark.django_db
+def test_a_list_item_is_quoted_with_the_sentence_that_introduces_it(demo_kb):
+    (text, _), _ = answer("Can I return bedding after opening it?")
+    assert text == ("These items cannot be returned unless they are faulty: made-to-order and custom-size "
+                    "items, bedding, pillows and duvets once the hygiene seal is opened, gift cards, "
+                    'clearance items marked "final sale". [1]')
+
+
+@pytest.mark.django_db
+def test_two_questions_in_one_message_may_cite_two_articles(demo_kb):
+    (text, citations), _ = answer("How long do refunds take? And do you ship to Canada?")
+
+    assert [c["title"] for c in citations] == ["Refunds", "International shipping"]
+    parts = quoted_parts(text)
+    assert [n for _, n in parts] == [1, 2]
+    assert [c["snippet"] for c in citations] == [q for q, _ in parts]
+    assert "Canada" in parts[1][0]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "question", ["What's the capital of Australia?", "Who painted the Mona Lisa?", "hello"]
+)
+def test_off_topic_questions_are_a_plain_dont_know_with_no_citations(demo_kb, question):
+    (text, citations), _ = answer(question)
+    assert (text, citations) == (DONT_KNOW, [])
+    assert "talk to a person" in DONT_KNOW
+
+
+def test_passages_judged_irrelevant_are_declined_before_any_sentence_is_chosen():
+    weak = passage("d1", "About", "Our company was founded in 1999 in a small town.", similarity=0.25)
+    assert compose("When was the company founded?", [weak]) == (DONT_KNOW, [])
+    assert compose("anything", []) == (DONT_KNOW, [])
 
 
 def test_provider_is_chosen_by_llm_provider(settings):
@@ -48,5 +99,8 @@ def test_a_sentence_wrapped_over_lines_is_quoted_whole():
     text = ("## Gifts\n\nIf you received an item as a gift, you can return it for a\n"
             "gift card for its\nvalue. The buyer is not told.\n\n- Refunds go to the card")
     gifts = passage("d4", "Returns policy", text)
-    text, _ = compose("Can I return a gift?", [gifts])
+    text, citations = compose("Can I return a gift I received?", [gifts])
     assert text == "If you received an item as a gift, you can return it for a gift card for its value. [1]"
+    assert citations[0]["snippet"] == (
+        "If you received an item as a gift, you can return it for a gift card for its value."
+    )
