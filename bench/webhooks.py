@@ -1,6 +1,6 @@
 """Webhook intake on ONE Daphne process, beside a bare Django view that stores the same row.
 
-    .venv/bin/python bench/webhooks.py [--requests 2000] [--concurrency 16] [--clients 2]
+    .venv/bin/python bench/webhooks.py [--requests 2000] [--concurrency 16] [--clients 2] [--rounds 3]
 
 A throw-away database and Redis prefix; each target runs on a fresh Daphne process on a free
 loopback port, loaded by client processes (httpx, `--concurrency` requests in flight in all):
@@ -9,7 +9,9 @@ loopback port, loaded by client processes (httpx, `--concurrency` requests in fl
   no verification, no task.
 - kefu, no worker: `POST /webhooks/bench-crm/` through the real intake (size check, Standard
   Webhooks verification, INSERT .. ON CONFLICT, a Celery task queued), nothing consuming the
-  tasks: the intake alone against the bare view.
+  tasks: the intake alone against the bare view. The two run side by side, in `--rounds`
+  alternating rounds (medians reported), so other load on the shared machine hits both alike;
+  server CPU per request (psutil, the Daphne process) is reported beside the rate.
 - kefu + worker: the same, with a real Celery worker (4 threads) processing the events at the
   same time on the same cores, and the latency probes below.
 Load events name a customer nobody has (they end `unmatched`: one lookup each in the worker).
@@ -324,16 +326,25 @@ def daphne(app: str, env: dict[str, str], log: Path) -> tuple[subprocess.Popen, 
     return start(argv, env, log, port), port
 
 
-def run_load(url: str, requests: int, concurrency: int, clients: int, during=None) -> dict:
+def cpu_s(pid: int) -> float:
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def run_load(url: str, requests: int, concurrency: int, clients: int, during=None, pid: int = 0) -> dict:
     share = [requests // clients + (1 if i < requests % clients else 0) for i in range(clients)]
     per_client = [concurrency // clients + (1 if i < concurrency % clients else 0) for i in range(clients)]
     workers = [_spawn(load_main, url, n, c) for n, c in zip(share, per_client, strict=True)]
     time.sleep(3)  # let the clients import and sign their requests
     if during is not None:
         during("start")
+    cpu_before = cpu_s(pid) if pid else 0.0
     for conn, _ in workers:
         conn.send("go")
     results = [_answer(worker) for worker in workers]
+    cpu = cpu_s(pid) - cpu_before if pid else 0.0
     if during is not None:
         during("stop")
     statuses: dict[str, int] = {}
@@ -346,6 +357,8 @@ def run_load(url: str, requests: int, concurrency: int, clients: int, during=Non
         "elapsed_s": round(elapsed, 3),
         "statuses": statuses,
         "accepted_per_s": round(statuses.get("202", 0) / elapsed, 1),
+        # Server CPU per request: far less at the mercy of other load on the machine than a rate.
+        "server_cpu_ms_per_request": round(cpu * 1000 / requests, 2) if pid else None,
     }
 
 
@@ -388,7 +401,7 @@ def measure_kefu(env: dict[str, str], args, tokens: list[str]) -> dict:
         def during(phase: str) -> None:
             probe[0].send(phase)
 
-        result = run_load(url, args.requests, args.concurrency, args.clients, during)
+        result = run_load(url, args.requests, args.concurrency, args.clients, during, pid=server.pid)
         sent = _answer(probe)
         drained = _wait_processed()
         time.sleep(2)  # the last probes' updates in flight
@@ -424,34 +437,47 @@ def _wait_processed(timeout: float = 120) -> float | None:
     return None
 
 
-def measure_kefu_intake(env: dict[str, str], args) -> dict:
-    """The intake alone: no worker competing for the cores (the tasks wait in the queue)."""
-    tmp = Path(f"/tmp/kefu-bench-webhooks-{os.getpid()}")
-    server, port = daphne("config.asgi:application", env, tmp / "daphne-kefu-intake.log")
-    url = f"http://127.0.0.1:{port}/webhooks/{SLUG}/"
-    try:
-        run_load(url, 100, 8, 1)
-        return run_load(url, args.requests, args.concurrency, args.clients)
-    finally:
-        stop(server)
-
-
 def purge_queue(env: dict[str, str]) -> None:
     import redis
 
     redis.Redis.from_url(env["REDIS_URL"]).delete(env["CELERY_TASK_DEFAULT_QUEUE"])
 
 
-def measure_bare(env: dict[str, str], args) -> dict:
+def measure_intake(env: dict[str, str], args) -> dict[str, dict]:
+    """Bare view and kefu intake (no worker) side by side, in alternating rounds, so that load
+    from elsewhere on the machine falls on both alike; medians of the rounds."""
     tmp = Path(f"/tmp/kefu-bench-webhooks-{os.getpid()}")
     tmp.mkdir(exist_ok=True)
-    server, port = daphne("bench.webhooks:bare_app", env, tmp / "daphne-bare.log")
-    url = f"http://127.0.0.1:{port}/webhooks/{SLUG}/"
+    servers = {
+        "bare": daphne("bench.webhooks:bare_app", env, tmp / "daphne-bare.log"),
+        "kefu_no_worker": daphne("config.asgi:application", env, tmp / "daphne-kefu-intake.log"),
+    }
+    rounds: dict[str, list[dict]] = {name: [] for name in servers}
     try:
-        run_load(url, 100, 8, 1)
-        return run_load(url, args.requests, args.concurrency, args.clients)
+        for _, port in servers.values():
+            run_load(f"http://127.0.0.1:{port}/webhooks/{SLUG}/", 100, 8, 1)  # warm up
+        per_round = args.requests // args.rounds
+        for _ in range(args.rounds):
+            for name, (proc, port) in servers.items():
+                url = f"http://127.0.0.1:{port}/webhooks/{SLUG}/"
+                rounds[name].append(run_load(url, per_round, args.concurrency, args.clients, pid=proc.pid))
     finally:
-        stop(server)
+        for proc, _ in servers.values():
+            stop(proc)
+    summary = {}
+    for name, results in rounds.items():
+        statuses: dict[str, int] = {}
+        for result in results:
+            for status, n in result["statuses"].items():
+                statuses[status] = statuses.get(status, 0) + n
+        summary[name] = {
+            "requests": per_round * args.rounds,
+            "statuses": statuses,
+            "accepted_per_s": statistics.median(r["accepted_per_s"] for r in results),
+            "server_cpu_ms_per_request": statistics.median(r["server_cpu_ms_per_request"] for r in results),
+            "rounds": results,
+        }
+    return summary
 
 
 def main() -> None:
@@ -459,6 +485,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="webhooks per target (default 2000)")
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight (default 16)")
     parser.add_argument("--clients", type=int, default=2, help="load client processes (default 2)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating bare/kefu rounds (default 3)")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "webhooks.json"))
     args = parser.parse_args()
 
@@ -472,14 +499,12 @@ def main() -> None:
         webhook_source_ensure(slug=SLUG, secrets=[SECRET])
         customers = [Customer.objects.create(external_id=f"probe-{i}") for i in range(PROBE_CUSTOMERS)]
         tokens = [widget_token_issue(customer_id=c.pk)[0] for c in customers]
-        bare = measure_bare(env, args)
+        results = measure_intake(env, args)
         from apps.webhooks.models import WebhookEvent
 
-        WebhookEvent.objects.all().delete()  # the bare view's rows have no task to process them
-        intake_only = measure_kefu_intake(env, args)
-        WebhookEvent.objects.all().delete()
+        WebhookEvent.objects.all().delete()  # the bare rows have no task; the kefu ones' are purged
         purge_queue(env)
-        results = {"bare": bare, "kefu_no_worker": intake_only, "kefu": measure_kefu(env, args, tokens)}
+        results["kefu"] = measure_kefu(env, args, tokens)
     finally:
         teardown(db_name, env)
 
@@ -499,6 +524,9 @@ def main() -> None:
     print(f"{'kefu / bare':30}{'':>12}{ratio_alone:>17.2f}x{ratio:>15.2f}x")
     answers = [json.dumps(r["statuses"]) for r in (bare, alone, kefu)]
     print(f"{'answers':30}{answers[0]:>12}{answers[1]:>18}{answers[2]:>16}")
+    cpu = [r["server_cpu_ms_per_request"] for r in (bare, alone, kefu)]
+    print(f"{'server CPU ms per request':30}{cpu[0]:>12}{cpu[1]:>18}{cpu[2]:>16}")
+    print(f"bare and kefu-no-worker: medians of {args.rounds} alternating rounds; kefu + worker: one run")
     print(
         f"intake -> customer socket under that load: p50 {kefu['latency_p50_ms']} ms, "
         f"p95 {kefu['latency_p95_ms']} ms, max {kefu['latency_max_ms']} ms "
