@@ -8,6 +8,7 @@ that is set)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -85,6 +86,8 @@ def test_an_agent_takes_over_replies_notes_hands_back_and_closes(daphne_server, 
     expect(item).to_have_count(1)
     expect(item).to_have_attribute("data-state", "waiting")
     expect(item.locator(".kf-q-name")).to_have_text("Ada Lovelace")
+    expect(item.locator(".kf-q-wait")).to_have_text(re.compile(r"^waiting \d+ min$"))
+    expect(agent).to_have_title("(1 waiting) Console · Kefu")  # seen from a background tab too
 
     # The agent opens and claims it: the customer sees who joined.
     item.locator("a").click()

@@ -82,6 +82,7 @@
   }
 
   setInterval(() => send({ type: "ping", ts: Date.now() }), PING_MS);
+  setInterval(() => renderQueue(), 60000); // waiting times move on
 
   // ------------------------------------------------------------------ queue
   function rank(entry) {
@@ -106,9 +107,18 @@
       entry.assignee ? el("span", { class: "kf-q-assignee", text: str(entry.assignee.name) }) : null,
       entry.unread ? el("span", { class: "kf-q-unread", "aria-label": "unread", text: String(entry.unread) }) : null,
       entry.csat ? el("span", { class: "kf-q-csat", text: `${entry.csat.score}/5` }) : null,
+      entry.waiting_since ? el("span", { class: "kf-q-wait", text: `waiting ${waited(entry.waiting_since)}` }) : null,
       el("span", { class: "kf-q-last", text: last.length > 80 ? `${last.slice(0, 79)}…` : last })));
   }
+  function waited(since) {
+    const minutes = Math.max(0, Math.floor((Date.now() - new Date(since).getTime()) / 60000));
+    return minutes < 60 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+  }
+  const baseTitle = document.title;
   function renderQueue() {
+    // Waiting customers in the tab's title, so a console in a background tab still says so.
+    const waiting = [...state.queue.values()].filter((entry) => entry.state === "waiting").length;
+    document.title = waiting ? `(${waiting} waiting) ${baseTitle}` : baseTitle;
     const items = sortedQueue()
       .filter((entry) => filtered || entry.state !== "closed" || entry.id === conversationId);
     if (!items.length) { queueList.replaceChildren(el("li", { class: "kf-empty", text: "No conversations." })); return; }
