@@ -1,15 +1,25 @@
-"""Idle customer sessions on ONE Daphne process, beside the bare echo consumer (/ws/echo/).
+"""Idle customer sessions on ONE server process: Kefu's chat beside two bare baselines.
 
-    .venv/bin/python bench/ws_sessions.py [--n 5000] [--samples 1000] [--clients 2]
+    .venv/bin/python bench/ws_sessions.py [--n 2000] [--samples 200] [--burst 500] [--clients 2]
+                                          [--server uvicorn|daphne] [--no-other-server]
 
-For each target, a fresh Daphne process is started against a throw-away database and Redis
-prefix; N sockets are opened from several client processes (at most 50 connecting at once:
-Daphne's listen backlog is 50) and held. Measured:
-- RSS per session: (Daphne RSS with N sockets open - RSS before) / N
+Targets, each on its own fresh server process (uvicorn with --ws websockets, as the Procfile
+runs it, or Daphne: --server) against a throw-away database and Redis prefix:
+- echo: the bare Channels echo consumer (/ws/echo/), no database;
+- durable: bench/durable_app.py, a bare consumer that INSERTs one row and COMMITs (through
+  apps.core.db.db_async) before it acks: the least a durable ack can cost;
+- chat: Kefu's /ws/chat/ on --server, and again on the other server (Daphne vs uvicorn for
+  Kefu's chat; skip with --no-other-server).
+N sockets are opened from several client processes (at most 50 connecting at once: Daphne's
+listen backlog is 50) and held. Measured:
+- RSS per session: (server RSS with N sockets open - RSS before) / N
 - connect rate: sockets per second until all are open (chat: connect + `auth` + `ready`)
 - round trip p50/p99, one frame in flight at a time: echo = a frame and its echo; chat = a
   `message` and its `ack` (each answer is allowed to finish before the next message, so the
-  number is the ack path itself, not a queue behind other customers' answers).
+  number is the ack path itself, not a queue behind other customers' answers); durable = a
+  `message` and its `ack`;
+- burst: --burst connected customers send one frame each at the same moment (a shared wall-clock
+  instant in every client process); ack p50/p99 counted from that instant.
 The chat server runs with CHAT_HEARTBEAT_S=3600: the sessions are idle (no client pings), and
 the default 20 s heartbeat would close them as silent after 60 s. A real widget pings every
 heartbeat, i.e. 5,000 sessions send 250 pings/s to the server at the default.
@@ -40,11 +50,33 @@ CONNECT_CONCURRENCY = 50
 # -- client processes ------------------------------------------------------------------------
 
 
-def client_main(conn, url: str, tokens: list[str] | None, count: int) -> None:
-    asyncio.run(_client(conn, url, tokens, count))
+def client_main(conn, url: str, tokens: list[str] | None, count: int, kind: str) -> None:
+    asyncio.run(_client(conn, url, tokens, count, kind))
 
 
-async def _client(conn, url: str, tokens: list[str] | None, count: int) -> None:
+async def _acked(ws) -> None:
+    while True:
+        event = json.loads(await ws.recv())
+        if event["type"] == "ack":
+            return
+        if event["type"] == "error":
+            raise RuntimeError(f"message refused: {event}")
+
+
+async def _burst_one(ws, kind: str, start: float, i: int) -> float:
+    """Send one frame at the shared instant `start` (wall clock); seconds until its answer."""
+    await asyncio.sleep(max(0.0, start - time.time()))
+    if kind == "echo":
+        await ws.send(json.dumps({"n": i, "pad": "x" * 64}))
+        await ws.recv()
+    else:
+        frame = {"type": "message", "client_msg_id": str(uuid.uuid4()), "text": f"burst {i}"}
+        await ws.send(json.dumps(frame))
+        await _acked(ws)
+    return time.time() - start
+
+
+async def _client(conn, url: str, tokens: list[str] | None, count: int, kind: str) -> None:
     import websockets
 
     sockets: list = []
@@ -78,7 +110,7 @@ async def _client(conn, url: str, tokens: list[str] | None, count: int) -> None:
             latencies = []
             for i in range(arg):
                 ws = sockets[i % len(sockets)]
-                if tokens is None:
+                if kind == "echo":
                     payload = json.dumps({"n": i, "pad": "x" * 64})
                     t0 = time.perf_counter()
                     await ws.send(payload)
@@ -89,16 +121,17 @@ async def _client(conn, url: str, tokens: list[str] | None, count: int) -> None:
                     t0 = time.perf_counter()
                     frame = {"type": "message", "client_msg_id": cmid, "text": f"bench {i}"}
                     await ws.send(json.dumps(frame))
-                    while True:
-                        event = json.loads(await ws.recv())
-                        if event["type"] == "ack":
-                            latencies.append(time.perf_counter() - t0)
-                            break
-                        if event["type"] == "error":
-                            raise RuntimeError(f"message refused: {event}")
-                    while event["type"] != "message_end":  # let the answer finish
-                        event = json.loads(await ws.recv())
+                    await _acked(ws)
+                    latencies.append(time.perf_counter() - t0)
+                    if kind == "chat":
+                        while json.loads(await ws.recv())["type"] != "message_end":  # let it finish
+                            pass
             conn.send(latencies)
+        elif command == "burst":
+            start, k = arg
+            chosen = sockets[len(sockets) - k :]  # the last ones: not used by `rtt`, no conversation yet
+            answers = await asyncio.gather(*(_burst_one(ws, kind, start, i) for i, ws in enumerate(chosen)))
+            conn.send(list(answers))
         elif command == "close":
             for task in drains:
                 task.cancel()
@@ -128,6 +161,12 @@ def setup_django(db_name: str) -> dict[str, str]:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    from django.db import connection
+
+    from bench.durable_app import CREATE_TABLE  # the durable baseline's one table
+
+    with connection.cursor() as cursor:
+        cursor.execute(CREATE_TABLE)
     password = f":{base['PASSWORD']}" if base.get("PASSWORD") else ""
     return {
         "DATABASE_URL": f"postgres://{base['USER']}{password}@{base['HOST']}:{base['PORT']}/{db_name}",
@@ -162,7 +201,7 @@ def make_tokens(n: int) -> list[str]:
     return [widget_token_issue(customer_id=c.pk)[0] for c in customers]
 
 
-def start_daphne(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
+def start_server(server: str, app: str, env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
     from apps.core.embedded.ports import free_port
 
     port = free_port()
@@ -175,22 +214,26 @@ def start_daphne(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]
                  # middle of the RSS baseline. The bench database has no knowledge base to search.
                  "EMBEDDING_WARM_UP": "false",
                  "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
+    if server == "daphne":
+        command = ["-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port), app]
+    else:  # as the Procfile runs it, one worker: the process whose RSS is measured
+        lifespan = "on" if app.startswith("config.") else "off"
+        command = ["-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--ws", "websockets",
+                   "--lifespan", lifespan, "--no-access-log", "--log-level", "warning"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port),
-         "config.asgi:application"],
-        cwd=REPO, env=child_env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        [sys.executable, *command], cwd=REPO, env=child_env, stdout=log.open("w"), stderr=subprocess.STDOUT,
     )
     import socket
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"daphne exited: {log.read_text()[-2000:]}")
+            raise RuntimeError(f"{server} exited: {log.read_text()[-2000:]}")
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return proc, port
         time.sleep(0.2)
-    raise RuntimeError("daphne did not start")
+    raise RuntimeError(f"{server} did not start")
 
 
 def rss(pid: int) -> int:
@@ -199,16 +242,26 @@ def rss(pid: int) -> int:
     return psutil.Process(pid).memory_info().rss
 
 
+APPS = {  # kind -> (ASGI app, path)
+    "echo": ("config.asgi:application", "/ws/echo/"),
+    "durable": ("bench.durable_app:application", "/ws/durable/"),
+    "chat": ("config.asgi:application", "/ws/chat/"),
+}
+
+
 def measure(
-    kind: str, env: dict[str, str], n: int, clients: int, samples: int, tokens: list[str] | None
+    kind: str, server: str, env: dict[str, str], n: int, clients: int, samples: int, burst: int,
+    tokens: list[str] | None,
 ) -> dict:
-    log = Path(f"/tmp/kefu-bench-daphne-{os.getpid()}-{kind}.log")
-    proc, port = start_daphne(env, log)
-    path = "/ws/echo/" if kind == "echo" else "/ws/chat/"
+    log = Path(f"/tmp/kefu-bench-{server}-{os.getpid()}-{kind}.log")
+    app, path = APPS[kind]
+    proc, port = start_server(server, app, env, log)
     url = f"ws://127.0.0.1:{port}{path}"
+    if kind != "chat":
+        tokens = ["-"] * (n + clients) if kind == "durable" else None  # durable: `auth` is not checked
     try:
         # Warm the server up (imports, first connections) before the baseline RSS.
-        warm = _spawn(url, tokens[-clients:] if tokens else None, 1)
+        warm = _spawn(url, tokens[-clients:] if tokens else None, 1, kind)
         _ask(warm, "connect")
         _ask(warm, "rtt", 5)  # a socket may send 10 messages at once (rate limit)
         _ask(warm, "close")
@@ -217,7 +270,7 @@ def measure(
         share = [n // clients + (1 if i < n % clients else 0) for i in range(clients)]
         offset, workers = 0, []
         for count in share:
-            workers.append(_spawn(url, tokens[offset : offset + count] if tokens else None, count))
+            workers.append(_spawn(url, tokens[offset : offset + count] if tokens else None, count, kind))
             offset += count
         started = time.perf_counter()
         for conn, _ in workers:
@@ -228,10 +281,17 @@ def measure(
         time.sleep(3)
         after = rss(proc.pid)
         latencies = _ask(workers[0], "rtt", samples)
+        # The burst: every client process sends at one shared instant, 1 s ahead.
+        start = time.time() + 1.0
+        burst_share = [burst // clients + (1 if i < burst % clients else 0) for i in range(clients)]
+        for (conn, _), k in zip(workers, burst_share, strict=True):
+            conn.send(("burst", (start, k)))
+        bursts = sorted(x for worker in workers for x in _answer(worker))
         for worker in workers:
             _ask(worker, "close")
         latencies.sort()
         return {
+            "server": server,
             "sessions": n,
             "rss_before_mib": round(before / 2**20, 1),
             "rss_after_mib": round(after / 2**20, 1),
@@ -240,6 +300,10 @@ def measure(
             "rtt_p50_ms": round(statistics.median(latencies) * 1000, 3),
             "rtt_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 3),
             "rtt_samples": len(latencies),
+            "burst_ack_p50_ms": round(statistics.median(bursts) * 1000, 3),
+            "burst_ack_p99_ms": round(bursts[int(len(bursts) * 0.99) - 1] * 1000, 3),
+            "burst_ack_max_ms": round(bursts[-1] * 1000, 3),
+            "burst": len(bursts),
         }
     finally:
         proc.terminate()
@@ -250,10 +314,10 @@ def measure(
             proc.wait()
 
 
-def _spawn(url, tokens, count):
+def _spawn(url, tokens, count, kind):
     parent, child = mp.Pipe()
     process = mp.get_context("fork").Process(
-        target=client_main, args=(child, url, tokens, count), daemon=True
+        target=client_main, args=(child, url, tokens, count, kind), daemon=True
     )
     process.start()
     return parent, process
@@ -280,9 +344,14 @@ def _answer(worker, timeout: float = 900):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=5000, help="sessions to hold (default 5000)")
-    parser.add_argument("--samples", type=int, default=1000, help="round trips measured (default 1000)")
+    parser.add_argument("--n", type=int, default=2000, help="sessions to hold (default 2000)")
+    parser.add_argument("--samples", type=int, default=200, help="round trips measured (default 200)")
+    parser.add_argument("--burst", type=int, default=500, help="customers sending at once (default 500)")
     parser.add_argument("--clients", type=int, default=2, help="client processes (default 2)")
+    parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn",
+                        help="server for the baselines and Kefu's chat (default uvicorn, as the Procfile)")
+    parser.add_argument("--no-other-server", action="store_true",
+                        help="do not also run Kefu's chat on the other server")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "ws_sessions.json"))
     args = parser.parse_args()
 
@@ -290,42 +359,56 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if args.n + 500 > hard:
         sys.exit(f"--n {args.n} needs more open files than the hard limit {hard}; use several processes.")
+    if args.burst > args.n:
+        sys.exit("--burst must not exceed --n")
+    other = "daphne" if args.server == "uvicorn" else "uvicorn"
+    targets = [("echo", "echo", args.server), ("durable", "durable", args.server),
+               (f"chat_{args.server}", "chat", args.server)]
+    if not args.no_other_server:
+        targets.append((f"chat_{other}", "chat", other))
 
     db_name = f"kefu_bench_{os.getpid()}"
     env = setup_django(db_name)
     try:
         tokens = make_tokens(args.n + args.clients)
         results = {
-            "echo": measure("echo", env, args.n, args.clients, args.samples, None),
-            "chat": measure("chat", env, args.n, args.clients, args.samples, tokens),
+            name: measure(kind, server, env, args.n, args.clients, args.samples, args.burst, tokens)
+            for name, kind, server in targets
         }
     finally:
         teardown(db_name, env)
     from django.conf import settings
 
-    echo, chat = results["echo"], results["chat"]
     rows = [
         ("RSS per session (KiB)", "rss_per_session_kib"),
         ("connect rate (/s)", "connect_per_s"),
         ("round trip p50 (ms)", "rtt_p50_ms"),
         ("round trip p99 (ms)", "rtt_p99_ms"),
+        (f"burst {args.burst} ack p50 (ms)", "burst_ack_p50_ms"),
+        (f"burst {args.burst} ack p99 (ms)", "burst_ack_p99_ms"),
         ("RSS idle -> loaded (MiB)", None),
     ]
-    print(f"\n{args.n} idle sessions on one Daphne process ({platform.machine()}, {os.cpu_count()} cores)")
-    print(f"{'':28}{'echo /ws/echo/':>18}{'chat /ws/chat/':>18}{'chat / echo':>14}")
+    names = list(results)
+    chat, durable = results[f"chat_{args.server}"], results["durable"]
+    print(f"\n{args.n} idle sessions per server process ({platform.machine()}, {os.cpu_count()} cores); "
+          f"baselines on {args.server}")
+    print(f"{'':28}" + "".join(f"{name:>18}" for name in names) + f"{'chat / durable':>16}")
     for label, key in rows:
         if key is None:
-            e = f"{echo['rss_before_mib']} -> {echo['rss_after_mib']}"
-            c = f"{chat['rss_before_mib']} -> {chat['rss_after_mib']}"
-            print(f"{label:28}{e:>18}{c:>18}")
+            cells = [f"{r['rss_before_mib']} -> {r['rss_after_mib']}" for r in results.values()]
+            print(f"{label:28}" + "".join(f"{c:>18}" for c in cells))
             continue
-        ratio = chat[key] / echo[key] if echo[key] else float("nan")
-        print(f"{label:28}{echo[key]:>18}{chat[key]:>18}{ratio:>13.2f}x")
-    print("chat round trip = message -> ack; echo round trip = frame -> echo; "
-          f"DATABASE_CONN_MAX_AGE={settings.DATABASES['default']['CONN_MAX_AGE']}\n")
-    results["meta"] = {"n": args.n, "samples": args.samples, "clients": args.clients,
-                       "cpus": os.cpu_count(), "python": platform.python_version(),
+        ratio = chat[key] / durable[key] if durable[key] else float("nan")
+        print(f"{label:28}" + "".join(f"{r[key]:>18}" for r in results.values()) + f"{ratio:>15.2f}x")
+    print("round trip: echo = frame -> echo; durable and chat = message -> ack (chat: each answer "
+          f"finishes before the next message); DATABASE_CONN_MAX_AGE="
+          f"{settings.DATABASES['default']['CONN_MAX_AGE']}, DB_THREADS={settings.DB_THREADS}")
+    print(f"aims: chat ack p50 <= 1.5x durable: {chat['rtt_p50_ms'] / durable['rtt_p50_ms']:.2f}x; "
+          f"burst ack p99 <= 2x durable's: {chat['burst_ack_p99_ms'] / durable['burst_ack_p99_ms']:.2f}x\n")
+    results["meta"] = {"n": args.n, "samples": args.samples, "burst": args.burst, "clients": args.clients,
+                       "server": args.server, "cpus": os.cpu_count(), "python": platform.python_version(),
                        "database_conn_max_age": settings.DATABASES["default"]["CONN_MAX_AGE"],
+                       "db_threads": settings.DB_THREADS,
                        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
