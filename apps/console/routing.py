@@ -2,12 +2,12 @@
 ALLOWED_HOSTS (a page on another site cannot use an agent's cookie). Only this route is
 wrapped: the widget's /ws/chat/ is embedded on customers' own sites and authenticates by token."""
 
-from channels.auth import AuthMiddlewareStack
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import path
 
+from .auth import SessionUserMiddleware
 from .consumers import AgentConsumer
 
 websocket_urlpatterns = [
-    path("ws/agent/", AllowedHostsOriginValidator(AuthMiddlewareStack(AgentConsumer.as_asgi()))),
+    path("ws/agent/", AllowedHostsOriginValidator(SessionUserMiddleware(AgentConsumer.as_asgi()))),
 ]

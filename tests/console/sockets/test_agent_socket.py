@@ -411,3 +411,21 @@ async def test_closing_asks_for_a_rating_and_a_later_message_opens_a_new_queue_e
     # Closing again is a conflict, not a second rating question.
     await alice.send({"type": "close", "conversation_id": str(conversation.pk)})
     assert (await alice.recv_until("error"))[-1]["code"] == "conflict"
+
+
+async def test_a_session_ended_by_a_password_change_or_logout_is_refused(agent, other_agent) -> None:
+    from django.contrib.sessions.models import Session
+
+    cookie = await sync_to_async(session_cookie)(agent)
+    assert (await refused(cookie, "http://127.0.0.1:8000"))[0] is True
+
+    @sync_to_async
+    def change_password() -> None:
+        agent.set_password("new secret")
+        agent.save()
+
+    await change_password()
+    assert await refused(cookie, "http://127.0.0.1:8000") == (False, 4403)
+    other_cookie = await sync_to_async(session_cookie)(other_agent)
+    await sync_to_async(Session.objects.filter(session_key=other_cookie).delete)()  # signed out
+    assert await refused(other_cookie, "http://127.0.0.1:8000") == (False, 4403)
