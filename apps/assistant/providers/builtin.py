@@ -80,7 +80,8 @@ def compose(
     embedder = embedder or _embedder()
     parts = [p for p in _QUESTION_END.split(question.strip()) if p.strip()]
     asks = parts[:2] if len(parts) > 1 else [question]
-    sentences = [_quotable(p.text) for p in passages]
+    # Only a second question may reach past the best passage: embed the others only then.
+    sentences = [_quotable(p.text) if j == 0 or len(asks) > 1 else [] for j, p in enumerate(passages)]
     flat = [s for group in sentences for s in group]
     if not flat:
         return DONT_KNOW, []

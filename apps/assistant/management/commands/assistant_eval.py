@@ -33,7 +33,7 @@ async def _collect(turn: Turn) -> tuple[str, list[dict]]:
     return text, citations
 
 
-def ask(*, question: str) -> tuple[str, list[dict]]:
+def ask(*, question: str, loop: asyncio.AbstractEventLoop) -> tuple[str, list[dict]]:
     """One customer, one conversation, one question: the answer text and its citations."""
     customer = Customer.objects.create(name=EVAL_CUSTOMER_NAME)
     try:
@@ -41,7 +41,7 @@ def ask(*, question: str) -> tuple[str, list[dict]]:
                                   new_conversation_id=uuid4())
         turn = Turn(conversation_id=str(receipt.conversation.pk), question=question,
                     customer_id=str(customer.pk))
-        return asyncio.run(_collect(turn))
+        return loop.run_until_complete(_collect(turn))
     finally:
         customer.delete()  # the eval leaves no customers behind
 
@@ -81,18 +81,21 @@ class Command(BaseCommand):
             answerable, unanswerable = answerable[: opts["limit"]], unanswerable[: opts["limit"]]
         started = time.perf_counter()
         # The answer's pacing is for eyes, not for counting.
+        # One event loop for the run: a loop (and worker threads) per question costs memory.
+        loop = asyncio.new_event_loop()
         with override_settings(KB_DEFAULT_SLUG=kb.slug, ASSISTANT_TOKEN_DELAY_S=0):
             cited_relevant = 0
             for qid, question, relevant in answerable:
-                text, citations = ask(question=question)
+                text, citations = ask(question=question, loop=loop)
                 docs = {external.get(c["document_id"]) for c in citations}
                 cited_relevant += bool(docs & set(relevant))
                 self._log(opts, qid, "answerable", docs & set(relevant), text)
             declined = 0
             for row in unanswerable:
-                text, citations = ask(question=row["text"])
+                text, citations = ask(question=row["text"], loop=loop)
                 declined += not citations
                 self._log(opts, row["_id"], "unanswerable", not citations, text)
+        loop.close()
         result = {
             "questions": len(answerable),
             "cited_relevant": round(cited_relevant / max(len(answerable), 1), 4),
@@ -104,5 +107,8 @@ class Command(BaseCommand):
         self.stdout.write(json.dumps(result, indent=None if opts["json"] else 2))
 
     def _log(self, opts, qid, kind, ok, text):
+        self._asked = getattr(self, "_asked", 0) + 1
+        if self._asked % 50 == 0:
+            self.stderr.write(f"asked {self._asked} questions")
         if opts["verbose"]:
             print(json.dumps({"id": qid, "kind": kind, "ok": bool(ok), "text": text[:200]}), file=sys.stderr)
