@@ -13,6 +13,14 @@ from tests.customers.factories import CustomerFactory
 from tests.demo_crm.service import demo_crm, demo_crm_process  # noqa: F401 (fixtures)
 
 
+@pytest.fixture(autouse=True)
+async def _close_thread_connections():
+    """Async tests' ORM calls run on asgiref's shared thread: close its connection afterwards,
+    so the test database can be dropped."""
+    yield
+    await sync_to_async(connections.close_all)()
+
+
 @pytest.fixture
 def demo_connector(demo_crm, transactional_db, settings):  # noqa: F811
     settings.DEMO_CRM_TOKEN = "demo-crm-test-token"

@@ -123,3 +123,19 @@ async def test_anonymous_customer_is_asked_to_sign_in(
     box = await box_for(conversation)
     text, _ = await answer(turn_of(conversation, box, "Where is my order PP-1001?"))
     assert text == "Please sign in to the shop first, so I can look up your personal details."
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.e2e
+async def test_a_system_that_keeps_failing_gets_an_apology_and_a_person(
+    demo_connector, demo_crm, ada, conversation_of, celery_worker_live, settings
+):
+    settings.ASSISTANT_TOKEN_DELAY_S = 0
+    demo_crm.faults(mode="500")
+    conversation = await sync_to_async(conversation_of)(ada)
+    box = await box_for(conversation)
+    text, citations = await answer(turn_of(conversation, box, "Is the copper kettle in stock?"))
+    assert (text, citations) == (
+        "Sorry, I couldn't get that from Demo CRM just now. Would you like to talk to a person?",
+        [],
+    )
