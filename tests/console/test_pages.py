@@ -210,3 +210,11 @@ def test_admin_manages_canned_replies_and_agents() -> None:
     assert agents.status_code == 200
     listed = {user.username for user in agents.context["cl"].result_list}
     assert listed == {"root@example.com", "bob@example.com"}  # staff only
+    # Customers and conversations, with their messages and notes.
+    conversation = ConversationFactory(customer=CustomerFactory(name="Ada Lovelace"))
+    say(conversation, "Hello there")
+    Note.objects.create(conversation=conversation, author=admin_user, text="VIP")
+    assert "Ada Lovelace" in client.get("/admin/customers/customer/?q=lovelace").content.decode()
+    page = client.get(f"/admin/conversations/conversation/{conversation.pk}/change/").content.decode()
+    assert "Hello there" in page and "VIP" in page
+
