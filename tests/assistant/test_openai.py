@@ -1,6 +1,7 @@
 """The `openai` provider against a real OpenAI-compatible server on loopback."""
 
 import asyncio
+import dataclasses
 import json
 
 import pytest
@@ -8,7 +9,10 @@ import pytest
 from apps.assistant.providers import ProviderUnavailable, Turn, provider_get
 from apps.assistant.providers.openai import OpenAIProvider, chat_messages, cited
 from tests.assistant.fake_llm import FakeLLM
-from tests.assistant.test_builtin import REFUNDS, SHIPPING
+from tests.assistant.test_builtin import passage
+
+REFUNDS = passage("d1", "Refunds", "Refunds take 5 business days.")
+SHIPPING = passage("d2", "Shipping", "We ship worldwide.")
 
 
 @pytest.fixture
@@ -173,3 +177,27 @@ def test_a_write_asks_first_and_bad_arguments_come_back_as_data(
     assert refund["message"] == "Request a refund for order PP-1001?"
     assert (bad["status"], bad["data"]["error"]) == ("failed", "invalid_arguments")
     assert conversation.tool_calls.get().status == "awaiting_confirmation"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.e2e
+def test_an_approved_write_runs_and_the_model_reports_it(
+        llm, demo_connector, ada, conversation_of, celery_worker_live):  # noqa: F811
+    from apps.connectors.services import tool_call_confirm
+
+    conversation = conversation_of(ada)
+    turn = tool_turn(conversation, "refund PP-1001")
+    asked = asyncio.run(turn.tools.call("refund_request", {"order_number": "PP-1001"}))
+    tool_call_confirm(customer_id=str(ada.pk), conversation_id=str(conversation.pk), call_id=asked.call_id,
+                      approve=True)
+    llm.script = [["Your refund RF-7001 of €39.00 is requested [1]."]]
+
+    deltas, citations = answer(dataclasses.replace(turn, tool_call_id=asked.call_id))
+
+    assert "".join(deltas) == "Your refund RF-7001 of €39.00 is requested [1]."
+    assert [(c["n"], c["title"]) for c in citations] == [(1, "Demo CRM")]
+    [request] = llm.requests
+    reported = json.loads(request["body"]["messages"][-1]["content"])
+    assert (reported["status"], reported["data"]["id"]) == ("succeeded", "RF-7001")
+    assert reported["cite_as"] == "[1]"
+    assert conversation.tool_calls.get().status == "succeeded"
