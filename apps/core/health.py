@@ -86,10 +86,12 @@ def _check_celery_uncached() -> str | None:
     from config.celery import app, celery_queues
 
     try:
-        replies = app.control.inspect(timeout=WORKER_REPLY_TIMEOUT_S).active_queues() or {}
+        # A broadcast, not inspect(): inspect merges replies by node name, and workers started
+        # without -n on one host all answer as celery@<host>, so one would hide the others.
+        replies = app.control.broadcast("active_queues", reply=True, timeout=WORKER_REPLY_TIMEOUT_S) or []
     except Exception as exc:  # broker down
         return f"{type(exc).__name__}: {exc}".strip()
-    consumed = {q.get("name") for queues in replies.values() for q in queues or []}
+    consumed = {q.get("name") for reply in replies for queues in reply.values() for q in queues or []}
     missing = [queue for queue in celery_queues() if queue not in consumed]
     if not missing:
         return None

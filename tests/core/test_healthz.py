@@ -132,3 +132,18 @@ def test_the_worker_check_is_reused_instead_of_pinging_workers_on_every_request(
 
     assert (with_worker, after_stop) == ("ok", "ok")
     assert after_expiry.startswith("no Celery worker consuming queue")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_is_found_among_workers_sharing_its_node_name(client, settings):
+    """Workers started without -n on one host all answer as celery@<host>."""
+    from config.celery import app
+
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    common = {"pool": "threads", "concurrency": 1, "perform_ping_check": False, "shutdown_timeout": 30,
+              "hostname": f"twin@{queue}"}
+    with start_worker(app, queues=[f"{queue}-elsewhere"], **common):
+        with start_worker(app, queues=[queue], **common):
+            checks = client.get("/healthz").json()["checks"]
+
+    assert checks["celery"] == "ok"
