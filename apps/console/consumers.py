@@ -168,7 +168,8 @@ class AgentConsumer(AsyncWebsocketConsumer):
             await self._leave(conversation_id, announce=False)
             raise ConversationNotFound("No conversation has this id.")
         await self.streams.replay(replay.events)
-        self.streams.follow(conversation_id, delivered_seq=replay.last_seq)
+        # A last_seq beyond the conversation's (a client bug) must not hide the events to come.
+        self.streams.seq_sent[conversation_id] = replay.last_seq
         self.notes_sent[conversation_id] = set()
         for note in replay.notes:
             await self._note(note, conversation_id)

@@ -217,4 +217,3 @@ def test_admin_manages_canned_replies_and_agents() -> None:
     assert "Ada Lovelace" in client.get("/admin/customers/customer/?q=lovelace").content.decode()
     page = client.get(f"/admin/conversations/conversation/{conversation.pk}/change/").content.decode()
     assert "Hello there" in page and "VIP" in page
-

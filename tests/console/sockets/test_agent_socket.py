@@ -429,3 +429,12 @@ async def test_a_session_ended_by_a_password_change_or_logout_is_refused(agent, 
     other_cookie = await sync_to_async(session_cookie)(other_agent)
     await sync_to_async(Session.objects.filter(session_key=other_cookie).delete)()  # signed out
     assert await refused(other_cookie, "http://127.0.0.1:8000") == (False, 4403)
+
+
+async def test_a_last_seq_from_the_future_hides_nothing(agent, agent_socket, customer) -> None:
+    conversation = await conversation_with(customer, "one", state="human", assignee=agent)
+    socket = await agent_socket(agent)
+    await socket.send({"type": "subscribe", "conversation_id": str(conversation.pk), "last_seq": 99})
+    assert (await socket.recv_until("subscribed"))[-1]["last_seq"] == 1
+    await sync_to_async(message_create)(conversation=conversation, role="customer", text="two")
+    assert (await socket.recv_until("message"))[-1]["seq"] == 2
