@@ -60,7 +60,7 @@ async def measure(args, ws_url: str, crm_url: str) -> dict:
     from apps.connectors.services import tool_call_request
     from apps.connectors.tasks import noop_task
     from apps.connectors.toolbox import toolbox_for
-    from apps.conversations.models import Conversation
+    from apps.conversations.models import Conversation, ConversationEvent
     from apps.customers.services import customer_session_create, user_hash_for
 
     await sync_to_async(demo_connectors_setup)(base_url=crm_url)
@@ -91,8 +91,9 @@ async def measure(args, ws_url: str, crm_url: str) -> dict:
         )
 
     queued, running, noop, dispatched = [], [], [], []
+    walls: dict[str, tuple[float, float]] = {}  # call id -> (wall clock at dispatch, at the running event)
     for i in range(args.samples + 5):  # the first 5 warm up imports and connections
-        t0 = time.perf_counter()
+        wall0, t0 = time.time(), time.perf_counter()
         call = await sync_to_async(dispatch)()
         t_dispatched = time.perf_counter()
         t_queued = await until(str(call.id), "queued")
@@ -107,7 +108,15 @@ async def measure(args, ws_url: str, crm_url: str) -> dict:
             running.append(t_running - t0)
             noop.append(t2 - t1)
             dispatched.append(t_dispatched - t0)
+            walls[str(call.id)] = (wall0, wall0 + (t_running - t0))
     await ws.close()
+    # Where the time to `running` goes, from the events' stored times (same clock).
+    stored = {}
+    async for event in ConversationEvent.objects.filter(conversation=conversation, type="tool"):
+        stored[(event.payload["call_id"], event.payload["status"])] = event.created_at.timestamp()
+    to_running_stored = [stored[(c, "running")] - w0 for c, (w0, _) in walls.items()]
+    running_to_socket = [w1 - stored[(c, "running")] for c, (_, w1) in walls.items()]
+    queued_to_running_stored = [stored[(c, "running")] - stored[(c, "queued")] for c in walls]
 
     httpx.post(f"{crm_url}/_admin/faults", json={"delay_ms": args.latency_ms}).raise_for_status()
     box = await sync_to_async(toolbox_for)(
@@ -125,6 +134,9 @@ async def measure(args, ws_url: str, crm_url: str) -> dict:
             "dispatch_to_queued_event": stats(queued),
             "dispatch_to_running_event": stats(running),
             "bare_celery_noop_round_trip": stats(noop),
+            "split_queued_stored_to_running_stored": stats(queued_to_running_stored),
+            "split_dispatch_to_running_stored": stats(to_running_stored),
+            "split_running_stored_to_socket": stats(running_to_socket),
         },
         "running_vs_noop_p50": round(percentile(running, 0.5) / percentile(noop, 0.5), 2),
         "throughput": {
