@@ -34,7 +34,8 @@ def folder(tmp_path: Path) -> Path:
     (tmp_path / "qrels").mkdir()
     (tmp_path / "corpus.jsonl").write_text("\n".join(json.dumps(r) for r in CORPUS) + "\n")
     (tmp_path / "queries.jsonl").write_text("\n".join(json.dumps(r) for r in QUERIES) + "\n")
-    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\nq3\td3\t1\n")
+    qrels = "".join(f"q{i}\td{i}\t1\n" for i in (1, 2, 3))
+    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + qrels)
     (tmp_path / "unanswerable.jsonl").write_text("\n".join(json.dumps(r) for r in UNANSWERABLE) + "\n")
     return tmp_path
 
