@@ -1,0 +1,242 @@
+"""Streaming an answer: what a WebSocket customer sees beside a client reading the model directly.
+
+    .venv/bin/python bench/streaming.py [--levels 1,200] [--first-token-ms 200] [--tokens-per-s 50]
+                                        [--tokens 60] [--ws-clients 4] [--server uvicorn|daphne]
+
+Starts, on free loopback ports: bench/fake_openai.py (a fake OpenAI-compatible server with a fixed
+first-token delay and token rate) and ONE Kefu web process (uvicorn as the Procfile runs it, or
+Daphne) with LLM_PROVIDER=openai pointing at the fake, against a throw-away database holding the
+demo help center and a throw-away Redis prefix. For each level N, in the same moment (a shared
+wall-clock instant): N WebSocket customers (PROTOCOL.md §2: POST /api/widget/session, `auth`,
+`message`, then `token`s and `message_end`), spread over --ws-clients processes, and N direct
+streams to the fake server through the official `openai` SDK (what Kefu's provider uses), from
+another process. All ask "I forgot my password, how do I reset it?", which the relevance gate
+lets through to the model. Measured per answer:
+- first token: from sending (`message` / the API call) to the first text delta received;
+- gaps: time between consecutive text frames (`token` events / SSE deltas);
+- frames/s: `token` frames per second of streaming, per answer (the turn runner coalesces).
+Target (issue 11): WebSocket first-token p95 <= direct p95 * 1.1 + 20 ms.
+Prints a table and writes bench/results/streaming.json (with the commit measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+QUESTION = "I forgot my password, how do I reset it?"
+
+
+# -- client processes (python bench/streaming.py --client ...) -------------------------------
+
+
+async def _ws_customer(base: str, start_at: float) -> dict:
+    import httpx
+    import websockets
+
+    async with httpx.AsyncClient() as http:
+        token = (await http.post(f"{base}/api/widget/session", json={})).json()["token"]
+    async with websockets.connect(base.replace("http", "ws", 1) + "/ws/chat/", max_size=2**22) as ws:
+        await ws.send(json.dumps({"type": "auth", "token": token}))
+        while json.loads(await ws.recv())["type"] != "ready":
+            pass
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        sent = time.perf_counter()
+        await ws.send(json.dumps({"type": "message", "client_msg_id": str(uuid.uuid4()), "text": QUESTION}))
+        arrivals: list[float] = []
+        while True:
+            event = json.loads(await asyncio.wait_for(ws.recv(), timeout=300))
+            if event["type"] == "token" and event["text"]:
+                arrivals.append(time.perf_counter() - sent)
+            elif event["type"] == "message_end":
+                return {"arrivals": arrivals, "end": time.perf_counter() - sent,
+                        "cited": bool(event["citations"])}
+
+
+async def _direct_stream(base: str, start_at: float) -> dict:
+    import openai
+
+    client = openai.AsyncOpenAI(base_url=base, api_key="fake", max_retries=0, timeout=300)
+    await asyncio.sleep(max(0.0, start_at - time.time()))
+    sent = time.perf_counter()
+    arrivals: list[float] = []
+    stream = await client.chat.completions.create(model="fake", stream=True,
+                                                  messages=[{"role": "user", "content": QUESTION}])
+    async for part in stream:
+        if part.choices and part.choices[0].delta.content:
+            arrivals.append(time.perf_counter() - sent)
+    await client.close()
+    return {"arrivals": arrivals, "end": time.perf_counter() - sent, "cited": True}
+
+
+async def _client(kind: str, base: str, count: int, start_at: float) -> list[dict]:
+    one = _ws_customer if kind == "ws" else _direct_stream
+    return list(await asyncio.gather(*(one(base, start_at) for _ in range(count))))
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+def spawn_client(kind: str, base: str, count: int, start_at: float) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, __file__, "--client", kind, "--base", base, "--count", str(count),
+         "--start-at", repr(start_at)], cwd=REPO, stdout=subprocess.PIPE, text=True,
+    )
+
+
+def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 90) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not open port {port} in {timeout:.0f} s")
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))]
+
+
+def summarise(answers: list[dict]) -> dict:
+    firsts = [a["arrivals"][0] * 1000 for a in answers if a["arrivals"]]
+    gaps = [(b - a) * 1000 for x in answers for a, b in zip(x["arrivals"], x["arrivals"][1:], strict=False)]
+    rates = [(len(x["arrivals"]) - 1) / (x["arrivals"][-1] - x["arrivals"][0])
+             for x in answers if len(x["arrivals"]) > 1 and x["arrivals"][-1] > x["arrivals"][0]]
+    return {
+        "answers": len(answers),
+        "with_tokens": len(firsts),
+        "cited": sum(a["cited"] for a in answers),
+        "first_token_ms": {"p50": round(pct(firsts, 50), 1), "p95": round(pct(firsts, 95), 1),
+                           "max": round(max(firsts, default=float("nan")), 1)},
+        "gap_ms": {"p50": round(pct(gaps, 50), 1), "p95": round(pct(gaps, 95), 1),
+                   "max": round(max(gaps, default=float("nan")), 1)},
+        "frames_per_answer": round(statistics.mean(len(a["arrivals"]) for a in answers), 1),
+        "frames_per_s": {"p50": round(pct(rates, 50), 1), "max": round(max(rates, default=0.0), 1)},
+        "end_ms": {"p50": round(pct([a["end"] * 1000 for a in answers], 50), 1),
+                   "p95": round(pct([a["end"] * 1000 for a in answers], 95), 1)},
+    }
+
+
+def run_level(n: int, web: str, fake: str, ws_clients: int) -> dict:
+    start_at = time.time() + 3 + n * 0.03  # time for every customer to connect and authenticate
+    per = [n // ws_clients + (1 if i < n % ws_clients else 0) for i in range(min(ws_clients, n))]
+    procs = [("ws", spawn_client("ws", web, c, start_at)) for c in per if c]
+    procs.append(("direct", spawn_client("direct", fake, n, start_at)))
+    results: dict[str, list[dict]] = {"ws": [], "direct": []}
+    for kind, proc in procs:
+        out, _ = proc.communicate(timeout=600)
+        if proc.returncode:
+            raise RuntimeError(f"a {kind} client process failed ({proc.returncode})")
+        results[kind] += json.loads(out)
+    return {kind: summarise(answers) for kind, answers in results.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--client", choices=["ws", "direct"])
+    parser.add_argument("--base")
+    parser.add_argument("--count", type=int)
+    parser.add_argument("--start-at", type=float)
+    parser.add_argument("--levels", default="1,200")
+    parser.add_argument("--first-token-ms", type=float, default=200.0)
+    parser.add_argument("--tokens-per-s", type=float, default=50.0)
+    parser.add_argument("--tokens", type=int, default=60)
+    parser.add_argument("--ws-clients", type=int, default=4)
+    parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "streaming.json")
+    args = parser.parse_args()
+    if args.client:
+        print(json.dumps(asyncio.run(_client(args.client, args.base, args.count, args.start_at))))
+        return
+
+    from bench.ws_sessions import setup_django, teardown
+
+    db_name = f"kefu_bench_streaming_{os.getpid()}"
+    env = setup_django(db_name)
+    from apps.core.embedded.ports import free_port
+    from apps.knowledge.demo import demo_knowledge_base_load
+
+    demo_knowledge_base_load()
+    fake_port, web_port = free_port(), free_port()
+    logs = Path(f"/tmp/kefu-bench-streaming-{os.getpid()}")
+    logs.mkdir(exist_ok=True)
+    fake = subprocess.Popen(
+        [sys.executable, str(REPO / "bench" / "fake_openai.py"), "--port", str(fake_port),
+         "--first-token-ms", str(args.first_token_ms), "--tokens-per-s", str(args.tokens_per_s),
+         "--tokens", str(args.tokens)], stdout=(logs / "fake.log").open("w"), stderr=subprocess.STDOUT,
+    )
+    child_env = {**os.environ, **{k: v for k, v in env.items() if not k.startswith("_")},
+                 "DJANGO_SETTINGS_MODULE": "config.settings.base", "DJANGO_DEBUG": "false",
+                 "LLM_PROVIDER": "openai", "LLM_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
+                 "LLM_MODEL": "fake", "LLM_API_KEY": "fake", "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
+                 "RATELIMIT_SESSION_IP": "100000/minute"}  # 200 sessions from one loopback address
+    if args.server == "daphne":
+        command = ["-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(web_port),
+                   "config.asgi:application"]
+    else:
+        command = ["-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(web_port),
+                   "--ws", "websockets", "--lifespan", "on", "--no-access-log", "--log-level", "warning",
+                   "--backlog", "2048"]
+    web = subprocess.Popen([sys.executable, *command], cwd=REPO, env=child_env,
+                           stdout=(logs / "web.log").open("w"), stderr=subprocess.STDOUT)
+    results: dict = {}
+    try:
+        wait_port(fake_port, fake, "fake_openai")
+        wait_port(web_port, web, args.server)
+        base = f"http://127.0.0.1:{web_port}"
+        run_level(1, base, f"http://127.0.0.1:{fake_port}/v1", 1)  # warm-up: model load, connections
+        for n in (int(x) for x in args.levels.split(",")):
+            results[str(n)] = run_level(n, base, f"http://127.0.0.1:{fake_port}/v1", args.ws_clients)
+    finally:
+        for proc in (web, fake):
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        teardown(db_name, env)
+
+    print(f"\nfake model: first token {args.first_token_ms:.0f} ms, {args.tokens_per_s:.0f} tokens/s, "
+          f"{args.tokens} tokens; one {args.server} web process")
+    print(f"{'N':>4} | {'client':>6} | {'1st p50':>8} | {'1st p95':>8} | {'gap p50':>8} | {'gap p95':>8} | "
+          f"{'frames':>6} | {'frames/s':>8} | {'end p95':>8} | target 1st p95")
+    for n, level in results.items():
+        target = level["direct"]["first_token_ms"]["p95"] * 1.1 + 20
+        for kind in ("direct", "ws"):
+            r = level[kind]
+            mark = "" if kind == "direct" else (
+                f"<= {target:.0f} ms: {'met' if r['first_token_ms']['p95'] <= target else 'MISSED'}")
+            print(f"{n:>4} | {kind:>6} | {r['first_token_ms']['p50']:>8} | {r['first_token_ms']['p95']:>8} | "
+                  f"{r['gap_ms']['p50']:>8} | {r['gap_ms']['p95']:>8} | {r['frames_per_answer']:>6} | "
+                  f"{r['frames_per_s']['p50']:>8} | {r['end_ms']['p95']:>8} | {mark}")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                            text=True).stdout.strip()
+    results["meta"] = {"server": args.server, "first_token_ms": args.first_token_ms,
+                       "tokens_per_s": args.tokens_per_s, "tokens": args.tokens, "question": QUESTION,
+                       "ws_client_processes": args.ws_clients, "commit": commit, "cpus": os.cpu_count(),
+                       "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
