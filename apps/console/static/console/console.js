@@ -394,5 +394,6 @@
     textBox.focus();
   }
 
+  scrollDown(); // the newest lines first in view
   connect();
 })();
