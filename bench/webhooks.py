@@ -15,9 +15,11 @@ loopback port, loaded by client processes (httpx, `--concurrency` requests in fl
 - kefu + worker: the same, with a real Celery worker (4 threads) processing the events at the
   same time on the same cores, and the latency probes below.
 Load events name a customer nobody has (they end `unmatched`: one lookup each in the worker).
-While the kefu load runs, a probe process posts one signed `order.shipped` every 100 ms for one
-of 10 customers connected over `websockets` from another process; intake-to-socket latency is
-the time from just before the probe's POST to its `update` event arriving at the socket.
+For 3 s before the load (at rest) and while the kefu load runs, a probe process posts one signed
+`order.shipped` every 100 ms for one of 10 customers connected over `websockets` from another
+process; intake-to-socket latency is the time from just before the probe's POST to its `update`
+event arriving at the socket. Under load the events queue behind the load's in the one Celery
+queue, so that latency is mostly the worker's backlog.
 Prints a table and writes bench/results/webhooks.json.
 """
 
@@ -176,7 +178,7 @@ async def _sockets(conn, ws_url: str, tokens: list[str]) -> dict[str, float]:
     return seen
 
 
-def probe_main(conn, url: str, interval_s: float) -> None:
+def probe_main(conn, url: str, interval_s: float, prefix: str = "p") -> None:
     import httpx
 
     sent: dict[str, float] = {}
@@ -184,7 +186,7 @@ def probe_main(conn, url: str, interval_s: float) -> None:
     with httpx.Client(timeout=60) as client:
         i = 0
         while not conn.poll(0):
-            probe = f"p{i}"
+            probe = f"{prefix}{i}"
             event = {
                 "type": "order.shipped",
                 "data": {
@@ -394,8 +396,16 @@ def measure_kefu(env: dict[str, str], args, tokens: list[str]) -> dict:
     url = f"http://127.0.0.1:{port}/webhooks/{SLUG}/"
     try:
         run_load(url, 100, 8, 1)  # warm up: imports, connections
+        _wait_processed()  # the warm-up's events, before anything is measured
         sockets = _spawn(sockets_main, f"ws://127.0.0.1:{port}", tokens)
         assert _answer(sockets) == "ready"
+        # At rest first (no other load, nothing queued): the path itself, 30 probes.
+        rest = _spawn(probe_main, url, 0.1, "rest")
+        time.sleep(3)  # the probe process imports
+        rest[0].send("start")
+        time.sleep(3)
+        rest[0].send("stop")
+        sent_at_rest = _answer(rest)
         probe = _spawn(probe_main, url, 0.1)
 
         def during(phase: str) -> None:
@@ -408,8 +418,12 @@ def measure_kefu(env: dict[str, str], args, tokens: list[str]) -> dict:
         sockets[0].send("stop")
         seen = _answer(sockets)
         latencies = [(seen[p] - t0) * 1000 for p, t0 in sent.items() if p in seen]
+        at_rest = [(seen[p] - t0) * 1000 for p, t0 in sent_at_rest.items() if p in seen]
         result.update(
             {
+                "at_rest_probes": f"{len(at_rest)}/{len(sent_at_rest)}",
+                "at_rest_latency_p50_ms": round(statistics.median(at_rest), 1) if at_rest else None,
+                "at_rest_latency_p95_ms": round(percentile(at_rest, 0.95), 1) if at_rest else None,
                 "probes_sent": len(sent),
                 "probes_received": len(latencies),
                 "latency_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
@@ -531,6 +545,10 @@ def main() -> None:
         f"intake -> customer socket under that load: p50 {kefu['latency_p50_ms']} ms, "
         f"p95 {kefu['latency_p95_ms']} ms, max {kefu['latency_max_ms']} ms "
         f"({kefu['probes_received']}/{kefu['probes_sent']} probes)"
+    )
+    print(
+        f"intake -> customer socket at rest (no load):  p50 {kefu['at_rest_latency_p50_ms']} ms, "
+        f"p95 {kefu['at_rest_latency_p95_ms']} ms ({kefu['at_rest_probes']} probes)"
     )
     print(f"worker finished the backlog {kefu['worker_drained_s_after_load']} s after the load ended\n")
     results["kefu_over_bare"] = round(ratio, 3)
