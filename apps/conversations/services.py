@@ -110,7 +110,10 @@ def message_receive(
 
 def _customer_lock(customer_id: UUID | str) -> bool:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM customers_customer WHERE id = %s FOR UPDATE", [customer_id])
+        # NO KEY UPDATE: writers of one customer take turns, yet another transaction's foreign-key
+        # check on the customer (a KEY SHARE lock, taken at commit by a transaction that bumped
+        # one of their conversations' seq twice) never waits for us: no deadlock with answers.
+        cursor.execute("SELECT 1 FROM customers_customer WHERE id = %s FOR NO KEY UPDATE", [customer_id])
         return cursor.fetchone() is not None
 
 
@@ -155,7 +158,7 @@ def conversation_request_human(*, conversation_id: UUID | str) -> Conversation:
 
     Asking again while waiting for or talking to an agent changes nothing and emits nothing.
     """
-    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+    conversation = Conversation.objects.select_for_update(no_key=True).get(pk=conversation_id)
     if conversation.state == ConversationState.CLOSED:
         raise ConversationConflict("This conversation is closed; send a message to start a new one.")
     if conversation.state == ConversationState.BOT:
@@ -168,7 +171,7 @@ def conversation_request_human(*, conversation_id: UUID | str) -> Conversation:
 @transaction.atomic
 def conversation_close(*, conversation_id: UUID | str, question: str = CSAT_QUESTION) -> Conversation:
     """Close a conversation and ask the customer for a rating (`csat_request`)."""
-    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+    conversation = Conversation.objects.select_for_update(no_key=True).get(pk=conversation_id)
     if conversation.state != ConversationState.CLOSED:
         conversation.state = ConversationState.CLOSED
         conversation.closed_at = timezone.now()
@@ -180,7 +183,7 @@ def conversation_close(*, conversation_id: UUID | str, question: str = CSAT_QUES
 @transaction.atomic
 def conversation_rate(*, conversation_id: UUID | str, score: int, comment: str = "") -> Conversation:
     """Record the customer's answer to a `csat_request`; a later answer replaces an earlier one."""
-    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+    conversation = Conversation.objects.select_for_update(no_key=True).get(pk=conversation_id)
     if conversation.state != ConversationState.CLOSED:
         raise ConversationConflict(
             "Ratings are asked for when a conversation closes; this one is still open."

@@ -207,8 +207,9 @@ async def test_deferred_broadcasts_wait_for_the_caller_and_a_rollback_defers_not
     pending = await sync_to_async(emit_committed_and_rolled_back)()
 
     cid = str(conversation.pk)
-    assert pending == [(cid, {"type": "handoff", "conversation_id": cid, "seq": 1, "state": "waiting",
-                              "agent": None})]
+    assert [(p.conversation_id, p.wire) for p in pending] == [
+        (cid, {"type": "handoff", "conversation_id": cid, "seq": 1, "state": "waiting", "agent": None})
+    ]
     await _nothing_arrives(layer, channel)  # held back until the caller sends them
     await abroadcast_deferred(pending)
-    assert (await layer.receive(channel))["event"] == pending[0][1]
+    assert (await layer.receive(channel))["event"] == pending[0].wire

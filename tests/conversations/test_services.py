@@ -6,6 +6,7 @@ import pytest
 from django.db import transaction
 
 from apps.conversations.errors import ConversationConflict, ConversationForbidden, ConversationNotFound
+from apps.conversations.events import broadcasts_deferred
 from apps.conversations.models import ConversationEvent, ConversationState, Message
 from apps.conversations.selectors import event_list
 from apps.conversations.services import (
@@ -76,12 +77,17 @@ def test_retry_with_same_client_msg_id_stores_once_and_returns_the_same_message(
     assert ConversationEvent.objects.count() == 1
 
 
-def test_reusing_a_client_msg_id_in_another_conversation_is_a_conflict(customer):
+def test_a_retry_naming_another_conversation_is_acked_as_the_original(customer):
+    # The client may have lost track of where it sent it (the conversation closed meanwhile,
+    # say): the retry is the same message, never a second one and never an error.
     cmid = uuid.uuid4()
-    receive(customer, client_msg_id=cmid)
+    first = receive(customer, client_msg_id=cmid)
+    first.conversation.state = "closed"
+    first.conversation.save(update_fields=["state"])
     other = ConversationFactory(customer=customer)
-    with pytest.raises(ConversationConflict):
-        receive(customer, client_msg_id=cmid, conversation_id=other.pk)
+    again = receive(customer, client_msg_id=cmid, conversation_id=other.pk)
+    assert (again.created, again.message.pk, again.message.seq) == (False, first.message.pk, 1)
+    assert Message.objects.count() == 1
 
 
 def test_other_customers_conversation_is_forbidden_and_unknown_is_not_found(customer):
@@ -110,8 +116,9 @@ def test_no_answer_is_due_once_a_human_is_asked_for(customer):
 def test_message_receive_query_count(customer, django_assert_num_queries):
     conversation = receive(customer).conversation
     # BEGIN, lock customer, idempotency lookup + conversation (one query), seq bump, event
-    # insert, message insert, COMMIT: one transaction, no savepoints
-    with django_assert_num_queries(7):
+    # insert, message insert, COMMIT: one transaction, no savepoints. (The socket's path defers
+    # what follows the commit — broadcasts, the agents' queue — until after its ack.)
+    with django_assert_num_queries(7), broadcasts_deferred():
         receive(customer, conversation_id=conversation.pk)
 
 
