@@ -44,6 +44,9 @@ async def test_100_idle_sockets_survive_35_s_and_leave_nothing_when_closed_at_on
             assert ready["conversation_id"] == conversation_ids[-1]
             sockets.append(extra)
     assert await redis_leftovers(client, conversation_ids, customer_ids) == (100, 100)
+    for socket in sockets:  # the idle time starts now for all, however long the set-up took
+        await socket.send({"type": "ping", "ts": "start"})
+    assert [await s.recv() for s in sockets] == [{"type": "pong", "ts": "start"}] * 100
 
     await asyncio.sleep(35)  # idle: longer than any Redis read timeout, shorter than 3 heartbeats
 
