@@ -149,3 +149,50 @@ def test_swagger_2_yaml_with_a_recursive_schema(tmp_path):
         False,
     )
     assert Tool.objects.get(name="createTicket").confirmation_template == "Open a ticket?"
+
+
+DEMO_OPENAPI = settings.BASE_DIR / "apps" / "demo_crm" / "openapi.yaml"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.e2e
+async def test_tools_imported_from_the_demo_systems_document_run_against_it(
+    demo_crm, ada, conversation_of, celery_worker_live
+):
+    from asgiref.sync import sync_to_async
+
+    from tests.connectors.test_toolbox import box_for
+    from tests.demo_crm.service import TOKEN
+
+    report = await sync_to_async(run_import)(
+        "--openapi", str(DEMO_OPENAPI), "--connector", "crm", "--base-url", demo_crm.url
+    )
+    assert [t["name"] for t in report["tools"]] == [
+        "getCustomer",
+        "listOrders",
+        "getOrder",
+        "getShipment",
+        "requestRefund",
+        "cancelOrder",
+        "createTicket",
+        "getTicket",
+        "searchStock",
+    ]
+    assert report["skipped"] == []
+    await Connector.objects.filter(slug="crm").aupdate(auth_type="bearer", secret=TOKEN, name="Demo CRM")
+    # The admin's step: the customer comes from the session, so the model no longer sees the id.
+    tool = await Tool.objects.aget(connector__slug="crm", name="getOrder")
+    tool.path_template = "/customers/{customer.external_id}/orders/{number}"
+    del tool.parameters["properties"]["customer_id"]
+    tool.parameters["required"] = ["number"]
+    await tool.asave()
+
+    box = await box_for(await sync_to_async(conversation_of)(ada))
+    stock = await box.call("searchStock", {"q": "blanket"})
+    order = await box.call("getOrder", {"number": "PP-1002"})
+
+    assert (stock.status, [p["sku"] for p in stock.data["products"]]) == ("succeeded", ["BLANKET-04"])
+    assert (order.status, order.data["status"], order.source) == ("succeeded", "processing", "Demo CRM")
+    assert (
+        await box.call("requestRefund", {"customer_id": "demo-customer-1", "number": "PP-1001"})
+    ).status == ("awaiting_confirmation")
