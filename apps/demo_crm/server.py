@@ -1,6 +1,8 @@
 """The demo CRM/ERP's HTTP API (stdlib only, one thread per request).
 
-Customer endpoints (need `Authorization: Bearer <token>`):
+Customer endpoints need the token DEMO_CRM_TOKEN as `Authorization: Bearer <token>`, or
+`X-API-Key: <token>`, or basic auth `kefu:<token>`, or a bearer token from
+`POST /oauth/token` (OAuth2 client credentials, client `kefu-client`, secret <token>):
     GET  /customers/{id}                         profile
     GET  /customers/{id}/orders                  orders, newest first
     GET  /customers/{id}/orders/{number}         one order with lines (404 if it is not theirs)
@@ -20,6 +22,7 @@ Operator endpoints (no auth; loopback demo only):
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import random
@@ -60,6 +63,26 @@ class DemoCRM:
             self.effects_by_key: dict[str, int] = {}
             self.responses_by_key: dict[str, tuple[int, dict[str, Any]]] = {}
             self.webhooks_sent: list[dict[str, Any]] = []
+            self.oauth_tokens: set[str] = set()
+
+    # -- auth -----------------------------------------------------------------------------
+    def authorized(self, headers) -> bool:
+        auth = headers.get("Authorization", "")
+        basic = "Basic " + base64.b64encode(f"kefu:{self.token}".encode()).decode()
+        return (
+            auth in (f"Bearer {self.token}", basic)
+            or headers.get("X-API-Key") == self.token
+            or (auth.startswith("Bearer ") and auth[7:] in self.oauth_tokens)
+        )
+
+    def oauth_token(self, auth: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+        client = "Basic " + base64.b64encode(f"kefu-client:{self.token}".encode()).decode()
+        if auth != client or parse_qs(raw.decode()).get("grant_type") != ["client_credentials"]:
+            return 401, {"error": "invalid_client"}
+        token = f"oat-{uuid.uuid4().hex}"
+        with self.lock:
+            self.oauth_tokens.add(token)
+        return 200, {"access_token": token, "token_type": "bearer", "expires_in": 300}
 
     # -- faults ---------------------------------------------------------------------------
     def fault_for(self, path: str) -> tuple[float, str | None]:
@@ -239,6 +262,8 @@ def make_handler(crm: DemoCRM) -> type[BaseHTTPRequestHandler]:
             url = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
+            if (method, url.path) == ("POST", "/oauth/token"):
+                return self._send(*crm.oauth_token(self.headers.get("Authorization", ""), raw))
             try:
                 body = json.loads(raw) if raw else {}
                 if not isinstance(body, dict):
@@ -251,9 +276,9 @@ def make_handler(crm: DemoCRM) -> type[BaseHTTPRequestHandler]:
             handler, match = routed[0]
             admin = url.path.startswith("/_admin/")
             if not admin:
-                if self.headers.get("Authorization") != f"Bearer {crm.token}":
+                if not crm.authorized(self.headers):
                     return self._send(
-                        401, {"error": "unauthorized", "message": "Bad or missing bearer token."}
+                        401, {"error": "unauthorized", "message": "Bad or missing credentials."}
                     )
                 key = self.headers.get("Idempotency-Key")
                 if key:  # counted on arrival, before any injected delay or failure

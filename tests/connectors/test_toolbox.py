@@ -162,3 +162,34 @@ async def test_only_the_conversations_customer_can_confirm(
             approve=True,
         )
     assert (await ToolCall.objects.aget(pk=asked.call_id)).status == "awaiting_confirmation"
+
+
+@pytest.mark.parametrize(
+    ("auth_type", "username"),
+    [("bearer", ""), ("api_key_header", ""), ("basic", "kefu"), ("oauth2_client_credentials", "kefu-client")],
+)
+async def test_every_auth_type_reaches_the_system_and_no_secret_leaks(
+    demo_connector, demo_crm, ada, conversation_of, celery_worker_live, listen, auth_type, username, caplog
+):
+    from apps.connectors.models import Connector
+    from apps.conversations.models import ConversationEvent
+    from tests.demo_crm.service import TOKEN
+
+    await Connector.objects.filter(pk=demo_connector.pk).aupdate(
+        auth_type=auth_type,
+        username=username,
+        api_key_header="X-API-Key",
+        oauth2_token_url=f"{demo_crm.url}/oauth/token",
+    )
+    conversation = await sync_to_async(conversation_of)(ada)
+    box = await box_for(conversation)
+
+    outcome = await box.call("customer_profile", {})
+
+    assert (outcome.status, outcome.data) == (
+        "succeeded",
+        {"name": "Ada Lovelace", "email": "ada@example.com", "tier": "gold", "since": "2021-03-14"},
+    )
+    row = await ToolCall.objects.aget(pk=outcome.call_id)
+    stored = [e.payload async for e in ConversationEvent.objects.filter(conversation=conversation)]
+    assert TOKEN not in f"{row.arguments}{row.result}{row.error}{stored}{caplog.text}{box.specs()}"
