@@ -40,7 +40,7 @@ from django.conf import settings
 
 from apps.conversations.events import aevent_broadcast
 from apps.core import metrics
-from apps.core.db import db_async
+from apps.core.db import db_async, db_async_work
 from apps.core.ratelimit import limit_hit
 
 from . import services, state
@@ -105,7 +105,7 @@ class TurnRunner:
         while not self.closed and len(self.running) < settings.ASSISTANT_MAX_TURNS_PER_PROCESS:
             self.again.discard(key)
             try:
-                claimed = await db_async(services.turn_claim)(
+                claimed = await db_async_work(services.turn_claim)(
                     owner=self.owner, conversation_id=conversation_id
                 )
             except Exception:
@@ -155,7 +155,7 @@ class TurnRunner:
         held = list(self.running)
         if not held:
             return
-        kept = await db_async(services.turns_renew)(owner=self.owner, turn_ids=held)
+        kept = await db_async_work(services.turns_renew)(owner=self.owner, turn_ids=held)
         for turn_id in held:
             running = self.running.get(turn_id)
             if running is None:
@@ -174,7 +174,7 @@ class TurnRunner:
         answer = _Answer()
         stopped = answered = False
         try:
-            turn = await db_async(_turn_context)(claimed=claimed)
+            turn = await db_async_work(_turn_context)(claimed=claimed)
             answered = turn is not None or claimed.attempts > 1  # a restarted stream must end
             if turn is not None and await limit_hit(name="answer_customer_hour", key=turn.customer_id):
                 answer.text = OVER_LIMIT  # the cost guard: no provider call
@@ -225,7 +225,7 @@ class TurnRunner:
     ) -> None:
         for attempt in range(FINISH_ATTEMPTS):
             try:
-                await db_async(services.turn_finish)(
+                await db_async_work(services.turn_finish)(
                     turn_id=claimed.id, owner=self.owner, text=answer.text, citations=answer.citations,
                     stopped=stopped, answered=answered,
                 )
@@ -249,7 +249,7 @@ class TurnRunner:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        released = await db_async(services.turns_release)(owner=self.owner)
+        released = await db_async_work(services.turns_release)(owner=self.owner)
         if released:
             logger.info("handed %d running turn(s) over to other processes", released)
 

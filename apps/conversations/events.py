@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -75,9 +76,9 @@ async def abroadcast_deferred(pending: list[Published]) -> None:
         except Exception:
             logger.exception("broadcast of %s failed", published.wire.get("type"))
     if pending:  # the agents' queue and webhooks need not hold up the caller (an ack, an answer)
-        from apps.core.db import db_async
+        from apps.core.db import db_async_work
 
-        task = asyncio.get_running_loop().create_task(db_async(_after_publish)(pending=list(pending)))
+        task = asyncio.get_running_loop().create_task(db_async_work(_after_publish)(pending=list(pending)))
         _background.add(task)
         task.add_done_callback(_background.discard)
 
@@ -116,19 +117,37 @@ def seq_key(conversation_id: UUID | str) -> str:
     return redis_key("conv", conversation_id, "seq")
 
 
-def _next_seq(conversation_id: UUID | str) -> tuple[int, str]:
-    # The UPDATE holds the row lock until commit: writers in any process take turns, and a
-    # rollback returns the number, so seqs stay gap-free and unique.
+# The seq bump and the event insert in one round trip. The UPDATE holds the conversation's row
+# lock until commit: writers in any process take turns, and a rollback returns the number, so
+# seqs stay gap-free and unique.
+_EMIT = """
+WITH bumped AS (
+  UPDATE conversations_conversation SET last_seq = last_seq + 1, updated_at = now()
+   WHERE id = %(conversation_id)s RETURNING id, last_seq, customer_id
+)
+INSERT INTO conversations_conversationevent (conversation_id, seq, type, payload, created_at)
+SELECT id, last_seq, %(type)s, %(payload)s::jsonb, now() FROM bumped
+RETURNING id, seq, created_at, (SELECT customer_id FROM bumped)
+"""
+
+
+def _event_insert(
+    conversation_id: UUID | str, type: str, payload: dict[str, Any]
+) -> tuple[ConversationEvent, str]:
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE conversations_conversation SET last_seq = last_seq + 1, updated_at = now() "
-            "WHERE id = %s RETURNING last_seq, customer_id",
-            [conversation_id],
+            _EMIT, {"conversation_id": conversation_id, "type": type, "payload": json.dumps(payload)}
         )
         row = cursor.fetchone()
     if row is None:
         raise Conversation.DoesNotExist(f"conversation {conversation_id} does not exist")
-    return row[0], str(row[1])
+    event_id, seq, created_at, customer_id = row
+    event = ConversationEvent(
+        id=event_id, conversation_id=conversation_id, seq=seq, type=type, payload=payload,
+        created_at=created_at,
+    )
+    event._state.adding, event._state.db = False, connection.alias
+    return event, str(customer_id)
 
 
 @dataclass(frozen=True)
@@ -153,12 +172,9 @@ def event_emit(
         raise ValueError(f"{type!r} is not a durable event type; use event_broadcast for live events")
     conversation_id = conversation.pk if isinstance(conversation, Conversation) else conversation
     with transaction.atomic(savepoint=False):
-        seq, customer_id = _next_seq(conversation_id)
-        event = ConversationEvent.objects.create(
-            conversation_id=conversation_id, seq=seq, type=type, payload=payload
-        )
+        event, customer_id = _event_insert(conversation_id, type, payload)
         if isinstance(conversation, Conversation):
-            conversation.last_seq = seq
+            conversation.last_seq = event.seq
         published = Published(str(conversation_id), customer_id, event_to_wire(event))
         pending = _deferred.get()
         if pending is not None:

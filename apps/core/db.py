@@ -2,10 +2,15 @@
 
 Channels' `database_sync_to_async` is thread-sensitive: every ORM call of every socket of a
 process runs on one thread, so one customer's locked row stalls everyone's acks (DESIGN.md,
-known traps). `db_async` runs each call on a bounded pool of DB_THREADS threads instead; each
-thread keeps its own persistent connection, so a process holds at most DB_THREADS Postgres
-connections for its sockets and turns (size it against Postgres' max_connections:
-WEB_CONCURRENCY x DB_THREADS + workers + admin).
+known traps). Here each call runs on a bounded thread pool instead, each thread keeping its own
+persistent connection:
+
+- `db_async(fn)`: what a client waits for (socket frames, webhook intake): DB_THREADS threads;
+- `db_async_work(fn)`: background work (answer turns, event listeners): DB_WORK_THREADS threads,
+  so a burst of answers never queues ahead of the next customer's `ack`.
+
+A process holds at most DB_THREADS + DB_WORK_THREADS Postgres connections for these; size
+Postgres' max_connections as WEB_CONCURRENCY x that + Celery workers + admin.
 """
 
 from __future__ import annotations
@@ -17,27 +22,37 @@ from typing import ParamSpec, TypeVar
 
 from asgiref.sync import SyncToAsync
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connections
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_executor: ThreadPoolExecutor | None = None
+_executors: dict[str, ThreadPoolExecutor] = {}
 
 
-def db_executor() -> ThreadPoolExecutor:
-    global _executor
-    if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=settings.DB_THREADS, thread_name_prefix="kefu-db")
-    return _executor
+def _executor(name: str, size: int) -> ThreadPoolExecutor:
+    if name not in _executors:
+        _executors[name] = ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"kefu-{name}")
+    return _executors[name]
 
 
-def _with_connection_hygiene(fn: Callable[P, R]) -> Callable[P, R]:
+def _isolated(fn: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(fn)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        # As Channels does per call: drop a connection that is broken or past CONN_MAX_AGE.
+        # As Channels does per call: drop a connection that failed or passed CONN_MAX_AGE.
         close_old_connections()
+        connection = connections["default"]
+        # No `SELECT 1` health check before every call (a round trip on every frame): a
+        # connection that died meanwhile (Postgres restarted) shows up as an error instead, and
+        # the call runs once more on a new one. Every call made through here is a read or
+        # idempotent (messages on client_msg_id, stops, handoffs), so running it again is safe.
+        connection.health_check_done = True
         try:
+            return fn(*args, **kwargs)
+        except (OperationalError, InterfaceError):
+            if connection.in_atomic_block or connection.connection is None or connection.is_usable():
+                raise
+            connection.close()
             return fn(*args, **kwargs)
         finally:
             close_old_connections()
@@ -46,5 +61,12 @@ def _with_connection_hygiene(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 def db_async(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
-    """`await db_async(service)(**kwargs)`: run sync ORM code on the DB pool, not the loop."""
-    return SyncToAsync(_with_connection_hygiene(fn), thread_sensitive=False, executor=db_executor())
+    """`await db_async(service)(**kwargs)`: what a client is waiting for, on the frames pool."""
+    executor = _executor("db", settings.DB_THREADS)
+    return SyncToAsync(_isolated(fn), thread_sensitive=False, executor=executor)
+
+
+def db_async_work(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """Background database work (answers, listeners), on its own pool."""
+    executor = _executor("db-work", settings.DB_WORK_THREADS)
+    return SyncToAsync(_isolated(fn), thread_sensitive=False, executor=executor)

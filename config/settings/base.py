@@ -106,7 +106,10 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Threads (each with its own connection) that run sockets' and turns' database work per
 # process (apps/core/db.py): one customer's slow query never waits behind another's.
-DB_THREADS = env.int("DB_THREADS", default=16)
+DB_THREADS = env.int("DB_THREADS", default=12)
+# ...and for background work (answer turns, event listeners), apart so a burst of answers
+# never queues ahead of an ack.
+DB_WORK_THREADS = env.int("DB_WORK_THREADS", default=8)
 REDIS_URL = env.str("REDIS_URL")
 # Prefix of every Redis key Kefu writes (tests set a per-run prefix to run side by side).
 KEFU_REDIS_PREFIX = env.str("KEFU_REDIS_PREFIX", default="kefu")
@@ -255,6 +258,10 @@ CONNECTORS_TASK_TIME_LIMIT_S = env.int("CONNECTORS_TASK_TIME_LIMIT_S", default=3
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_S", default=180),
 }
+# Celery's Django fixup closes a task's database connection before and after every task unless
+# this is set, so each tool call paid for a new Postgres connection; reuse them (CONN_MAX_AGE and
+# health checks still apply), closing them every 2 x N tasks.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=100)
 
 # ------------------------------------------------------------------------------------------
 # Agent console

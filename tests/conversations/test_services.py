@@ -115,10 +115,11 @@ def test_no_answer_is_due_once_a_human_is_asked_for(customer):
 @pytest.mark.django_db(transaction=True)
 def test_message_receive_query_count(customer, django_assert_num_queries):
     conversation = receive(customer).conversation
-    # BEGIN, lock customer, idempotency lookup + conversation (one query), seq bump, event
-    # insert, message insert, COMMIT: one transaction, no savepoints. (The socket's path defers
-    # what follows the commit — broadcasts, the agents' queue — until after its ack.)
-    with django_assert_num_queries(7), broadcasts_deferred():
+    # BEGIN, lock customer, idempotency lookup + conversation (one query), seq bump with the
+    # event insert (one statement), message insert, COMMIT: one transaction, no savepoints.
+    # (The socket's path defers what follows the commit — broadcasts, the agents' queue — until
+    # after its ack.)
+    with django_assert_num_queries(6), broadcasts_deferred():
         receive(customer, conversation_id=conversation.pk)
 
 
