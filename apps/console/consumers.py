@@ -82,6 +82,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.last_seen = time.monotonic()
         self.streams = ConversationStreams(send=self._send, fetch=_fetch)
         self.notes_sent: dict[str, set[str]] = {}  # subscribed conversation -> note ids delivered
+        self.tokens_from_start: dict[str, None] = {}  # answers streamed here from their first token
         self.bad_frames = BadFrameWindow()
         self.frame_bucket = TokenBucket(*FRAME_RATE)
         self.message_bucket = TokenBucket(*MESSAGE_RATE)
@@ -262,9 +263,11 @@ class AgentConsumer(AsyncWebsocketConsumer):
     async def conv_event(self, message: dict[str, Any]) -> None:
         if self.closing:
             return
-        event = message["event"]
+        event, meta = message["event"], message.get("meta") or {}
+        if event["type"] == "token" and not self._token_placeable(event, meta):
+            return
         try:
-            delivered = await self.streams.live(event, message.get("meta") or {})
+            delivered = await self.streams.live(event, meta)
             if delivered and event["type"] == "message" and event["message"]["role"] == "customer":
                 # Shown to an agent who has the conversation open: no longer unread.
                 await db_async(services.conversation_read)(
@@ -285,6 +288,20 @@ class AgentConsumer(AsyncWebsocketConsumer):
             await self._send(event)
 
     # -- helpers -----------------------------------------------------------------------
+
+    def _token_placeable(self, event: dict[str, Any], meta: dict[str, Any]) -> bool:
+        """A token the agent can append to what it shows: its answer started on this socket
+        (first token or a `partial`). A later token alone (the partial was already gone when
+        the agent subscribed) is dropped; the final `message` brings the whole text."""
+        message_id = event["message_id"]
+        if message_id in self.streams.partial_len or message_id in self.tokens_from_start:
+            return True
+        if meta.get("offset", 0) > 0:
+            return False
+        self.tokens_from_start[message_id] = None
+        if len(self.tokens_from_start) > 64:
+            self.tokens_from_start.pop(next(iter(self.tokens_from_start)))
+        return True
 
     async def _note(self, note: dict[str, Any], conversation_id: str) -> None:
         sent = self.notes_sent.get(conversation_id)

@@ -438,3 +438,37 @@ async def test_a_last_seq_from_the_future_hides_nothing(agent, agent_socket, cus
     assert (await socket.recv_until("subscribed"))[-1]["last_seq"] == 1
     await sync_to_async(message_create)(conversation=conversation, role="customer", text="two")
     assert (await socket.recv_until("message"))[-1]["seq"] == 2
+
+
+async def test_an_agent_who_subscribes_mid_answer_sees_exactly_the_final_text(
+    agent, agent_socket, chat, customer
+) -> None:
+    customer_socket = await chat(customer)
+    await customer_socket.send(
+        {
+            "type": "message",
+            "client_msg_id": str(uuid.uuid4()),
+            "text": "Tell me everything about shipping and returns, please.",
+        }
+    )
+    ack = (await customer_socket.recv_until("ack"))[-1]
+    await customer_socket.recv_until("token")  # the answer is being generated now
+    socket = await agent_socket(agent)
+
+    await socket.send(
+        {"type": "subscribe", "conversation_id": ack["conversation_id"], "last_seq": ack["seq"]}
+    )
+    seen = await socket.recv_until("message_end", timeout=30)
+
+    shown = ""
+    for event in seen:
+        if event["type"] == "partial":
+            shown = event["text"]
+        elif event["type"] == "token":
+            shown += event["text"]
+    end = seen[-1]
+    assert [e["type"] for e in seen if "seq" in e] == ["message", "message_end"]
+    # What the agent watched being written is a beginning of the final answer, never a tail
+    # without its start (when the partial was already gone, only the final message shows).
+    assert end["text"].startswith(shown)
+    assert shown == end["text"] or not any(e["type"] == "partial" for e in seen)
