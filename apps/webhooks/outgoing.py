@@ -69,12 +69,14 @@ def outgoing_durable_event(*, wire: dict, customer_id: str | None) -> None:
         if not types or not _subscribers_exist():
             return
         fields = {k: v for k, v in wire.items() if k != "type"}
+        events = []
         for event_type in types:
             if event_type == "conversation.created":
                 data = {"conversation_id": wire.get("conversation_id"), "customer_id": customer_id}
             else:
                 data = {"customer_id": customer_id, **fields}
-            _publish(event_type, data)
+            events.append((event_type, data))
+        _publish(events)
     except Exception:
         kind = wire.get("type") if isinstance(wire, dict) else wire
         logger.exception("outgoing webhook for %r event failed to queue", kind)
@@ -84,19 +86,25 @@ def outgoing_event_publish(*, event_type: str, data: dict) -> None:
     """Publish one of EVENT_TYPES with `data` to every enabled endpoint that wants it."""
     try:
         if _subscribers_exist():
-            _publish(event_type, data)
+            _publish([(event_type, data)])
     except Exception:
         logger.exception("outgoing webhook %s failed to queue", event_type)
 
 
-def _publish(event_type: str, data: dict[str, Any]) -> None:
+def _publish(events: list[tuple[str, dict[str, Any]]]) -> None:
+    """Store each event's payload once and a delivery per endpoint that wants it; one task."""
     from .tasks import outgoing_payload_deliver_task
 
-    endpoints = [e for e in WebhookEndpoint.objects.filter(enabled=True) if e.wants(event_type)]
-    if not endpoints:
-        return
-    body = {"type": event_type, "timestamp": timezone.now().isoformat(), "data": data}
+    enabled = list(WebhookEndpoint.objects.filter(enabled=True))
+    payload_ids: list[int] = []
     with transaction.atomic():
-        payload = EventPayload.objects.create(event_type=event_type, payload=body)
-        EventDelivery.objects.bulk_create(EventDelivery(payload=payload, endpoint=e) for e in endpoints)
-        transaction.on_commit(lambda: outgoing_payload_deliver_task.delay(payload.pk))
+        for event_type, data in events:
+            endpoints = [e for e in enabled if e.wants(event_type)]
+            if not endpoints:
+                continue
+            body = {"type": event_type, "timestamp": timezone.now().isoformat(), "data": data}
+            payload = EventPayload.objects.create(event_type=event_type, payload=body)
+            EventDelivery.objects.bulk_create(EventDelivery(payload=payload, endpoint=e) for e in endpoints)
+            payload_ids.append(payload.pk)
+        if payload_ids:
+            transaction.on_commit(lambda: outgoing_payload_deliver_task.delay(payload_ids))

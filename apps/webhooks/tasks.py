@@ -43,9 +43,9 @@ def webhook_event_process_task(self, event_id: int) -> str:
 
 
 @shared_task(acks_late=True)
-def outgoing_payload_deliver_task(payload_id: int) -> int:
-    """Fan one payload out: a first attempt per pending delivery of it."""
-    pending = EventDelivery.objects.filter(payload_id=payload_id, status="pending", attempts=0)
+def outgoing_payload_deliver_task(payload_ids: list[int]) -> int:
+    """Fan payloads out: a first attempt per pending delivery of them."""
+    pending = EventDelivery.objects.filter(payload_id__in=payload_ids, status="pending", attempts=0)
     ids = [str(pk) for pk in pending.values_list("pk", flat=True)]
     for delivery_id in ids:
         outgoing_delivery_attempt_task.delay(delivery_id, 0)

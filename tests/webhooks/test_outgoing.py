@@ -84,7 +84,7 @@ def test_a_payload_is_built_once_for_every_subscriber_that_wants_it(django_captu
     wire = {"type": "message", "conversation_id": "c1", "seq": 1, "message": {"id": "m1", "text": "hi"}}
     with django_capture_on_commit_callbacks() as queued:
         outgoing_durable_event(wire=wire, customer_id="cust-1")
-    assert len(queued) == 2  # one task per payload
+    assert len(queued) == 1  # one task for both payloads
     created, message = EventPayload.objects.order_by("pk")
     assert (created.event_type, created.payload["data"]) == (
         "conversation.created",
