@@ -2,6 +2,9 @@
 checks are shown to staff, the X-Healthz-Token header and (development) loopback clients; the
 public sees the status alone."""
 
+import subprocess
+import sys
+
 import pytest
 from celery.contrib.testing.worker import start_worker
 from django.contrib.auth import get_user_model
@@ -9,6 +12,7 @@ from django.test import override_settings
 
 from apps.core.embedded import EmbeddedRedis
 from apps.core.health import celery_check_cache_clear
+from tests.conftest import REPO, service_env
 
 ALL_OK = {"database": "ok", "redis": "ok", "channel_layer": "ok", "celery": "ok"}
 
@@ -135,15 +139,28 @@ def test_the_worker_check_is_reused_instead_of_pinging_workers_on_every_request(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_is_found_among_workers_sharing_its_node_name(client, settings):
+def test_a_worker_is_found_among_workers_sharing_its_node_name(client, settings, tmp_path):
     """Workers started without -n on one host all answer as celery@<host>."""
     from config.celery import app
 
     queue = settings.CELERY_TASK_DEFAULT_QUEUE
-    common = {"pool": "threads", "concurrency": 1, "perform_ping_check": False, "shutdown_timeout": 30,
-              "hostname": f"twin@{queue}"}
-    with start_worker(app, queues=[f"{queue}-elsewhere"], **common):
-        with start_worker(app, queues=[queue], **common):
+    twin = f"twin@{queue}"
+    log = tmp_path / "elsewhere.log"
+    elsewhere = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-n", twin, "-Q", f"{queue}-elsewhere",
+         "--pool", "solo", "--loglevel", "WARNING"],
+        cwd=REPO, env=service_env(), stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )
+    try:
+        for _ in range(120):  # until the other worker answers broadcasts
+            if app.control.ping(destination=[twin], timeout=0.5):
+                break
+            assert elsewhere.poll() is None, log.read_text()
+        with start_worker(app, pool="threads", concurrency=1, perform_ping_check=False, hostname=twin,
+                          queues=[queue], shutdown_timeout=30):
             checks = client.get("/healthz").json()["checks"]
+    finally:
+        elsewhere.terminate()
+        elsewhere.wait(30)
 
     assert checks["celery"] == "ok"
