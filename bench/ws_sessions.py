@@ -1,6 +1,6 @@
 """Idle customer sessions on ONE server process: Kefu's chat beside two bare baselines.
 
-    .venv/bin/python bench/ws_sessions.py [--n 2000] [--samples 200] [--burst 500] [--clients 2]
+    .venv/bin/python bench/ws_sessions.py [--n 1000] [--samples 200] [--burst 500] [--clients 2]
                                           [--server uvicorn|daphne] [--no-other-server]
 
 Targets, each on its own fresh server process (uvicorn with --ws websockets, as the Procfile
@@ -344,7 +344,7 @@ def _answer(worker, timeout: float = 900):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=2000, help="sessions to hold (default 2000)")
+    parser.add_argument("--n", type=int, default=1000, help="sessions to hold (default 1000)")
     parser.add_argument("--samples", type=int, default=200, help="round trips measured (default 200)")
     parser.add_argument("--burst", type=int, default=500, help="customers sending at once (default 500)")
     parser.add_argument("--clients", type=int, default=2, help="client processes (default 2)")
