@@ -210,3 +210,19 @@ def test_the_intake_costs_two_queries(demo_source, django_assert_num_queries):
         assert webhook_receive(slug="demo-crm", request=request).duplicate is False
     with django_assert_num_queries(2):
         assert webhook_receive(slug="demo-crm", request=request).duplicate is True
+
+
+def test_the_demo_source_is_ensured_idempotently_and_keeps_a_rotation_in_progress(settings):
+    from apps.webhooks.models import WebhookSource
+    from apps.webhooks.services import webhook_source_demo_ensure
+
+    first = webhook_source_demo_ensure()
+    assert (first.slug, first.verifier, first.secrets) == (
+        "demo-crm",
+        "standard",
+        [settings.DEMO_WEBHOOK_SECRET],
+    )
+    first.secrets = [*first.secrets, "whsec_bmV4dC1zZWNyZXQtYWRkZWQtaW4tdGhlLWFkbWluIQ=="]
+    first.save()
+    again = webhook_source_demo_ensure()
+    assert (WebhookSource.objects.count(), again.pk, len(again.secrets)) == (1, first.pk, 2)
