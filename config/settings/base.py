@@ -258,10 +258,10 @@ CONNECTORS_TASK_TIME_LIMIT_S = env.int("CONNECTORS_TASK_TIME_LIMIT_S", default=3
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_S", default=180),
 }
-# Celery's Django fixup closes a task's database connection before and after every task unless
-# this is set, so each tool call paid for a new Postgres connection; reuse them (CONN_MAX_AGE and
-# health checks still apply), closing them every 2 x N tasks.
-CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=100)
+# Celery's Django fixup closes a task's database connection before and after every task, so each
+# tool call paid for a new Postgres connection. Workers reuse them instead (closing them every
+# 2 x N tasks) wherever connections persist (CONN_MAX_AGE > 0): apps/connectors/apps.py.
+WORKER_DB_REUSE_MAX = env.int("WORKER_DB_REUSE_MAX", default=100)
 
 # ------------------------------------------------------------------------------------------
 # Agent console
