@@ -41,7 +41,9 @@
     retry: 0,
     lastSeq: Number(body.dataset.lastSeq || 0),
     queue: new Map(),
-    pending: new Map(), // client_msg_id -> frame, resent after a reconnect until acked
+    pending: new Map(), // client_msg_id -> {frame, conn}: unacked replies and notes, in the order written
+    conn: 0, // counts connections: a frame is sent once per connection, in order
+    subscribed: false,
     notes: new Set([...document.querySelectorAll("[data-note-id]")].map((n) => n.dataset.noteId)),
     streams: new Map(), // message_id -> {node, text}
     typingOn: false,
@@ -204,11 +206,14 @@
       }
       renderQueue();
       // Resubscribe with what we hold: the server replays what we missed, exactly once.
+      state.conn += 1;
+      state.subscribed = !conversationId;
       if (conversationId) send({ type: "subscribe", conversation_id: conversationId, last_seq: state.lastSeq });
     },
     subscribed(e) {
       if (!mine(e)) return;
-      for (const frame of state.pending.values()) send(frame); // unacked replies and notes
+      state.subscribed = true;
+      flushPending();
     },
     conversation(e) {
       const entry = e.conversation;
@@ -322,13 +327,23 @@
     });
   }
 
+  // Unacked frames go out in the order they were written, once per connection and only after
+  // the (re)subscribe: a reply typed while reconnecting never overtakes an earlier one.
+  function flushPending() {
+    if (!state.ready || !state.subscribed) return;
+    for (const item of state.pending.values()) {
+      if (item.conn === state.conn) continue;
+      if (!send(item.frame)) return;
+      item.conn = state.conn;
+    }
+  }
+
   function sendText(kind) {
     const text = textBox.value;
     if (!text.trim()) return true;
     const frame = { type: kind, conversation_id: conversationId, client_msg_id: uuid(), text };
-    // Kept until acked: sent now if the socket is up, else (again) once it has resubscribed.
-    state.pending.set(frame.client_msg_id, frame);
-    send(frame);
+    state.pending.set(frame.client_msg_id, { frame, conn: -1 });
+    flushPending();
     textBox.value = "";
     hideCanned();
     sendTyping(false);
