@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
 from django.utils import timezone
 
 from apps.conversations.events import event_emit
@@ -19,7 +20,7 @@ from apps.customers.models import Customer
 from .models import Verifier, WebhookEvent, WebhookEventStatus, WebhookSource
 from .rendering import render_update
 from .selectors import webhook_source_get
-from .verifiers import Incoming, Request, verify
+from .verifiers import Incoming, PayloadInvalid, Request, verify
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +77,15 @@ def webhook_event_store(*, source: WebhookSource, incoming: Incoming) -> Stored:
 
     data = JSONField().get_db_prep_value(incoming.data, connection)
     # One statement, committed on its own (autocommit): no BEGIN/COMMIT round trips on the
-    # intake's hot path. Inside a caller's transaction it simply joins it.
-    with connection.cursor() as cursor:
-        cursor.execute(_INSERT, [source.pk, incoming.webhook_id, incoming.type, data])
-        row = cursor.fetchone()
+    # intake's hot path. Inside a caller's transaction, a savepoint keeps a refused row from
+    # breaking it.
+    guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+    try:
+        with guard, connection.cursor() as cursor:
+            cursor.execute(_INSERT, [source.pk, incoming.webhook_id, incoming.type, data])
+            row = cursor.fetchone()
+    except DataError as exc:  # e.g. "\u0000" in a string: valid JSON that jsonb cannot hold
+        raise PayloadInvalid("the JSON holds a value Postgres cannot store (such as \\u0000)") from exc
     if row is None:
         return Stored(event_id=None, duplicate=True)
     event_id = row[0]

@@ -55,9 +55,14 @@ def verify(*, verifier: str, secrets: list[str], request: Request, now: float | 
     return VERIFIERS[verifier](secrets, request, time.time() if now is None else now)
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        # NaN/Infinity are Python's extension, not JSON (and Postgres' jsonb refuses them).
+        return json.loads(body, parse_constant=_not_json)
     except ValueError as exc:  # includes bad UTF-8
         raise PayloadInvalid("the body is not JSON") from exc
 
@@ -155,7 +160,8 @@ def stripe(secrets: list[str], request: Request, now: float) -> Incoming:
     if not isinstance(event, dict):
         raise PayloadInvalid("a Stripe event is a JSON object")
     data = (event.get("data") or {}).get("object", {})
-    return Incoming(str(event.get("id") or _body_id(request.body)), _typed(event.get("type")), data)
+    webhook_id = str(event.get("id") or _body_id(request.body))[:255]
+    return Incoming(webhook_id, _typed(event.get("type")), data)
 
 
 def hubspot_v3(secrets: list[str], request: Request, now: float) -> Incoming:

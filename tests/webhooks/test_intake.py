@@ -226,3 +226,18 @@ def test_the_demo_source_is_ensured_idempotently_and_keeps_a_rotation_in_progres
     first.save()
     again = webhook_source_demo_ensure()
     assert (WebhookSource.objects.count(), again.pk, len(again.secrets)) == (1, first.pk, 2)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"type": "order.shipped", "data": {"total": NaN}}',
+        b'{"type": "order.shipped", "data": {"note": "a\\u0000b"}}',
+    ],
+    ids=["nan", "nul-character"],
+)
+def test_json_that_postgres_cannot_store_is_400_not_500(client, demo_source, body):
+    body, headers = signed(body)
+    response = post(client, body, headers)
+    assert (response.status_code, response.json()["error"]) == (400, "bad_request")
+    assert WebhookEvent.objects.count() == 0
