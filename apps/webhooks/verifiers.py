@@ -170,8 +170,15 @@ def hubspot_v3(secrets: list[str], request: Request, now: float) -> Incoming:
     given = [_b64(request.headers.get("x-hubspot-signature-v3", ""))]
     if not timestamp.isdigit():
         raise SignatureInvalid("X-HubSpot-Request-Timestamp (Unix milliseconds) is required")
-    signed = request.method.encode() + request.url.encode() + request.body + timestamp.encode()
-    if not _any_match([_hmac(s.encode(), signed) for s in secrets], given):
+    # HubSpot signs the https:// URL it called; behind a TLS-terminating proxy Django may see
+    # http://, so both spellings are tried (the secret is what proves the sender).
+    urls = {request.url, "https://" + request.url.removeprefix("http://")}
+    expected = [
+        _hmac(s.encode(), request.method.encode() + url.encode() + request.body + timestamp.encode())
+        for s in secrets
+        for url in sorted(urls)
+    ]
+    if not _any_match(expected, given):
         raise SignatureInvalid("X-HubSpot-Signature-v3 does not match")
     _within(int(timestamp) / 1000, now)
     batch = _json(request.body)

@@ -233,3 +233,20 @@ def test_a_zendesk_connector_accepts_a_signed_event_and_refuses_a_stale_one(clie
     post = lambda h: client.post("/webhooks/zendesk/", data=body, content_type="application/json", headers=h)  # noqa: E731
     assert [post(stale).status_code, post(fresh).status_code, post(fresh).status_code] == [401, 202, 200]
     assert WebhookEvent.objects.get().type == "user.active_changed"
+
+
+def test_hubspot_v3_behind_a_tls_proxy_django_sees_http_but_hubspot_signed_https():
+    vector = fixture("hubspot/signature_v3_test_vector.json")
+    headers = {
+        "x-hubspot-signature-v3": vector["expected_X-HubSpot-Signature-v3"],
+        "x-hubspot-request-timestamp": vector["timestamp"],
+    }
+    seen_by_django = vector["http_uri"].replace("https://", "http://")
+    request = Request(body=b"[]", headers=headers, method="POST", url=seen_by_django)
+    with pytest.raises(SignatureInvalid, match="does not match"):  # another body: not this vector
+        verify(verifier=Verifier.HUBSPOT_V3, secrets=[vector["client_secret"]], request=request, now=15000)
+    request = Request(
+        body=vector["request_body"].encode(), headers=headers, method="POST", url=seen_by_django
+    )
+    with pytest.raises(PayloadInvalid):  # the signature verified; the SDK's sample body is not JSON
+        verify(verifier=Verifier.HUBSPOT_V3, secrets=[vector["client_secret"]], request=request, now=15000)
