@@ -117,17 +117,19 @@ def webhook_receive(*, slug: str, request: Request) -> Stored:
     return webhook_event_store(source=source, incoming=incoming)
 
 
-def customer_for_event(*, data: Any) -> Customer | None:
-    """The customer an event is about: by external id first, then by e-mail."""
+def customer_for_event(*, data: Any, lock: bool = False) -> Customer | None:
+    """The customer an event is about: by external id first, then by e-mail. With `lock`, their
+    row is locked (as message_receive locks it) in the same query."""
+    customers = Customer.objects.select_for_update() if lock else Customer.objects.all()
     external_ids, emails = _identities(data)
     for external_id in external_ids:
-        customer = Customer.objects.filter(external_id=external_id).first()
+        customer = customers.filter(external_id=external_id).first()
         if customer is not None:
             return customer
     for email in emails:
         # Identified customers first: an anonymous visitor who typed the same address is not proof.
         customer = (
-            Customer.objects.filter(email__iexact=email)
+            customers.filter(email__iexact=email)
             .order_by("external_id", "-created_at")  # NULLs (anonymous) sort last in Postgres
             .first()
         )
@@ -163,13 +165,17 @@ def webhook_event_process(*, event_id: int) -> WebhookEvent | None:
     if event is None or event.status == WebhookEventStatus.PROCESSED:
         return event  # None: deleted in the admin since it was queued
     event.attempts += 1
-    customer = customer_for_event(data=event.data)
+    # The customer's row lock, as message_receive takes it: a chat message and an update
+    # arriving together land in one new conversation, never two.
+    customer = customer_for_event(data=event.data, lock=True)
     if customer is None:
         event.status = WebhookEventStatus.UNMATCHED
         event.error = "No customer has this external_id or e-mail."
         event.save(update_fields=["status", "error", "attempts"])
         return event
-    conversation = _open_conversation_locked(customer_id=customer.pk)
+    conversation = conversation_open_for_customer(customer_id=customer.pk) or Conversation.objects.create(
+        id=uuid4(), customer_id=customer.pk
+    )
     title, body = render_update(type=event.type, data=event.data, overrides=event.source.templates)
     emitted = event_emit(
         conversation=conversation,
@@ -183,15 +189,6 @@ def webhook_event_process(*, event_id: int) -> WebhookEvent | None:
         update_fields=["status", "customer", "conversation", "seq", "error", "processed_at", "attempts"]
     )
     return event
-
-
-def _open_conversation_locked(*, customer_id: Any) -> Conversation:
-    # The customer's row lock, as message_receive takes it: a chat message and an update
-    # arriving together land in one new conversation, never two.
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM customers_customer WHERE id = %s FOR UPDATE", [customer_id])
-    open_one = conversation_open_for_customer(customer_id=customer_id)
-    return open_one or Conversation.objects.create(id=uuid4(), customer_id=customer_id)
 
 
 def webhook_event_mark_failed(*, event_id: int, error: str) -> None:

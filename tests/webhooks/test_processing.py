@@ -287,3 +287,14 @@ def test_admin_shows_unmatched_events_and_processes_them_again(
     assert (response.status_code, len(queued)) == (302, 1)
     for url in ("webhooksource", "webhookendpoint", "eventdelivery"):
         assert admin_client.get(f"/admin/webhooks/{url}/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_processing_a_matched_event_costs_these_queries(demo_source, crm_customer, django_assert_num_queries):
+    receipt = message_receive(customer_id=crm_customer.pk, client_msg_id=uuid.uuid4(), text="hi")
+    event = stored(demo_source, shipped())
+    # savepoint, event FOR UPDATE, customer FOR UPDATE, open conversation, event_emit (seq and
+    # insert in one statement), webhook event UPDATE, release savepoint
+    with django_assert_num_queries(7):
+        processed = webhook_event_process(event_id=event.pk)
+    assert (processed.conversation_id, processed.seq) == (receipt.conversation.pk, 2)
