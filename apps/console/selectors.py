@@ -119,7 +119,7 @@ def queue_list(
     )
     return list(
         conversations.annotate(rank=rank).order_by(
-            "rank", F("waiting_since").asc(nulls_last=True), F("updated_at").desc()
+            "rank", F("waiting_since").asc(nulls_last=True), F("updated_at").desc(), "created_at"
         )[:limit]
     )
 
