@@ -27,6 +27,7 @@ class Command(BaseCommand):
                 f"Port {port} on {host} is already in use. Stop whatever holds it, or choose another "
                 f"port with the PORT variable, e.g. `PORT={port + 1} make run`."
             )
+        self._demo_crm_port_choose()
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("database migrated")
         call_command("demo_setup")
@@ -48,6 +49,21 @@ class Command(BaseCommand):
         self.stdout.write("all processes stopped; stopping embedded services that nothing else uses")
         # Ctrl-C (130) and SIGTERM (143) are the normal ways to stop: not an error.
         sys.exit(0 if manager.returncode in (None, 0, 130, 143) else manager.returncode)
+
+    def _demo_crm_port_choose(self) -> None:
+        """The demo CRM/ERP's port: DEMO_CRM_PORT, or a free one when the default is taken (honcho
+        would stop everything if it could not listen); demo_setup then points `demo-crm` at it."""
+        from apps.core.embedded.ports import free_port
+
+        host, crm_port = settings.DEMO_CRM_HOST, settings.DEMO_CRM_PORT
+        if port_is_free(crm_port, host):
+            return
+        if "DEMO_CRM_PORT" in os.environ:
+            raise CommandError(f"Port {crm_port} on {host} (DEMO_CRM_PORT, the demo CRM/ERP) is already in "
+                               "use. Stop whatever holds it, or choose another port with DEMO_CRM_PORT.")
+        settings.DEMO_CRM_PORT = free_port()
+        if "DEMO_CRM_URL" not in os.environ:
+            settings.DEMO_CRM_URL = f"http://{host}:{settings.DEMO_CRM_PORT}"
 
     def _print_banner(self, host: str, port: int) -> None:
         base = f"http://{host}:{port}"
