@@ -221,8 +221,9 @@ _term_stats: dict[int, _TermStats] = {}
 def _stats(kb_id: int, lexemes: list[str]) -> _TermStats:
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*), max(indexed_at), max(updated_at) FROM knowledge_document"
-            " WHERE knowledge_base_id = %s",
+            # Not updated_at: re-ingesting unchanged files touches it without changing a chunk.
+            "SELECT count(*), count(*) FILTER (WHERE status = 'ready'), max(indexed_at)"
+            " FROM knowledge_document WHERE knowledge_base_id = %s",
             [kb_id],
         )
         version = tuple(cursor.fetchone())
