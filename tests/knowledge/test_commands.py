@@ -135,6 +135,7 @@ def test_kb_search_json(folder):
         "score",
         "similarity",
         "chunk_id",
+        "coverage",
     }
 
 
