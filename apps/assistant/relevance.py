@@ -20,7 +20,11 @@ Questions were split by the parity of sha1(id); the constants were chosen on the
 maximising (answerable questions citing a relevant document + unanswerable ones declined) while
 keeping >= 95% of off-topic questions declined and >= 90% of in-scope demo questions answered,
 then checked on the odd half. The linear form and round weights are there so one knowledge base
-cannot bend them far.
+cannot bend them far. Measured with the builtin provider (even / odd half): TechQA answerable
+questions citing a relevant document 0.675 / 0.610, unanswerable declined 0.705 / 0.615; off-topic
+declined 1.0 / 1.0 on both knowledge bases; in-scope demo questions answered from their article
+0.94 / 0.92. TechQA's unanswerable questions are about the same products as its notes, so their
+scores overlap the answerable ones': this gate is a floor, not an answerability model.
 """
 
 from __future__ import annotations
