@@ -81,7 +81,14 @@ async def _direct_stream(base: str, start_at: float) -> dict:
 
 async def _client(kind: str, base: str, count: int, start_at: float) -> list[dict]:
     one = _ws_customer if kind == "ws" else _direct_stream
-    return list(await asyncio.gather(*(one(base, start_at) for _ in range(count))))
+
+    async def counted() -> dict:
+        try:
+            return await one(base, start_at)
+        except Exception as exc:  # a failed answer is a result too: counted, not a crash
+            return {"arrivals": [], "end": 0.0, "cited": False, "error": repr(exc)[:200]}
+
+    return list(await asyncio.gather(*(counted() for _ in range(count))))
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -122,6 +129,7 @@ def summarise(answers: list[dict]) -> dict:
              for x in answers if len(x["arrivals"]) > 1 and x["arrivals"][-1] > x["arrivals"][0]]
     return {
         "answers": len(answers),
+        "failed": sum("error" in a for a in answers),
         "with_tokens": len(firsts),
         "cited": sum(a["cited"] for a in answers),
         "first_token_ms": {"p50": round(pct(firsts, 50), 1), "p95": round(pct(firsts, 95), 1),
@@ -130,8 +138,8 @@ def summarise(answers: list[dict]) -> dict:
                    "max": round(max(gaps, default=float("nan")), 1)},
         "frames_per_answer": round(statistics.mean(len(a["arrivals"]) for a in answers), 1),
         "frames_per_s": {"p50": round(pct(rates, 50), 1), "max": round(max(rates, default=0.0), 1)},
-        "end_ms": {"p50": round(pct([a["end"] * 1000 for a in answers], 50), 1),
-                   "p95": round(pct([a["end"] * 1000 for a in answers], 95), 1)},
+        "end_ms": {"p50": round(pct([a["end"] * 1000 for a in answers if a["arrivals"]], 50), 1),
+                   "p95": round(pct([a["end"] * 1000 for a in answers if a["arrivals"]], 95), 1)},
     }
 
 
@@ -202,7 +210,11 @@ def main() -> None:
         wait_port(fake_port, fake, "fake_openai")
         wait_port(web_port, web, args.server)
         base = f"http://127.0.0.1:{web_port}"
-        run_level(1, base, f"http://127.0.0.1:{fake_port}/v1", 1)  # warm-up: model load, connections
+        # Warm-up: the web process loads the embedding model in the background after it starts.
+        for _ in range(10):
+            if run_level(1, base, f"http://127.0.0.1:{fake_port}/v1", 1)["ws"]["with_tokens"]:
+                break
+            time.sleep(5)
         for n in (int(x) for x in args.levels.split(",")):
             results[str(n)] = run_level(n, base, f"http://127.0.0.1:{fake_port}/v1", args.ws_clients)
     finally:
