@@ -130,7 +130,7 @@ def web_server(transactional_db, tmp_path) -> Iterator[Callable[..., ServerProce
         log = tmp_path / f"uvicorn-{port}-{len(started)}.log"
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--workers", str(workers), "--ws", "websockets", "--lifespan", "on",
+             "--port", str(port), "--workers", str(workers), "--ws", "websockets-sansio", "--lifespan", "on",
              "--no-access-log", "--timeout-graceful-shutdown", "5"],
             cwd=REPO, env=service_env(**env), stdout=log.open("w"), stderr=subprocess.STDOUT,
         )

@@ -287,11 +287,13 @@ def _log_late_failure(task: asyncio.Task) -> None:
 
 class _TokenStream:
     """Coalesces an answer's deltas: the first goes out at once, then at most one `token`
-    event per ASSISTANT_TOKEN_FLUSH_S, each one Redis append and one channel-layer message."""
+    event per interval, each one Redis append and one channel-layer message. The interval is
+    ASSISTANT_TOKEN_FLUSH_S, longer when this process streams so many answers at once that
+    they would pass ASSISTANT_TOKEN_FRAMES_PER_S together (then frames carry more words each,
+    instead of queueing behind each other)."""
 
     def __init__(self, conversation_id: str, message_id: str, answer: _Answer) -> None:
         self.conversation_id, self.message_id, self.answer = conversation_id, message_id, answer
-        self.interval = settings.ASSISTANT_TOKEN_FLUSH_S
         self.ready = asyncio.Event()
         self.closed = False
         self.pump = asyncio.get_running_loop().create_task(self._pump())
@@ -312,7 +314,7 @@ class _TokenStream:
             if self.closed:
                 await self._flush()  # what arrived while the last flush was on its way
                 return
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(_flush_interval())
 
     async def _flush(self) -> None:
         answer = self.answer
@@ -329,6 +331,11 @@ class _TokenStream:
             )
         except Exception:  # Redis away: live tokens are best effort, the stored answer is whole
             logger.warning("a token of answer %s was not broadcast", self.message_id, exc_info=True)
+
+
+def _flush_interval() -> float:
+    streaming = sum(len(r.running) for r in _runners.values())
+    return max(settings.ASSISTANT_TOKEN_FLUSH_S, streaming / settings.ASSISTANT_TOKEN_FRAMES_PER_S)
 
 
 async def _generate(turn: Turn, claimed: services.ClaimedTurn, answer: _Answer) -> None:

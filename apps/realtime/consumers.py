@@ -227,6 +227,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.streams.replay(events)
         self.streams.follow(conversation_id, delivered_seq=last_seq)
         await self._send({"type": "resumed", "conversation_id": conversation_id, "last_seq": last_seq})
+        await self._partial_if_streaming(conversation_id)
+
+    async def _partial_if_streaming(self, conversation_id: str) -> None:
+        """The text so far of an answer that started before this socket joined the group."""
         partial = await turn_partial(conversation_id=conversation_id)
         if partial is not None:
             await self.streams.partial(conversation_id, *partial)
@@ -238,14 +242,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "rate_limited", "You are sending messages too fast; wait a minute and retry.",
                 str(frame.client_msg_id),
             )
-        receipt, committed = await db_async(session.message_receive_deferred)(
-            customer_id=self.customer_id,
-            client_msg_id=frame.client_msg_id,
-            text=frame.text,
-            conversation_id=frame.conversation_id,
-            new_conversation_id=uuid4(),
-        )
-        message, conversation_id = receipt.message, str(receipt.conversation.pk)
+        new_id = str(uuid4())
+        # A socket that follows no conversation yet listens to the one this message may start
+        # before storing it: its answer can never begin streaming before the socket listens.
+        prejoined = not self.streams.following()
+        if prejoined:
+            await self._follow(new_id)
+        conversation_id = None
+        try:
+            receipt, committed = await db_async(session.message_receive_deferred)(
+                customer_id=self.customer_id,
+                client_msg_id=frame.client_msg_id,
+                text=frame.text,
+                conversation_id=frame.conversation_id,
+                new_conversation_id=new_id,
+            )
+            message, conversation_id = receipt.message, str(receipt.conversation.pk)
+        finally:
+            if prejoined and conversation_id != new_id:
+                await self._unfollow(new_id)
         await self._send(
             {
                 "type": "ack",
@@ -263,6 +278,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._follow(conversation_id)
             self.streams.follow(conversation_id, delivered_seq=message.seq - 1)
             await self.streams.catch_up(conversation_id)
+            await self._partial_if_streaming(conversation_id)
         await abroadcast_deferred(committed)
         if receipt.answer_due:
             await turn_kick(conversation_id=conversation_id)
@@ -320,6 +336,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._follow(conversation_id)
         self.streams.follow(conversation_id)
         await self.streams.catch_up(conversation_id)
+        await self._partial_if_streaming(conversation_id)
 
     async def repair_gaps(self, marks: dict[str, int] | None = None) -> None:
         """Fetch from Postgres what this socket missed (a dropped broadcast): `marks` are the
@@ -343,6 +360,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(group, self.channel_name)
         self.joined.add(group)
         if self._released:  # closed meanwhile: do not stay in the group
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def _unfollow(self, conversation_id: str) -> None:
+        self.streams.unfollow(conversation_id)
+        self.owned.discard(conversation_id)
+        group = conversation_group(conversation_id)
+        if group in self.joined:
+            self.joined.discard(group)
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def _follow(self, conversation_id: UUID | str) -> None:

@@ -27,6 +27,7 @@ class ConversationStreams:
         self.seq_sent: dict[str, int] = {}  # followed conversation -> last seq delivered
         self.ended: dict[str, None] = {}  # answers whose message_end was delivered (recent)
         self.partial_len: dict[str, int] = {}  # answer -> length of the text a `partial` delivered
+        self.shown_len: dict[str, int] = {}  # answer -> length of the text the client holds of it
 
     # -- following --------------------------------------------------------------------
 
@@ -70,7 +71,7 @@ class ConversationStreams:
         """Send the whole text so far of an answer being generated (after a replay)."""
         if message_id in self.ended:
             return
-        self.partial_len[message_id] = len(text)
+        self.partial_len[message_id] = self.shown_len[message_id] = len(text)
         await self._send(
             {"type": "partial", "conversation_id": conversation_id, "message_id": message_id, "text": text}
         )
@@ -96,26 +97,27 @@ class ConversationStreams:
         if event["type"] == "token":
             event = self._token_after_partial(event, meta.get("offset", 0))
         elif event["type"] == "partial":  # a restarted answer (another process took it over)
-            self.partial_len[event["message_id"]] = len(event["text"])
             if event["message_id"] in self.ended:
                 return False
+            self.partial_len[event["message_id"]] = self.shown_len[event["message_id"]] = len(event["text"])
         if event is None:
             return False
         await self._send(event)
         return True
 
     def _token_after_partial(self, event: Event, offset: int) -> Event | None:
-        """Drop (the part of) a token that the `partial` sent on resume already held."""
+        """The part of a token the client does not hold yet, or None. A token that would
+        leave a hole (its beginning went out before this socket listened, and no `partial`
+        filled it) is dropped too: the client then shows the answer at its `message_end`."""
         message_id = event["message_id"]
         if message_id in self.ended:
             return None
-        covered = self.partial_len.get(message_id)
-        if covered is None or offset >= covered:
-            return event
+        held = self.shown_len.get(message_id, 0)
         text = event["text"]
-        if offset + len(text) <= covered:
+        if offset > held or offset + len(text) <= held:
             return None
-        return {**event, "text": text[covered - offset :]}
+        self.shown_len[message_id] = offset + len(text)
+        return event if offset == held else {**event, "text": text[held - offset :]}
 
     async def _deliver(self, event: Event) -> None:
         """Send a durable event and remember it."""
@@ -125,5 +127,6 @@ class ConversationStreams:
         if event["type"] == "message_end":
             self.ended[event["message_id"]] = None
             self.partial_len.pop(event["message_id"], None)
+            self.shown_len.pop(event["message_id"], None)
             if len(self.ended) > _ENDED_KEPT:
                 self.ended.pop(next(iter(self.ended)))

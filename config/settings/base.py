@@ -183,6 +183,9 @@ CHAT_SEND_TIMEOUT_S = env.float("CHAT_SEND_TIMEOUT_S", default=10.0)
 ASSISTANT_TOKEN_DELAY_S = env.float("ASSISTANT_TOKEN_DELAY_S", default=0.03)
 # Token deltas are coalesced: the first goes out at once, then one `token` frame per interval.
 ASSISTANT_TOKEN_FLUSH_S = env.float("ASSISTANT_TOKEN_FLUSH_S", default=0.05)
+# ...and together at most about this many `token` frames per second per process: with many
+# answers streaming at once, each frame carries more text instead of frames queueing up.
+ASSISTANT_TOKEN_FRAMES_PER_S = env.float("ASSISTANT_TOKEN_FRAMES_PER_S", default=400)
 # Answers one web process generates at once; more wait (durably) for a free runner.
 ASSISTANT_MAX_TURNS_PER_PROCESS = env.int("ASSISTANT_MAX_TURNS_PER_PROCESS", default=500)
 

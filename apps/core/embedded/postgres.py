@@ -27,7 +27,7 @@ SERVER_SETTINGS = {
     "shared_buffers": "512MB",
     "maintenance_work_mem": "512MB",
     "work_mem": "16MB",
-    "max_connections": "200",
+    "max_connections": "400",
     "unix_socket_directories": "''",
 }
 
