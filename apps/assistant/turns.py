@@ -273,10 +273,8 @@ def _turn_context(*, claimed: services.ClaimedTurn) -> Turn | None:
 
 
 def _toolbox(turn: Turn, turn_id: str) -> Any:
-    try:
-        from apps.connectors.toolbox import toolbox_for
-    except ImportError:  # no connectors app code yet
-        return None
+    from apps.connectors.toolbox import toolbox_for
+
     return toolbox_for(conversation_id=turn.conversation_id, customer_id=turn.customer_id, turn_id=turn_id)
 
 

@@ -232,31 +232,35 @@ def _publish_sync(published: Published) -> None:
     _after_publish(pending=[published])
 
 
+# Event types that change what the agents' queue shows of a conversation (its state, last
+# message, unread count, waiting time); `message_end` and `tool` do not.
+_QUEUE_TYPES = frozenset({"message", "handoff", "update", "csat_request"})
+
+
 def _after_publish(*, pending: list[Published]) -> None:
-    """Who else hears of committed events: the agents' queue and outgoing webhooks."""
+    """Who else hears of committed events: the agents' queue (one entry per conversation of
+    the batch, for events that change it) and outgoing webhooks (every event)."""
+    queue, outgoing = _listeners()
+    changed = dict.fromkeys(p.conversation_id for p in pending if p.wire["type"] in _QUEUE_TYPES)
+    for conversation_id in changed:
+        _safely(queue, conversation_id=conversation_id)
     for published in pending:
-        for listener in _listeners():
-            try:
-                listener(published)
-            except Exception:
-                logger.exception("listener %s failed on %s", listener.__name__, published.wire.get("type"))
+        _safely(outgoing, wire=published.wire, customer_id=published.customer_id)
 
 
-def _listeners() -> list:
-    found = []
+def _safely(listener: Any, **kwargs: Any) -> None:
     try:
-        from apps.console.queue import queue_entry_publish
+        listener(**kwargs)
+    except Exception:
+        logger.exception("listener %s failed", getattr(listener, "__name__", listener))
 
-        found.append(lambda p: queue_entry_publish(conversation_id=p.conversation_id))
-    except ImportError:
-        pass
-    try:
-        from apps.webhooks.outgoing import outgoing_durable_event
 
-        found.append(lambda p: outgoing_durable_event(wire=p.wire, customer_id=p.customer_id))
-    except ImportError:
-        pass
-    return found
+def _listeners() -> tuple[Any, Any]:
+    # Imported late: those apps build on this one.
+    from apps.console.queue import queue_entry_publish
+    from apps.webhooks.outgoing import outgoing_durable_event
+
+    return queue_entry_publish, outgoing_durable_event
 
 
 def _group_send_sync(conversation_id: UUID | str, wire: dict[str, Any], meta: dict[str, Any]) -> None:

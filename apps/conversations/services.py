@@ -196,10 +196,11 @@ def conversation_rate(*, conversation_id: UUID | str, score: int, comment: str =
 
 
 def _csat_published(conversation: Conversation) -> None:
-    try:
-        from apps.webhooks.outgoing import outgoing_event_publish
-    except ImportError:
-        return
+    """A rating changes no customer event, but the agents' queue and subscribers hear of it."""
+    from apps.console.queue import queue_entry_publish
+    from apps.webhooks.outgoing import outgoing_event_publish
+
+    queue_entry_publish(conversation_id=conversation.pk)
     outgoing_event_publish(
         event_type="csat.received",
         data={"conversation_id": str(conversation.pk), "customer_id": str(conversation.customer_id),
