@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -13,6 +14,7 @@ class FakeLLM:
         self.requests: list[dict] = []
         self.statuses: list[int] = []  # answered in turn before the streamed 200s
         self.deltas: list[str] = ["Hello"]
+        self.delay_s = 0.0  # pause between streamed chunks (a slow model)
         # When set: one entry per request, in turn: a list of text deltas, or tool calls as
         # `[("call_1", "order_status", {"order_number": "PP-1001"}), ...]` (see `tool_calls`).
         self.script: list[list] = []
@@ -43,6 +45,8 @@ class FakeLLM:
                     }
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                     self.wfile.flush()
+                    if fake.delay_s:
+                        time.sleep(fake.delay_s)
                 self.wfile.write(b"data: [DONE]\n\n")
 
             def log_message(self, *args: object) -> None:

@@ -9,6 +9,7 @@ import pytest
 from django.db import connections
 
 from apps.conversations.models import Message
+from tests.assistant.fake_llm import FakeLLM
 from tests.faults.conftest import answer_of
 from tests.realtime.client import Customer, widget_session
 from tests.realtime.test_messages import shown_text
@@ -30,9 +31,22 @@ def durable(events):
     return [(e["type"], e["seq"]) for e in events if "seq" in e and e["type"] != "ack"]
 
 
-async def test_killed_web_process_mid_answer_another_process_completes_it_once(web_server):
-    a = web_server(ASSISTANT_TOKEN_DELAY_S="0.3", ASSISTANT_TOKEN_FLUSH_S="0")
-    b = web_server(ASSISTANT_TOKEN_DELAY_S="0.01")
+@pytest.fixture(params=["builtin", "openai"])
+def provider_env(request):
+    """The same guarantees whichever provider answers: `builtin`, or `openai` against a real
+    loopback server speaking the Chat Completions API (a slow model: 0.2 s per word)."""
+    if request.param == "builtin":
+        yield {"LLM_PROVIDER": "builtin", "ASSISTANT_TOKEN_DELAY_S": "0.3"}
+        return
+    with FakeLLM() as llm:
+        llm.deltas = [f"word{i} " for i in range(30)]
+        llm.delay_s = 0.2
+        yield {"LLM_PROVIDER": "openai", "LLM_BASE_URL": llm.url, "LLM_MODEL": "fake-model"}
+
+
+async def test_killed_web_process_mid_answer_another_process_completes_it_once(web_server, provider_env):
+    a = web_server(ASSISTANT_TOKEN_FLUSH_S="0", **provider_env)
+    b = web_server(**{**provider_env, "ASSISTANT_TOKEN_DELAY_S": "0.01"})
     token = (await widget_session(a.http_url))["token"]
     first = Customer(a.ws_url, token)
     await first.connect()
