@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import re
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -84,6 +85,22 @@ def tool_message(outcome: ToolOutcome, cite_as: int | None) -> str:
     return json.dumps(body, ensure_ascii=False, default=str)[:8000]
 
 
+# One client (and so one pool of keep-alive connections) per event loop and endpoint: a client
+# per answer would open new connections for every one, which hundreds of answers at once feel.
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], openai.AsyncOpenAI]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _client(base_url: str, api_key: str) -> openai.AsyncOpenAI:
+    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
+    if (base_url, api_key) not in per_loop:
+        per_loop[(base_url, api_key)] = openai.AsyncOpenAI(
+            base_url=base_url, api_key=api_key, max_retries=CONNECT_ATTEMPTS - 1, timeout=TIMEOUT
+        )
+    return per_loop[(base_url, api_key)]
+
+
 class OpenAIProvider:
     name = "openai"
 
@@ -91,8 +108,11 @@ class OpenAIProvider:
         if not settings.LLM_BASE_URL or not settings.LLM_MODEL:
             raise ProviderUnavailable("LLM_PROVIDER=openai needs LLM_BASE_URL and LLM_MODEL.")
         self.url = settings.LLM_BASE_URL.rstrip("/")
-        self.client = openai.AsyncOpenAI(base_url=self.url, api_key=settings.LLM_API_KEY or "unused",
-                                         max_retries=CONNECT_ATTEMPTS - 1, timeout=TIMEOUT)
+        self.api_key = settings.LLM_API_KEY or "unused"
+
+    @property
+    def client(self) -> openai.AsyncOpenAI:
+        return _client(self.url, self.api_key)
 
     async def answer(self, turn: Turn) -> AsyncIterator[AnswerChunk]:
         passages = await sync_to_async(knowledge_search, thread_sensitive=False)(turn.question)
