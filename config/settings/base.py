@@ -179,7 +179,7 @@ WIDGET_TOKEN_MAX_AGE_S = env.int("WIDGET_TOKEN_MAX_AGE_S", default=24 * 3600)
 CHAT_HEARTBEAT_S = env.int("CHAT_HEARTBEAT_S", default=20)
 CHAT_MAX_SOCKETS_PER_CUSTOMER = env.int("CHAT_MAX_SOCKETS_PER_CUSTOMER", default=5)
 # A socket whose client reads nothing (its sends stay blocked) this long is closed with 4408.
-CHAT_SEND_TIMEOUT_S = env.float("CHAT_SEND_TIMEOUT_S", default=10.0)
+CHAT_SEND_TIMEOUT_S = env.float("CHAT_SEND_TIMEOUT_S", default=30.0)
 ASSISTANT_TOKEN_DELAY_S = env.float("ASSISTANT_TOKEN_DELAY_S", default=0.03)
 # Token deltas are coalesced: the first goes out at once, then one `token` frame per interval.
 ASSISTANT_TOKEN_FLUSH_S = env.float("ASSISTANT_TOKEN_FLUSH_S", default=0.05)
