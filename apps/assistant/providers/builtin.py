@@ -7,6 +7,7 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from apps.knowledge.embeddings import Embedder
+from apps.knowledge.embeddings import Embedder, embed_query
 from apps.knowledge.sentences import sentence_split
 
 from .base import AnswerChunk, Turn
@@ -55,6 +56,23 @@ def _embedder() -> Embedder:
     return configured_embedder()
 
 
+@lru_cache(maxsize=2048)
+def _cached_sentence_vectors(provider: str, model: str, sentences: tuple[str, ...]) -> np.ndarray:
+    return _embedder_by_name(provider, model).embed(list(sentences))
+
+
+def _embedder_by_name(provider: str, model: str) -> Embedder:
+    from apps.knowledge.embeddings import get_embedder
+
+    return get_embedder(provider, model)
+
+
+def _sentence_vectors(embedder: Embedder, sentences: tuple[str, ...]) -> np.ndarray:
+    if getattr(embedder, "provider", None) and getattr(embedder, "model", None):
+        return _cached_sentence_vectors(embedder.provider, embedder.model, sentences)
+    return embedder.embed(list(sentences))
+
+
 def _pick(scores: np.ndarray) -> list[int]:
     best = float(scores.max())
     if best < SENTENCE_FLOOR:
@@ -85,9 +103,10 @@ def compose(
     flat = [s for group in sentences for s in group]
     if not flat:
         return DONT_KNOW, []
-    # One batch for the question parts and every candidate sentence.
-    vectors = embedder.embed(asks + flat)
-    ask_vectors, sentence_vectors = vectors[: len(asks)], vectors[len(asks) :]
+    # Question parts through the query cache; a passage's sentences through their own cache (the
+    # same articles answer most questions), each passage's misses in one batch.
+    ask_vectors = np.stack([embed_query(embedder, a) for a in asks])
+    sentence_vectors = np.concatenate([_sentence_vectors(embedder, tuple(g)) for g in sentences if g])
     bounds = np.cumsum([0] + [len(g) for g in sentences])
     picks: list[tuple[int, list[int]]] = []
     first = _pick(sentence_vectors[bounds[0] : bounds[1]] @ ask_vectors[0]) if sentences[0] else []
