@@ -3,7 +3,7 @@
     .venv/bin/python bench/stop_latency.py [--trials 12] [--concurrency 4] [--providers builtin,openai]
                                            [--embed-delay 0.8] [--first-token 1.5]
 
-One uvicorn process (single worker, --ws websockets, lifespan on) per provider, against a
+One uvicorn process (single worker, --ws websockets-sansio, lifespan on) per provider, against a
 throw-away database holding the demo knowledge base, embedded by bench/_fake_llm.py (a local
 OpenAI-compatible server: slow /v1/embeddings, streaming /v1/chat/completions with a slow first
 token). Both providers use that embedder (EMBEDDING_PROVIDER=openai), so every question waits
@@ -186,7 +186,7 @@ def start_uvicorn(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--ws", "websockets", "--lifespan", "on", "--no-access-log",
+         "--port", str(port), "--ws", "websockets-sansio", "--lifespan", "on", "--no-access-log",
          "--log-level", "warning"],
         cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
     )

@@ -3,7 +3,7 @@
     .venv/bin/python bench/ws_sessions.py [--n 1000] [--samples 200] [--burst 500] [--clients 2]
                                           [--server uvicorn|daphne] [--no-other-server]
 
-Targets, each on its own fresh server process (uvicorn with --ws websockets, as the Procfile
+Targets, each on its own fresh server process (uvicorn with --ws websockets-sansio, as the Procfile
 runs it, or Daphne: --server) against a throw-away database and Redis prefix:
 - echo: the bare Channels echo consumer (/ws/echo/), no database;
 - durable: bench/durable_app.py, a bare consumer that INSERTs one row and COMMITs (through
@@ -218,7 +218,7 @@ def start_server(server: str, app: str, env: dict[str, str], log: Path) -> tuple
         command = ["-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port), app]
     else:  # as the Procfile runs it, one worker: the process whose RSS is measured
         lifespan = "on" if app.startswith("config.") else "off"
-        command = ["-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--ws", "websockets",
+        command = ["-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--ws", "websockets-sansio",
                    "--lifespan", lifespan, "--no-access-log", "--log-level", "warning"]
     proc = subprocess.Popen(
         [sys.executable, *command], cwd=REPO, env=child_env, stdout=log.open("w"), stderr=subprocess.STDOUT,
