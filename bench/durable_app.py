@@ -1,7 +1,7 @@
 """The least a durable ack can cost: a bare consumer that stores one row and commits before it acks.
 
 A baseline for bench/ws_sessions.py, served on its own server process like the others:
-    uvicorn bench.durable_app:application --ws websockets-sansio     (or: daphne bench.durable_app:application)
+    uvicorn bench.durable_app:application --ws websockets-sansio   (or: daphne bench.durable_app:application)
 It speaks just enough of /ws/chat/ for the bench's clients: `auth` -> `ready` (no token check,
 no database), `message` -> one INSERT + COMMIT through apps.core.db.db_async (the same bounded
 pool and persistent connections Kefu's chat uses) -> `ack`. No seq, no customer lock, no
