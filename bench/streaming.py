@@ -3,7 +3,7 @@
     .venv/bin/python bench/streaming.py [--levels 1,200] [--first-token-ms 200] [--tokens-per-s 50]
                                         [--tokens 60] [--ws-clients 4] [--server uvicorn|daphne]
 
-Starts, on free loopback ports: bench/fake_openai.py (a fake OpenAI-compatible server with a fixed
+Starts, on free loopback ports: bench/_fake_openai.py (a fake OpenAI-compatible server with a fixed
 first-token delay and token rate) and ONE Kefu web process (uvicorn as the Procfile runs it, or
 Daphne) with LLM_PROVIDER=openai pointing at the fake, against a throw-away database holding the
 demo help center and a throw-away Redis prefix. For each level N, in the same moment (a shared
@@ -187,7 +187,7 @@ def main() -> None:
     logs = Path(f"/tmp/kefu-bench-streaming-{os.getpid()}")
     logs.mkdir(exist_ok=True)
     fake = subprocess.Popen(
-        [sys.executable, str(REPO / "bench" / "fake_openai.py"), "--port", str(fake_port),
+        [sys.executable, str(REPO / "bench" / "_fake_openai.py"), "--port", str(fake_port),
          "--first-token-ms", str(args.first_token_ms), "--tokens-per-s", str(args.tokens_per_s),
          "--tokens", str(args.tokens)], stdout=(logs / "fake.log").open("w"), stderr=subprocess.STDOUT,
     )

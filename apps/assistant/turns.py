@@ -41,6 +41,7 @@ from django.conf import settings
 from apps.conversations.events import aevent_broadcast
 from apps.core import metrics
 from apps.core.db import db_async, db_async_work
+from apps.core.logging import log_context
 from apps.core.ratelimit import limit_hit
 
 from . import services, state
@@ -169,6 +170,10 @@ class TurnRunner:
     # -- one answer -------------------------------------------------------------------------
 
     async def _turn(self, claimed: services.ClaimedTurn) -> None:
+        with log_context(conversation_id=claimed.conversation_id, turn_id=claimed.id):
+            await self._answer(claimed)
+
+    async def _answer(self, claimed: services.ClaimedTurn) -> None:
         running = self.running[claimed.id]
         conversation_id, message_id = claimed.conversation_id, claimed.message_id
         answer = _Answer()

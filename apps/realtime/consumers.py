@@ -35,6 +35,7 @@ from apps.conversations.selectors import conversation_get_for_customer, event_li
 from apps.conversations.services import conversation_rate, conversation_request_human
 from apps.core import metrics
 from apps.core.db import db_async
+from apps.core.logging import log_context
 from apps.core.ratelimit import limit_hit
 from apps.customers.tokens import TokenInvalid, widget_token_verify
 
@@ -163,7 +164,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 raise FrameError(
                     "rate_limited", "Too many frames; wait a few seconds and retry.", client_msg_id
                 )
-            await getattr(self, f"on_{frame.type}")(frame)
+            named = frame.fields.get("conversation_id")
+            with log_context(customer_id=str(self.customer_id), conversation_id=named and str(named)):
+                await getattr(self, f"on_{frame.type}")(frame)
         except FrameError as exc:
             await self._error(exc.code, exc.message, exc.client_msg_id)
         except ConversationError as exc:

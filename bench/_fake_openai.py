@@ -1,6 +1,6 @@
 """A fake OpenAI-compatible Chat Completions server for the streaming bench (loopback only).
 
-    .venv/bin/python bench/fake_openai.py --port 8091 [--first-token-ms 200] [--tokens-per-s 50] [--tokens 60]
+    .venv/bin/python bench/_fake_openai.py --port 8091 [--first-token-ms 200] [--tokens-per-s 50]
 
 POST /v1/chat/completions with "stream": true answers Server-Sent Events: the first content
 chunk --first-token-ms after the request, then one word per 1/--tokens-per-s seconds, --tokens
