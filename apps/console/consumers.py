@@ -17,16 +17,20 @@ from typing import Any
 from uuid import uuid4
 
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.db import InterfaceError, OperationalError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from apps.conversations.errors import ConversationError, ConversationNotFound
 from apps.conversations.events import aevent_broadcast, conversation_group
 from apps.conversations.selectors import event_list
 from apps.core.db import db_async
 from apps.realtime.delivery import ConversationStreams
-from apps.realtime.limits import FRAME_RATE, MESSAGE_RATE, BadFrameWindow, TokenBucket
+from apps.realtime.limits import (
+    COUNTED_ERRORS,
+    FRAME_RATE,
+    MESSAGE_RATE,
+    OUTAGES,
+    BadFrameWindow,
+    TokenBucket,
+)
 from apps.realtime.schemas import Frame, FrameError
 
 from . import services, session
@@ -40,20 +44,6 @@ logger = logging.getLogger(__name__)
 CLOSE_FORBIDDEN = 4403
 CLOSE_POLICY = 1008
 CLOSE_SILENT = 1001
-# As on the chat socket: errors a client causes count towards closing it; outages are retryable.
-COUNTED_ERRORS = frozenset(
-    {
-        "bad_json",
-        "too_large",
-        "unknown_type",
-        "invalid",
-        "unauthenticated",
-        "forbidden",
-        "not_found",
-        "rate_limited",
-    }
-)
-OUTAGES = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
 
 
 async def _fetch(conversation_id: str, after_seq: int) -> list[dict[str, Any]]:

@@ -3,14 +3,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
-from apps.realtime.limits import MAX_FRAME_BYTES
-from apps.realtime.schemas import Frame, FrameError, _any, _bool, _int_between, _text, _uuid
-
-_MISSING = object()
+from apps.realtime.schemas import Frame, _any, _bool, _int_between, _text, _uuid
+from apps.realtime.schemas import frame_parse as chat_frame_parse
 
 
 def _agent_id(value: Any) -> int:
@@ -37,35 +34,5 @@ _WITH_CLIENT_MSG_ID = frozenset({"reply", "note"})
 
 
 def frame_parse(text: str | None, data: bytes | None) -> Frame:
-    """The validated frame, or FrameError with the PROTOCOL.md error code."""
-    if text is None:
-        raise FrameError("bad_json", "Binary frames are not accepted; send JSON text frames.")
-    if len(text) > MAX_FRAME_BYTES // 4 and len(text.encode()) > MAX_FRAME_BYTES:
-        raise FrameError("too_large", f"Frames are limited to {MAX_FRAME_BYTES} bytes.")
-    try:
-        raw = json.loads(text)
-    except ValueError:
-        raise FrameError("bad_json", "The frame is not valid JSON.") from None
-    if not isinstance(raw, dict):
-        raise FrameError("bad_json", "A frame must be a JSON object with a `type`.")
-    kind = raw.get("type")
-    cmid = raw.get("client_msg_id")
-    cmid = cmid if kind in _WITH_CLIENT_MSG_ID and isinstance(cmid, str) else None
-    schema = SCHEMAS.get(kind) if isinstance(kind, str) else None
-    if schema is None:
-        raise FrameError(
-            "unknown_type", f"Unknown frame type {kind!r}; known types: {', '.join(SCHEMAS)}.", cmid
-        )
-    fields: dict[str, Any] = {}
-    for name, (check, required) in schema.items():
-        value = raw.get(name, _MISSING)
-        if value is _MISSING or (value is None and not required):
-            if required:
-                raise FrameError("invalid", f"`{kind}` needs `{name}`.", cmid)
-            fields[name] = None
-            continue
-        try:
-            fields[name] = check(value)
-        except ValueError as exc:
-            raise FrameError("invalid", f"`{name}` {exc}.", cmid) from None
-    return Frame(kind, fields)
+    """The validated agent frame, or FrameError with the PROTOCOL.md error code."""
+    return chat_frame_parse(text, data, schemas=SCHEMAS, echoing_client_msg_id=_WITH_CLIENT_MSG_ID)

@@ -19,9 +19,6 @@ from uuid import UUID, uuid4
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from apps.assistant.turns import runner_start, turn_kick, turn_partial, turn_stop
 from apps.conversations.errors import ConversationError
@@ -41,7 +38,15 @@ from apps.customers.tokens import TokenInvalid, widget_token_verify
 
 from . import session
 from .delivery import ConversationStreams
-from .limits import AUTH_TIMEOUT_S, FRAME_RATE, MESSAGE_RATE, BadFrameWindow, TokenBucket
+from .limits import (
+    AUTH_TIMEOUT_S,
+    COUNTED_ERRORS,
+    FRAME_RATE,
+    MESSAGE_RATE,
+    OUTAGES,
+    BadFrameWindow,
+    TokenBucket,
+)
 from .presence import conversation_marks, slot_claim, slot_release, sweeper
 from .schemas import Frame, FrameError, frame_parse
 
@@ -54,21 +59,6 @@ CLOSE_SILENT = 1001
 # The client reads too slowly: its send buffer stayed full for CHAT_SEND_TIMEOUT_S. Reconnecting
 # and resuming from its last seq gets it everything, from Postgres.
 CLOSE_TOO_SLOW = 4408
-# Errors a client causes; enough of them within the window closes the socket.
-COUNTED_ERRORS = frozenset(
-    {
-        "bad_json",
-        "too_large",
-        "unknown_type",
-        "invalid",
-        "unauthenticated",
-        "forbidden",
-        "not_found",
-        "rate_limited",
-    }
-)
-# Postgres or Redis away: the client should retry (`unavailable`), not report a bug (`internal`).
-OUTAGES = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
 
 
 async def _fetch_events(conversation_id: str, after_seq: int) -> list[dict[str, Any]]:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import time
 from collections import deque
 
+from django.db import InterfaceError, OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 MAX_FRAME_BYTES = 64 * 1024
 AUTH_TIMEOUT_S = 10.0
 
@@ -14,6 +18,13 @@ BAD_FRAMES_WINDOW_S = 60.0
 # Token buckets: (burst, sustained per second). Generous for people, tight for scripts.
 MESSAGE_RATE = (10, 0.5)
 FRAME_RATE = (60, 10.0)
+# Errors a client causes; enough of them within the window closes the socket (chat and console).
+COUNTED_ERRORS = frozenset(
+    {"bad_json", "too_large", "unknown_type", "invalid", "unauthenticated", "forbidden", "not_found",
+     "rate_limited"}
+)
+# Postgres or Redis away: the client should retry (`unavailable`), not report a bug (`internal`).
+OUTAGES = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
 
 
 class TokenBucket:

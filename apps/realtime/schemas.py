@@ -107,8 +107,19 @@ SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], Any], bool]]] = {
 }
 
 
-def frame_parse(text: str | None, data: bytes | None) -> Frame:
-    """The validated frame, or FrameError with the PROTOCOL.md error code."""
+Schemas = dict[str, dict[str, tuple[Callable[[Any], Any], bool]]]
+
+
+def frame_parse(
+    text: str | None,
+    data: bytes | None,
+    *,
+    schemas: Schemas = SCHEMAS,
+    echoing_client_msg_id: frozenset[str] = frozenset({"message"}),
+) -> Frame:
+    """The validated frame, or FrameError with the PROTOCOL.md error code. `schemas` are a
+    socket's frame types (the chat socket's by default; the console passes its own); errors
+    about a frame of a type in `echoing_client_msg_id` carry its `client_msg_id`."""
     if text is None:
         raise FrameError("bad_json", "Binary frames are not accepted; send JSON text frames.")
     if len(text) > MAX_FRAME_BYTES // 4 and len(text.encode()) > MAX_FRAME_BYTES:
@@ -120,12 +131,11 @@ def frame_parse(text: str | None, data: bytes | None) -> Frame:
     if not isinstance(raw, dict):
         raise FrameError("bad_json", "A frame must be a JSON object with a `type`.")
     kind = raw.get("type")
-    cmid = (
-        raw.get("client_msg_id") if kind == "message" and isinstance(raw.get("client_msg_id"), str) else None
-    )
-    schema = SCHEMAS.get(kind) if isinstance(kind, str) else None
+    cmid = raw.get("client_msg_id")
+    cmid = cmid if kind in echoing_client_msg_id and isinstance(cmid, str) else None
+    schema = schemas.get(kind) if isinstance(kind, str) else None
     if schema is None:
-        known = ", ".join(SCHEMAS)
+        known = ", ".join(schemas)
         raise FrameError("unknown_type", f"Unknown frame type {kind!r}; known types: {known}.", cmid)
     fields: dict[str, Any] = {}
     for name, (check, required) in schema.items():

@@ -2,6 +2,7 @@
 assistant answers per customer (apps.core.ratelimit.limit_hit, called by the chat consumer)."""
 
 import asyncio
+import time
 import uuid
 
 import httpx
@@ -38,6 +39,19 @@ def test_sessions_over_the_per_ip_limit_are_429_rate_limited_with_retry_after(cl
     assert refused["Access-Control-Allow-Origin"] == "*"
     assert elsewhere.status_code == 201
     assert Customer.objects.count() == 4
+
+
+@pytest.mark.django_db
+def test_retry_after_is_when_a_session_is_accepted_again(client, settings):
+    settings.RATELIMIT_SESSION_IP = "2 per 2 second"
+    ip = unique_ip()
+    assert [post(client, ip).status_code for _ in range(2)] == [201, 201]
+    refused = post(client, ip)
+    wait = int(refused["Retry-After"])
+
+    assert refused.status_code == 429 and 1 <= wait <= 2
+    time.sleep(wait)  # the moving window: the oldest session has left it by then
+    assert post(client, ip).status_code == 201
 
 
 @pytest.mark.django_db
