@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
-MODES = ("vector", "fulltext", "hybrid")
+from retrieval_quality import kb_eval_modes, print_modes  # noqa: E402  (bench/ is the script's folder)
 
 
 def main() -> None:
@@ -44,16 +44,8 @@ def main() -> None:
     from django.conf import settings
     from django.core.management import call_command
 
-    from apps.knowledge.embeddings import query_cache
-
     call_command("migrate", verbosity=0)
-    retrieval = {}
-    for mode in MODES:
-        query_cache.clear()  # every mode pays for its query embeddings (fulltext has none)
-        out = StringIO()
-        call_command("kb_eval", beir=args.beir, kb=args.kb, k=args.k, json=True, mode=mode,
-                     stdout=out, stderr=StringIO())
-        retrieval[mode] = json.loads(out.getvalue())
+    retrieval = kb_eval_modes(beir=args.beir, kb=args.kb, k=args.k)
     out = StringIO()
     started = time.perf_counter()
     options = {"unanswerable": unanswerable} if unanswerable.is_file() else {}
@@ -63,13 +55,7 @@ def main() -> None:
     answers["seconds"] = round(time.perf_counter() - started, 1)
 
     k = args.k
-    print(f"\n{args.beir.name}: {retrieval['hybrid']['queries']} queries, k = {k}")
-    print(f"{'retrieval':>9} | {'recall@' + str(k):>9} | {'MRR@' + str(k):>7} | {'nDCG@' + str(k):>7} | "
-          f"{'p50 ms':>7} | {'p95 ms':>7}")
-    for mode in MODES:
-        r = retrieval[mode]
-        print(f"{mode:>9} | {r['recall_at_k']:>9.4f} | {r['mrr_at_k']:>7.4f} | {r['ndcg_at_k']:>7.4f} | "
-              f"{r['latency_ms']['p50']:>7} | {r['latency_ms']['p95']:>7}")
+    print_modes(retrieval, title=args.beir.name, k=k, label="retrieval")
     print(f"\nassistant ({settings.LLM_PROVIDER}): {answers['questions']} answerable questions citing a "
           f"relevant document: {answers['cited_relevant']:.1%} (target 85%)")
     print(f"assistant ({settings.LLM_PROVIDER}): {answers['unanswerable']} unanswerable questions declined: "

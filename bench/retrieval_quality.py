@@ -25,6 +25,32 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 MODES = ("vector", "fulltext", "hybrid")
 
 
+def kb_eval_modes(*, beir: Path, kb: str, k: int) -> dict:
+    """`manage.py kb_eval` in each mode (Django set up and migrated): mode -> its JSON."""
+    from django.core.management import call_command
+
+    from apps.knowledge.embeddings import query_cache
+
+    results = {}
+    for mode in MODES:
+        query_cache.clear()  # every mode pays for its query embeddings (fulltext has none)
+        out = StringIO()
+        call_command("kb_eval", beir=beir, kb=kb, k=k, json=True, mode=mode, stdout=out, stderr=StringIO())
+        results[mode] = json.loads(out.getvalue())
+    return results
+
+
+def print_modes(results: dict, *, title: str, k: int, label: str) -> None:
+    """The table of `kb_eval_modes` results."""
+    print(f"\n{title}: {results['hybrid']['queries']} queries, k = {k}")
+    print(f"{label:>9} | {'recall@' + str(k):>9} | {'MRR@' + str(k):>7} | {'nDCG@' + str(k):>7} | "
+          f"{'p50 ms':>7} | {'p95 ms':>7}")
+    for mode in MODES:
+        r = results[mode]
+        print(f"{mode:>9} | {r['recall_at_k']:>9.4f} | {r['mrr_at_k']:>7.4f} | {r['ndcg_at_k']:>7.4f} | "
+              f"{r['latency_ms']['p50']:>7} | {r['latency_ms']['p95']:>7}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--beir", type=Path, default=REPO.parent / "shared" / "eval" / "techqa")
@@ -38,25 +64,11 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
-    from apps.knowledge.embeddings import query_cache
-
     call_command("migrate", verbosity=0)
-    results = {}
-    for mode in MODES:
-        query_cache.clear()  # every mode pays for its query embeddings (fulltext has none)
-        out = StringIO()
-        call_command("kb_eval", beir=args.beir, kb=args.kb, k=args.k, json=True, mode=mode,
-                     stdout=out, stderr=StringIO())
-        results[mode] = json.loads(out.getvalue())
+    results = kb_eval_modes(beir=args.beir, kb=args.kb, k=args.k)
 
     k = args.k
-    print(f"\n{args.beir.name}: {results['hybrid']['queries']} queries, k = {k}")
-    print(f"{'mode':>9} | {'recall@' + str(k):>9} | {'MRR@' + str(k):>7} | {'nDCG@' + str(k):>7} | "
-          f"{'p50 ms':>7} | {'p95 ms':>7}")
-    for mode in MODES:
-        r = results[mode]
-        print(f"{mode:>9} | {r['recall_at_k']:>9.4f} | {r['mrr_at_k']:>7.4f} | {r['ndcg_at_k']:>7.4f} | "
-              f"{r['latency_ms']['p50']:>7} | {r['latency_ms']['p95']:>7}")
+    print_modes(results, title=args.beir.name, k=k, label="mode")
     results["meta"] = {"beir": str(args.beir), "kb": args.kb, "k": k, "cpus": os.cpu_count(),
                        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     args.out.parent.mkdir(parents=True, exist_ok=True)
