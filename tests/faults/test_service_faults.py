@@ -147,7 +147,9 @@ async def test_a_customer_who_reads_nothing_is_closed_and_the_server_stays_bound
     assert answered[-1]["type"] == "message_end"
     assert shown_text(answered, answered[-1]["message_id"]) == answered[-1]["text"]
     assert "closing a chat socket that read nothing" in server.log.read_text()
-    assert rss_after - rss_before < 30 * 1024 * 1024, (rss_before, rss_after)
+    # Bounded, not zero: channels-redis pulls up to `capacity` events of a socket into the process
+    # while its send is blocked; the 60 MB flood must not be held more than once, nor grow past it.
+    assert rss_after - rss_before < 80 * 1024 * 1024, (rss_before, rss_after)
     closed = None
     for _ in range(200):  # what the kernel buffered, then the close
         event = await slow.recv(timeout=20)
