@@ -258,8 +258,12 @@ CONNECTORS_TASK_TIME_LIMIT_S = env.int("CONNECTORS_TASK_TIME_LIMIT_S", default=3
 # (default 1 h). Sized to the longest tool task plus its retry countdowns (Redis holds ETA tasks
 # unacked too). Customers never wait for redelivery: TOOL_WAIT_S fails the answer first, and the
 # ToolCall row plus its Idempotency-Key make a late redelivery harmless.
+# Kombu 5.7 looks for such tasks only every 10th sweep of 10 s (100 s apart): a worker sweeps
+# every CELERY_RESTORE_SWEEP_S instead (one ZRANGE on Redis per worker per sweep).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_S", default=180),
+    "unacked_restore_interval": env.int("CELERY_RESTORE_SWEEP_S", default=10),
+    "unacked_restore_throttle": 1,
 }
 # Celery's Django fixup closes a task's database connection before and after every task, so each
 # tool call paid for a new Postgres connection. Workers reuse them instead (closing them every

@@ -1,5 +1,5 @@
 """A worker killed with SIGKILL in the middle of an approved write: the broker redelivers the
-task (visibility timeout sized short for the test), another worker finishes it with the same
+task (visibility timeout and restore sweep sized short for the test), another worker finishes it with the same
 Idempotency-Key, the customer gets the right outcome, and the system did the write once."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ VISIBILITY_S = 3
 
 
 def start_worker(log) -> subprocess.Popen:
-    env = service_env(CELERY_VISIBILITY_TIMEOUT_S=str(VISIBILITY_S))
+    env = service_env(CELERY_VISIBILITY_TIMEOUT_S=str(VISIBILITY_S), CELERY_RESTORE_SWEEP_S="1")
     from django.conf import settings
 
     proc = subprocess.Popen(
@@ -96,7 +96,9 @@ async def test_write_survives_a_killed_worker_and_happens_once(
         second.terminate()
         second.wait(20)
 
-    assert outcome.status == "succeeded"
+    row = await ToolCall.objects.aget(pk=asked.call_id)
+    logs = "\n".join((tmp_path / f"worker-{n}.log").read_text()[-3000:] for n in (1, 2))
+    assert outcome.status == "succeeded", f"{row.status} {row.attempts} {row.error!r}\n{logs}"
     assert (outcome.data["id"], outcome.data["amount"]) == ("RF-7001", "39.00")
     row = await ToolCall.objects.aget(pk=asked.call_id)
     assert (row.status, row.attempts) == ("succeeded", 2)
