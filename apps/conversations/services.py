@@ -64,7 +64,12 @@ def message_create(
 
 
 @transaction.atomic
-def message_receive(
+def message_receive(**kwargs: Any) -> MessageReceipt:
+    """`message_receive_in` in a transaction of its own (a savepoint when nested)."""
+    return message_receive_in(**kwargs)
+
+
+def message_receive_in(
     *,
     customer_id: UUID | str,
     client_msg_id: UUID,
@@ -75,8 +80,11 @@ def message_receive(
     """A customer's message, idempotent on `client_msg_id` across all their conversations.
 
     Without `conversation_id` (or when it names a closed conversation) the message goes to the
-    customer's open conversation, or to a new one with id `new_conversation_id`.
+    customer's open conversation, or to a new one with id `new_conversation_id`. The caller holds
+    the transaction: the chat path saves a savepoint's two round trips (`message_receive` opens one).
     """
+    if not connection.in_atomic_block:
+        raise RuntimeError("message_receive_in needs the caller's transaction; use message_receive")
     # One writer per customer at a time: a retry racing its original finds the stored copy,
     # and two first messages from two tabs land in one new conversation, not two.
     if not _customer_lock(customer_id):

@@ -11,7 +11,7 @@ from apps.assistant.services import turn_create
 from apps.conversations.events import Published, broadcasts_deferred
 from apps.conversations.models import Conversation
 from apps.conversations.selectors import conversation_open_for_customer, event_list
-from apps.conversations.services import MessageReceipt, message_receive
+from apps.conversations.services import MessageReceipt, message_receive_in
 from apps.customers.models import Customer
 
 
@@ -35,12 +35,12 @@ def conversation_replay(*, conversation_id: UUID, after_seq: int) -> tuple[list[
 
 
 def message_receive_deferred(**kwargs: Any) -> tuple[MessageReceipt, list[Published]]:
-    """`message_receive`, and the answer it makes due, in one transaction (a crash after the
+    """`message_receive_in`, and the answer it makes due, in one transaction (a crash after the
     ack cannot lose the answer). Keeps the committed events for the consumer to broadcast
     after the `ack`: the customer's ack does not wait for the channel layer."""
     with broadcasts_deferred() as pending:
         with transaction.atomic():
-            receipt = message_receive(**kwargs)
+            receipt = message_receive_in(**kwargs)
             if receipt.answer_due:
                 turn_create(conversation_id=receipt.conversation.pk, trigger_message_id=receipt.message.pk)
     return receipt, pending
