@@ -13,6 +13,7 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(next_page="console:login"), name="logout"),
     path("c/<uuid:conversation_id>/", views.conversation_page, name="conversation"),
+    path("c/<uuid:conversation_id>/crm/", views.conversation_crm, name="crm"),
     path("c/<uuid:conversation_id>/<str:action>/", views.conversation_action, name="action"),
     path("assets/<str:name>", views.asset, name="asset"),
 ]

@@ -3,6 +3,7 @@ makes them live; every action also works as a plain POST form (CSRF-protected) w
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -21,9 +22,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.conversations.errors import ConversationError
 from apps.conversations.models import Conversation
+from apps.core.db import db_async_work
 
 from . import services
 from .consumers import turns_stop_signal
+from .crm import crm_panel_for_conversation
 from .forms import AssignForm, QueueFilterForm, TextForm
 from .selectors import (
     agents_list,
@@ -96,6 +99,27 @@ def conversation_page(request: HttpRequest, conversation_id: UUID) -> HttpRespon
         "mine": conversation.assignee_id == request.user.pk,
     }
     return render(request, "console/console.html", context)
+
+
+# CRM calls wait on another system (up to its connector's timeouts) in the answers' thread pool:
+# a few panels at a time per process, so agents opening pages never starve the answers.
+_CRM_PANELS = asyncio.Semaphore(2)
+
+
+@require_GET
+async def conversation_crm(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
+    """The customer panel's CRM/ERP part, fetched by the page after it loads (a slow CRM never
+    slows the conversation page)."""
+    user = await request.auser()
+    if not user.is_authenticated:
+        return redirect_to_login(request.get_full_path(), reverse("console:login"))
+    if not user.is_staff:
+        raise PermissionDenied("The console is for staff accounts.")
+    async with _CRM_PANELS:
+        panel = await db_async_work(crm_panel_for_conversation)(conversation_id=conversation_id)
+    if panel is None:
+        raise Http404("No such conversation.")
+    return render(request, "console/_crm_panel.html", {"panel": panel})
 
 
 def _act(request: HttpRequest, conversation_id: UUID, action: Callable[[], Any]) -> HttpResponse:

@@ -277,3 +277,5 @@ WORKER_DB_REUSE_MAX = env.int("WORKER_DB_REUSE_MAX", default=100)
 # conversations (an agent's own limit in admin overrides it). Off: agents claim from the queue.
 CONSOLE_AUTO_ASSIGN = env.bool("CONSOLE_AUTO_ASSIGN", default=False)
 CONSOLE_AUTO_ASSIGN_LIMIT = env.int("CONSOLE_AUTO_ASSIGN_LIMIT", default=3)
+# The customer panel's CRM/ERP sections: connector tools that read and take no arguments, in order.
+CONSOLE_CRM_PANEL_TOOLS = env.list("CONSOLE_CRM_PANEL_TOOLS", default=["customer_profile", "orders_list"])

@@ -20,6 +20,7 @@ from apps.console.models import CannedReply, Note
 from apps.conversations.models import Conversation, ConversationEvent, Message
 from apps.core.demo import DEMO_CUSTOMERS
 from apps.customers.services import customer_identified_get_or_create
+from tests.demo_crm.service import demo_crm, demo_crm_process  # noqa: F401 (fixtures)
 from tests.widget.conftest import browser  # noqa: F401 (the fixture)
 from tests.widget.test_browser import answers, beside_playwright, open_widget, send
 
@@ -188,4 +189,31 @@ def test_the_console_reconnects_and_shows_what_it_missed_once(daphne_server, bro
     expect(texts).to_have_text(["First", "Sent while you were away"])
     beside_playwright(message_create, conversation=conversation, role="customer", text="And live again")
     expect(texts).to_have_text(["First", "Sent while you were away", "And live again"])
+    assert errors == []
+
+
+def test_the_customer_panel_shows_the_crm_record_after_the_page(
+    daphne_server, browser, demo_crm, settings, tmp_path  # noqa: F811
+) -> None:
+    from apps.connectors.demo import demo_connectors_setup
+    from apps.conversations.services import message_create
+
+    beside_playwright(make_user, username="alice@example.com", first="Alice", last="Agent")
+    settings.DEMO_CRM_TOKEN = "demo-crm-test-token"  # the connector's bearer token, as stored
+    beside_playwright(demo_connectors_setup, base_url=demo_crm.url)
+    ada = beside_playwright(customer_identified_get_or_create, **DEMO_CUSTOMERS[0])
+    conversation = beside_playwright(Conversation.objects.create, customer=ada, state="waiting")
+    beside_playwright(message_create, conversation=conversation, role="customer", text="Where is PP-1002?")
+    server = daphne_server()
+    errors: list[str] = []
+    agent = new_page(browser, errors)
+    agent.goto(f"{server.http_url}/console/login/?next=/console/c/{conversation.pk}/")
+    agent.get_by_label("Username or email").fill("alice@example.com")
+    agent.get_by_label("Password").fill("pw")
+    agent.get_by_role("button", name="Sign in").click()
+
+    panel = agent.locator("#kf-crm")
+    expect(panel.locator("h3")).to_have_text(["Customer profile · Demo CRM", "Orders list · Demo CRM"])
+    expect(panel.locator(".kf-crm-rows li b")).to_have_text(["PP-1002", "PP-1001"])
+    shot(agent, tmp_path, "console-customer-panel")
     assert errors == []

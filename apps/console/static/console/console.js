@@ -409,6 +409,22 @@
     textBox.focus();
   }
 
+  // The customer panel's CRM part, rendered (and escaped) by the server after the page loads:
+  // a slow CRM never holds up the conversation.
+  async function loadCrm() {
+    const panel = $("kf-crm");
+    if (!panel) return;
+    try {
+      const response = await fetch(panel.dataset.src, { credentials: "same-origin" });
+      if (!response.ok) throw new Error(String(response.status));
+      const html = await response.text();
+      panel.replaceChildren(...new DOMParser().parseFromString(html, "text/html").body.childNodes);
+    } catch (error) {
+      panel.replaceChildren(el("p", { class: "kf-crm-error", text: "The CRM panel could not be loaded." }));
+    }
+  }
+
   scrollDown(); // the newest lines first in view
   connect();
+  loadCrm();
 })();
