@@ -67,6 +67,11 @@ def outgoing_delivery_attempt(
             return _skipped(delivery)
         if expected_attempts is not None and delivery.attempts != expected_attempts:
             return _skipped(delivery)
+        # Long waits reach here in hops (tasks.py): one that arrives early says how long is left.
+        if delivery.next_attempt_at is not None:
+            left = (delivery.next_attempt_at - timezone.now()).total_seconds()
+            if left > 1:
+                return AttemptResult(delivery.status, left, delivery.attempts)
         endpoint = delivery.endpoint
         if not endpoint.enabled:
             delivery.status = DeliveryStatus.FAILED

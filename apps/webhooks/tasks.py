@@ -6,6 +6,7 @@ import logging
 import time
 
 from celery import shared_task
+from django.conf import settings
 
 from .delivery import outgoing_deliveries_due, outgoing_delivery_attempt
 from .models import EventDelivery
@@ -61,7 +62,10 @@ def outgoing_delivery_attempt_task(self, delivery_id: str, expected_attempts: in
         delivery_id=delivery_id, expected_attempts=expected_attempts, task_id=self.request.id or ""
     )
     if result.retry_in_s is not None:
-        outgoing_delivery_attempt_task.apply_async((delivery_id, result.attempt), countdown=result.retry_in_s)
+        # Redis gives a task held past the visibility timeout (a countdown counts) to another
+        # worker, again and again: hours-long waits go in hops shorter than that instead.
+        hop = min(result.retry_in_s, settings.CELERY_MAX_COUNTDOWN_S)
+        outgoing_delivery_attempt_task.apply_async((delivery_id, result.attempt), countdown=hop)
     return result.status
 
 

@@ -265,6 +265,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_interval": env.int("CELERY_RESTORE_SWEEP_S", default=10),
     "unacked_restore_throttle": 1,
 }
+# Longer countdowns would be redelivered while they wait: longer waits go in hops of this.
+CELERY_MAX_COUNTDOWN_S = CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] / 2
 # Celery's Django fixup closes a task's database connection before and after every task, so each
 # tool call paid for a new Postgres connection. Workers reuse them instead (closing them every
 # 2 x N tasks) wherever connections persist (CONN_MAX_AGE > 0): apps/connectors/apps.py.

@@ -12,6 +12,7 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from apps.conversations.services import message_receive
+from apps.webhooks import tasks
 from apps.webhooks.delivery import RETRY_SCHEDULE_S, outgoing_delivery_attempt
 from apps.webhooks.models import (
     DeliveryStatus,
@@ -170,6 +171,37 @@ def test_retries_stop_after_the_schedule(settings):
         ("failed", None, 3),  # nothing more
     ]
     assert len(hooks.requests) == 3
+
+
+@pytest.mark.django_db
+def test_a_retry_hours_away_waits_in_hops_shorter_than_the_visibility_timeout(settings, monkeypatch):
+    """Redis would hand a task counting down for 2 h to another worker every visibility timeout;
+    the retry waits in short hops instead, and only the hop after its time makes the attempt."""
+    settings.WEBHOOK_RETRY_SCHEDULE_S = [7200]
+    scheduled = []
+    monkeypatch.setattr(
+        tasks.outgoing_delivery_attempt_task,
+        "apply_async",
+        lambda args, countdown: scheduled.append((args, countdown)),
+    )
+    monkeypatch.setitem(tasks._last_sweep, "at", time.monotonic())  # no sweep task from here
+    with receiver([500]) as hooks:
+        delivery = EventDelivery.objects.create(
+            payload=EventPayload.objects.create(event_type="csat.received", payload={}),
+            endpoint=endpoint(hooks.url),
+        )
+        first = tasks.outgoing_delivery_attempt_task(str(delivery.pk), 0)  # fails: retry in 2 h
+        early = tasks.outgoing_delivery_attempt_task(str(delivery.pk), 1)  # a hop, 2 h early
+        assert len(hooks.requests) == 1
+        EventDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+        due = tasks.outgoing_delivery_attempt_task(str(delivery.pk), 1)  # the hop after its time
+
+    hop = settings.CELERY_MAX_COUNTDOWN_S
+    assert hop == settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] / 2
+    assert scheduled == [((str(delivery.pk), 1), hop), ((str(delivery.pk), 1), hop)]
+    assert (first, early, due) == ("pending", "pending", "failed")  # the schedule had one retry
+    assert len(hooks.requests) == 2
+    assert EventDeliveryAttempt.objects.filter(delivery=delivery).count() == 2
 
 
 @pytest.mark.django_db
