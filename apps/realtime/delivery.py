@@ -9,6 +9,7 @@ module only decides what to send.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,6 +29,10 @@ class ConversationStreams:
         self.ended: dict[str, None] = {}  # answers whose message_end was delivered (recent)
         self.partial_len: dict[str, int] = {}  # answer -> length of the text a `partial` delivered
         self.shown_len: dict[str, int] = {}  # answer -> length of the text the client holds of it
+        # A socket's frames and the sweeper's gap repair run as separate tasks: one delivery at a
+        # time, or two of them could each see seq n as unsent and both send it (each awaits its
+        # send before marking it sent).
+        self._lock = asyncio.Lock()
 
     # -- following --------------------------------------------------------------------
 
@@ -55,12 +60,17 @@ class ConversationStreams:
 
     async def replay(self, events: list[Event]) -> None:
         """Send stored durable events (a resume/subscribe replay), skipping what was sent."""
-        for event in events:
-            if event["seq"] > self.seq_sent.get(event["conversation_id"], 0):
-                await self._deliver(event)
+        async with self._lock:
+            for event in events:
+                if event["seq"] > self.seq_sent.get(event["conversation_id"], 0):
+                    await self._deliver(event)
 
     async def catch_up(self, conversation_id: str) -> None:
         """Send whatever Postgres holds after the last seq delivered (gap repair)."""
+        async with self._lock:
+            await self._catch_up(conversation_id)
+
+    async def _catch_up(self, conversation_id: str) -> None:
         if conversation_id not in self.seq_sent:
             return
         for event in await self._fetch(conversation_id, self.seq_sent[conversation_id]):
@@ -69,15 +79,20 @@ class ConversationStreams:
 
     async def partial(self, conversation_id: str, message_id: str, text: str) -> None:
         """Send the whole text so far of an answer being generated (after a replay)."""
-        if message_id in self.ended:
-            return
-        self.partial_len[message_id] = self.shown_len[message_id] = len(text)
-        await self._send(
-            {"type": "partial", "conversation_id": conversation_id, "message_id": message_id, "text": text}
-        )
+        async with self._lock:
+            if message_id in self.ended:
+                return
+            self.partial_len[message_id] = self.shown_len[message_id] = len(text)
+            await self._send({
+                "type": "partial", "conversation_id": conversation_id, "message_id": message_id, "text": text,
+            })
 
     async def live(self, event: Event, meta: dict[str, Any]) -> bool:
         """A conversation event from the channel layer; False when it was not sent."""
+        async with self._lock:
+            return await self._live(event, meta)
+
+    async def _live(self, event: Event, meta: dict[str, Any]) -> bool:
         conversation_id = event.get("conversation_id")
         sent = self.seq_sent.get(conversation_id)
         if sent is None:
@@ -89,7 +104,7 @@ class ConversationStreams:
             if seq > sent + 1:
                 # An earlier event is still on its way (another process) or was dropped: Postgres
                 # has it already, because seqs are given out under the conversation's row lock.
-                await self.catch_up(conversation_id)
+                await self._catch_up(conversation_id)
             if seq == self.seq_sent.get(conversation_id, -1) + 1:
                 await self._deliver(event)
                 return True
