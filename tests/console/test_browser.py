@@ -45,6 +45,13 @@ def wait_for(condition, timeout: float = 20) -> None:
         time.sleep(0.1)
 
 
+def sign_in_as_alice(page: Page) -> None:
+    """Fill the console's login form shown on `page`."""
+    page.get_by_label("Username or email").fill("alice@example.com")
+    page.get_by_label("Password").fill("pw")
+    page.get_by_role("button", name="Sign in").click()
+
+
 def shot(page: Page, tmp_path: Path, name: str) -> None:
     path = tmp_path / f"{name}.png"
     page.screenshot(path=str(path))
@@ -69,9 +76,7 @@ def test_an_agent_takes_over_replies_notes_hands_back_and_closes(daphne_server, 
     # The agent signs in and watches the queue.
     agent.goto(f"{server.http_url}/console/")
     expect(agent).to_have_url(f"{server.http_url}/console/login/?next=/console/")
-    agent.get_by_label("Username or email").fill("alice@example.com")
-    agent.get_by_label("Password").fill("pw")
-    agent.get_by_role("button", name="Sign in").click()
+    sign_in_as_alice(agent)
     expect(agent.locator("#kf-conn")).to_have_text("Live · Alice Agent")
     expect(agent.locator(".kf-queue-item")).to_have_count(0)
 
@@ -171,9 +176,7 @@ def test_the_console_reconnects_and_shows_what_it_missed_once(daphne_server, bro
     errors: list[str] = []
     agent = new_page(browser, errors)
     agent.goto(f"{server.http_url}/console/login/?next=/console/c/{conversation.pk}/")
-    agent.get_by_label("Username or email").fill("alice@example.com")
-    agent.get_by_label("Password").fill("pw")
-    agent.get_by_role("button", name="Sign in").click()
+    sign_in_as_alice(agent)
     expect(agent.locator("#kf-conn")).to_have_text("Live · Alice Agent")
     texts = agent.locator("#kf-history .kf-role-customer .kf-text")
     expect(texts).to_have_text(["First"])
@@ -208,9 +211,7 @@ def test_the_customer_panel_shows_the_crm_record_after_the_page(
     errors: list[str] = []
     agent = new_page(browser, errors)
     agent.goto(f"{server.http_url}/console/login/?next=/console/c/{conversation.pk}/")
-    agent.get_by_label("Username or email").fill("alice@example.com")
-    agent.get_by_label("Password").fill("pw")
-    agent.get_by_role("button", name="Sign in").click()
+    sign_in_as_alice(agent)
 
     panel = agent.locator("#kf-crm")
     expect(panel.locator("h3")).to_have_text(["Customer profile · Demo CRM", "Orders list · Demo CRM"])
