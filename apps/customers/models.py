@@ -14,6 +14,9 @@ class Customer(models.Model):
     external_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
     name = models.CharField(max_length=200, blank=True)
     email = models.EmailField(max_length=254, blank=True)
+    # True only when the e-mail came inside a signed JWT (or from the CRM itself): only then may
+    # CRM events and tools match the customer by it. A typed e-mail is never proof.
+    email_verified = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
