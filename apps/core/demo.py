@@ -59,7 +59,10 @@ def demo_workspace_setup() -> DemoWorkspace:
 
     _, created = demo_agent_ensure(email=settings.DEMO_AGENT_EMAIL, password=settings.DEMO_AGENT_PASSWORD)
     demo_console_setup()  # canned replies, and the demo agent's right to manage them
-    customers = [customer_identified_get_or_create(**c).external_id for c in DEMO_CUSTOMERS]
+    # The demo CRM vouches for these addresses (its own records), so they count as verified.
+    customers = [
+        customer_identified_get_or_create(**c, email_verified=True).external_id for c in DEMO_CUSTOMERS
+    ]
     kb = demo_knowledge_base_load()
     demo_connectors_setup()  # the `demo-crm` connector and its tools, at DEMO_CRM_URL
     webhook_source_demo_ensure()  # `demo-crm`, verifying DEMO_WEBHOOK_SECRET

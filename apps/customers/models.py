@@ -1,5 +1,5 @@
 """Customers: the people who chat through the widget, anonymous or identified by the host
-site's own user id (`external_id`, verified with `user_hash`)."""
+site's own user id (`external_id`, proved by `user_hash` or a signed `user_jwt`)."""
 
 from __future__ import annotations
 

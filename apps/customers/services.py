@@ -10,6 +10,8 @@ from datetime import datetime
 
 import jwt
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
 from .models import Customer
@@ -53,11 +55,22 @@ def user_hash_verify(*, user_id: str, user_hash: str | None) -> None:
 
 
 def user_jwt_verify(*, user_jwt: str) -> VerifiedIdentity:
-    """A JWT signed by the host site's server: HS256 with WIDGET_IDENTITY_SECRET, `sub` = the
-    user id, `exp` required (at most WIDGET_JWT_MAX_AGE_S ahead), optional `name` and `email`."""
+    """A JWT signed by the host site's server: HS256 with WIDGET_JWT_SECRET (never the user_hash
+    key), `sub` = the user id, `exp` required (at most WIDGET_JWT_MAX_AGE_S ahead), `aud`
+    required (WIDGET_JWT_AUDIENCE), `iss` when WIDGET_JWT_ISSUER is set, optional `name`, `email`."""
+    secret = settings.WIDGET_JWT_SECRET
+    if not secret:
+        raise IdentityVerificationFailed("JWT sessions are off: WIDGET_JWT_SECRET is empty")
+    # One key for both would make a user_hash of a chosen user_id ("<header>.<payload>") a valid
+    # JWT signature. Production refuses to start that way; this also covers any other settings.
+    if hmac.compare_digest(secret.encode(), settings.WIDGET_IDENTITY_SECRET.encode()):
+        raise IdentityVerificationFailed("WIDGET_JWT_SECRET equals WIDGET_IDENTITY_SECRET")
+    issuer = settings.WIDGET_JWT_ISSUER or None
     try:
-        claims = jwt.decode(user_jwt, settings.WIDGET_IDENTITY_SECRET, algorithms=["HS256"],
-                            options={"require": ["exp", "sub"]}, leeway=30)
+        claims = jwt.decode(
+            user_jwt, secret, algorithms=["HS256"], audience=settings.WIDGET_JWT_AUDIENCE,
+            issuer=issuer, options={"require": ["exp", "sub", "aud"]}, leeway=30,
+        )
     except jwt.PyJWTError as exc:
         raise IdentityVerificationFailed(str(exc)) from exc
     if claims["exp"] - time.time() > settings.WIDGET_JWT_MAX_AGE_S:
@@ -67,6 +80,11 @@ def user_jwt_verify(*, user_jwt: str) -> VerifiedIdentity:
         raise IdentityVerificationFailed("sub must be the user id, 1..255 characters")
     if not (isinstance(name, str) and len(name) <= 200 and isinstance(email, str) and len(email) <= 254):
         raise IdentityVerificationFailed("name and email claims must be short strings")
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError as exc:
+            raise IdentityVerificationFailed("the email claim is not an e-mail address") from exc
     return VerifiedIdentity(user_id=sub, name=name, email=email)
 
 
@@ -75,14 +93,15 @@ def customer_session_create(
     name: str = "", email: str = "",
 ) -> WidgetSession:
     """Start (anonymous) or continue (verified `user_id` or `user_jwt`) a customer, and sign a
-    token for it. Unsigned name/email only fill in a customer being created; the JWT's signed
-    claims also update an existing one."""
+    token for it. Unsigned name/email only fill in a customer being created and are never
+    verified; the JWT's signed claims also update an existing one, and its e-mail is verified."""
     if user_jwt is not None:
         identity = user_jwt_verify(user_jwt=user_jwt)
         if user_id is not None and user_id != identity.user_id:
             raise IdentityVerificationFailed("user_id differs from the JWT's sub")
         customer = customer_identified_get_or_create(
-            external_id=identity.user_id, name=identity.name, email=identity.email
+            external_id=identity.user_id, name=identity.name, email=identity.email,
+            email_verified=bool(identity.email),
         )
     elif user_id is None:
         customer = Customer.objects.create(name=name, email=email)
@@ -95,19 +114,33 @@ def customer_session_create(
 
 
 def customer_identified_get_or_create(
-    *, external_id: str, name: str = "", email: str = "", update_existing: bool = True
+    *, external_id: str, name: str = "", email: str = "", email_verified: bool = False,
+    update_existing: bool = True,
 ) -> Customer:
     """The customer with this host-site id, created on first use with name/email. Only trusted
-    callers (signed JWT claims, the demo set-up) pass update_existing=True to change them later."""
+    callers (signed JWT claims, the demo set-up) pass update_existing=True to change them later.
+
+    `email_verified` says the e-mail was proved (a signed JWT, the CRM itself): only such an
+    e-mail lets CRM events and tools find the customer by address. An unproved e-mail that
+    replaces the stored one leaves the customer unverified."""
+    verified = bool(email) and email_verified
     try:
         with transaction.atomic():
             customer, created = Customer.objects.get_or_create(
-                external_id=external_id, defaults={"name": name, "email": email}
+                external_id=external_id, defaults={"name": name, "email": email, "email_verified": verified}
             )
     except IntegrityError:  # two first sessions at once: the other one created it
         customer, created = Customer.objects.get(external_id=external_id), False
-    changed = {k: v for k, v in {"name": name, "email": email}.items() if v and getattr(customer, k) != v}
-    if not created and changed and update_existing:
+    if created or not update_existing:
+        return customer
+    changed: dict[str, object] = {}
+    if name and customer.name != name:
+        changed["name"] = name
+    if email and customer.email != email:
+        changed["email"], changed["email_verified"] = email, verified
+    elif email and verified and not customer.email_verified:
+        changed["email_verified"] = True
+    if changed:
         for field, value in changed.items():
             setattr(customer, field, value)
         customer.save(update_fields=[*changed, "updated_at"])

@@ -11,6 +11,7 @@ from django.core.validators import validate_email
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from apps.core.net import client_ip
 from apps.core.ratelimit import limit_check
 
 from .services import IdentityVerificationFailed, customer_session_create
@@ -27,11 +28,9 @@ _LIMITS = {"user_id": 255, "user_hash": 128, "user_jwt": 4096, "name": 200, "ema
 def _client_key(request: HttpRequest) -> str:
     """The client address the session limit counts: an IPv6 client owns a whole /64, so it is
     counted per /64 (else each of its addresses would get its own budget)."""
-    address = request.META.get("REMOTE_ADDR", "")
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
+    ip = client_ip(request)
+    if ip is None:
+        return ""
     return str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
 
 
@@ -46,7 +45,7 @@ def widget_session(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _error(405, "method_not_allowed", "Use POST with a JSON body.")
     # Each anonymous session is a new customer row: bound them per client address, across processes.
-    # Behind a proxy REMOTE_ADDR is the client only with Daphne's --proxy-headers.
+    # Behind a proxy the address is the client only when the proxy is in TRUSTED_PROXIES.
     limit = limit_check(name="session_ip", key=_client_key(request))
     if limit.limited:
         return JsonResponse({"error": "rate_limited", "detail": "Too many sessions from this address."},

@@ -6,6 +6,12 @@ else `data["order"]["id"]` (or `["number"]`), else the nearest such field in nes
 follows the dots. `{type}` and `{action}` (the part after the first dot,
 underscores as spaces) are always there. A body line naming a missing field is left out, so
 one template serves payloads with and without, say, a tracking number.
+
+A template's optional "data" lists the fields the `update` event's `data` may carry (PROTOCOL.md
+§2), found the same way as placeholders and keyed by the name listed; fields that are missing,
+empty or objects/lists are left out, so a whole payload (addresses, order lines) never reaches
+the customer's socket. A source's own template without "data" gets the default's list for the
+type, and a type without any template gets none.
 """
 
 from __future__ import annotations
@@ -13,47 +19,68 @@ from __future__ import annotations
 import re
 from typing import Any
 
-DEFAULT_TEMPLATES: dict[str, dict[str, str]] = {
-    "order.created": {"title": "We received your order {order_id}", "body": "Status: {status}"},
+_ORDER = ["order_id", "status", "total", "currency"]
+_SHIPMENT = ["order_id", "status", "carrier", "tracking_number", "tracking_url", "estimated_delivery"]
+_TICKET = ["ticket_id", "status", "subject"]
+_REFUND = ["order_id", "refund_id", "status", "amount", "currency"]
+
+DEFAULT_TEMPLATES: dict[str, dict[str, Any]] = {
+    "order.created": {
+        "title": "We received your order {order_id}", "body": "Status: {status}", "data": _ORDER,
+    },
     "order.shipped": {
         "title": "Your order {order_id} has shipped",
         "body": "Carrier: {carrier}\nTracking number: {tracking_number}\n{tracking_url}",
+        "data": _SHIPMENT,
     },
-    "order.delivered": {"title": "Your order {order_id} has been delivered", "body": ""},
-    "order.cancelled": {"title": "Your order {order_id} was cancelled", "body": "Reason: {reason}"},
-    "order.*": {"title": "Your order {order_id} was updated", "body": "Status: {status}"},
+    "order.delivered": {"title": "Your order {order_id} has been delivered", "body": "", "data": _SHIPMENT},
+    "order.cancelled": {
+        "title": "Your order {order_id} was cancelled",
+        "body": "Reason: {reason}",
+        "data": [*_ORDER, "reason"],
+    },
+    "order.*": {"title": "Your order {order_id} was updated", "body": "Status: {status}", "data": _ORDER},
     "shipment.*": {
         "title": "Shipment update for order {order_id}: {action}",
         "body": "Status: {status}\nCarrier: {carrier}\nTracking number: {tracking_number}",
+        "data": _SHIPMENT,
     },
-    "ticket.created": {"title": "We opened ticket {ticket_id} for you", "body": "{subject}"},
-    "ticket.*": {"title": "Your ticket {ticket_id} was updated", "body": "Status: {status}\n{comment}"},
+    "ticket.created": {"title": "We opened ticket {ticket_id} for you", "body": "{subject}", "data": _TICKET},
+    "ticket.*": {"title": "Your ticket {ticket_id} was updated", "body": "Status: {status}\n{comment}",
+                 "data": _TICKET},
     "refund.*": {
         "title": "Refund {action} for order {order_id}",
         "body": "Amount: {amount} {currency}\nStatus: {status}",
+        "data": _REFUND,
     },
-    "customer.*": {"title": "Your account was updated", "body": ""},
+    "customer.*": {"title": "Your account was updated", "body": "", "data": []},
 }
-FALLBACK = {"title": "Update: {type}", "body": ""}
+FALLBACK: dict[str, Any] = {"title": "Update: {type}", "body": "", "data": []}
 GENERIC_TITLE = "Update: {type}"
+_MAX_DATA_VALUE = 500  # characters of one data field
 
 _FIELD = re.compile(r"\{([A-Za-z0-9_.\-]+)\}")
 _MISSING = object()
 
 
-def template_for(*, type: str, overrides: dict[str, Any]) -> dict[str, str]:
-    """The source's own template for this type or its prefix, else the default one."""
+def template_for(*, type: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The source's own template for this type or its prefix, else the default one:
+    {"title": str, "body": str, "data": [field names]}."""
     prefix = type.split(".", 1)[0] + ".*"
+    default = next((DEFAULT_TEMPLATES[k] for k in (type, prefix) if k in DEFAULT_TEMPLATES), FALLBACK)
     for templates in (overrides or {}, DEFAULT_TEMPLATES):
         for key in (type, prefix):
             found = templates.get(key)
             if isinstance(found, dict) and isinstance(found.get("title"), str):
-                return {"title": found["title"], "body": str(found.get("body") or "")}
+                fields = found.get("data", default["data"])
+                if not (isinstance(fields, list) and all(isinstance(f, str) for f in fields)):
+                    fields = []  # a malformed list in the admin allows nothing rather than everything
+                return {"title": found["title"], "body": str(found.get("body") or ""), "data": fields}
     return FALLBACK
 
 
-def render_update(*, type: str, data: Any, overrides: dict[str, Any]) -> tuple[str, str]:
-    """(title, body) for a webhook event."""
+def render_update(*, type: str, data: Any, overrides: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """(title, body, data) of the `update` event: `data` holds only the template's fields."""
     template = template_for(type=type, overrides=overrides)
     context = {"type": type, "action": type.split(".", 1)[-1].replace("_", " ")}
     title = _render_line(template["title"], data, context)
@@ -61,7 +88,18 @@ def render_update(*, type: str, data: Any, overrides: dict[str, Any]) -> tuple[s
         title = _render_line(GENERIC_TITLE, data, context)
     lines = (_render_line(line, data, context) for line in template["body"].split("\n"))
     body = "\n".join(line for line in lines if line)
-    return title[:200], body[:2000]
+    return title[:200], body[:2000], allowed_data(data=data, fields=template["data"])
+
+
+def allowed_data(*, data: Any, fields: list[str]) -> dict[str, Any]:
+    """The listed fields that hold a plain value (text, number, true/false), flat by name."""
+    allowed: dict[str, Any] = {}
+    for name in fields:
+        value = lookup(data, name)
+        if value is _MISSING or value in (None, "") or isinstance(value, dict | list):
+            continue
+        allowed[name] = value[:_MAX_DATA_VALUE] if isinstance(value, str) else value
+    return allowed
 
 
 def _render_line(line: str, data: Any, context: dict[str, str]) -> str | None:

@@ -118,8 +118,11 @@ def webhook_receive(*, slug: str, request: Request) -> Stored:
 
 
 def customer_for_event(*, data: Any, lock: bool = False) -> Customer | None:
-    """The customer an event is about: by external id first, then by e-mail. With `lock`, their
-    row is locked (as message_receive locks it) in the same query."""
+    """The customer an event is about, by an identity that was proved: the external id (the host
+    site's user id, proved by user_hash or a signed JWT), else an e-mail, but only among
+    customers whose e-mail is verified. A visitor who typed an address proves nothing, so an
+    event about it stays unmatched. With `lock`, the row is locked (as message_receive locks it)
+    in the same query."""
     customers = Customer.objects.select_for_update() if lock else Customer.objects.all()
     external_ids, emails = _identities(data)
     for external_id in external_ids:
@@ -127,11 +130,8 @@ def customer_for_event(*, data: Any, lock: bool = False) -> Customer | None:
         if customer is not None:
             return customer
     for email in emails:
-        # Identified customers first: an anonymous visitor who typed the same address is not proof.
         customer = (
-            customers.filter(email__iexact=email)
-            .order_by("external_id", "-created_at")  # NULLs (anonymous) sort last in Postgres
-            .first()
+            customers.filter(email__iexact=email, email_verified=True).order_by("-updated_at").first()
         )
         if customer is not None:
             return customer
@@ -176,11 +176,12 @@ def webhook_event_process(*, event_id: int) -> WebhookEvent | None:
     conversation = conversation_open_for_customer(customer_id=customer.pk) or Conversation.objects.create(
         id=uuid4(), customer_id=customer.pk
     )
-    title, body = render_update(type=event.type, data=event.data, overrides=event.source.templates)
+    # Only the fields the source's template allows: the payload may hold addresses, order lines.
+    title, body, data = render_update(type=event.type, data=event.data, overrides=event.source.templates)
     emitted = event_emit(
         conversation=conversation,
         type="update",
-        payload={"kind": event.type, "title": title, "body": body, "data": event.data},
+        payload={"kind": event.type, "title": title, "body": body, "data": data},
     )
     event.status = WebhookEventStatus.PROCESSED
     event.customer, event.conversation, event.seq = customer, conversation, emitted.seq

@@ -63,7 +63,7 @@ async def test_a_customer_chatting_sees_the_update_in_their_conversation(daphne_
         "kind": "order.shipped",
         "title": "Your order PP-1002 has shipped",
         "body": "Tracking number: 1Z999",
-        "data": shipped()["data"],
+        "data": {"order_id": "PP-1002", "tracking_number": "1Z999"},
     }
     # Stored in the history: a socket that resumes gets it again.
     await ada.close()

@@ -47,7 +47,8 @@ class TestProcess:
                     "kind": "order.shipped",
                     "title": "Your order PP-1002 has shipped",
                     "body": "Tracking number: 1Z999",
-                    "data": shipped()["data"],
+                    # only the template's fields, never the whole payload (PROTOCOL.md §2)
+                    "data": {"order_id": "PP-1002", "tracking_number": "1Z999"},
                 },
             )
         ]
@@ -68,12 +69,24 @@ class TestProcess:
         assert event.conversation_id != receipt.conversation.pk
         assert (event.seq, Conversation.objects.filter(customer=crm_customer).count()) == (1, 2)
 
-    def test_a_customer_is_found_by_email_when_the_external_id_is_unknown(self, demo_source, crm_customer):
+    def test_a_customer_is_found_by_a_verified_email_when_the_external_id_is_unknown(
+        self, demo_source, crm_customer
+    ):
+        crm_customer.email_verified = True  # it came inside a signed JWT
+        crm_customer.save()
         CustomerFactory(email="ADA@example.com")  # an anonymous visitor who typed the same address
         event = webhook_event_process(
             event_id=stored(demo_source, shipped(external_id="erp-77", email="Ada@Example.com")).pk
         )
         assert (event.status, event.customer) == (WebhookEventStatus.PROCESSED, crm_customer)
+
+    def test_an_unverified_email_matches_nobody(self, demo_source, crm_customer):
+        CustomerFactory(email="ada@example.com")  # typed by an anonymous visitor
+        event = webhook_event_process(
+            event_id=stored(demo_source, shipped(external_id="erp-77", email="ada@example.com")).pk
+        )
+        assert (event.status, event.customer_id, event.conversation_id) == ("unmatched", None, None)
+        assert ConversationEvent.objects.count() == 0
 
     def test_an_unknown_customer_is_kept_unmatched_and_matched_when_reprocessed(
         self, demo_source, django_capture_on_commit_callbacks
@@ -114,11 +127,8 @@ class TestProcess:
         }
         webhook_event_process(event_id=stored(demo_source, event).pk)
         [(_, payload)] = updates(crm_customer)
-        assert (payload["kind"], payload["title"], payload["body"]) == (
-            "warehouse.restocked",
-            "Update: warehouse.restocked",
-            "",
-        )
+        assert payload == {"kind": "warehouse.restocked", "title": "Update: warehouse.restocked", "body": "",
+                           "data": {}}
 
     def test_a_source_template_overrides_the_default(self, demo_source, crm_customer):
         demo_source.templates = {"order.*": {"title": "Order {order_id}: {action}", "body": "Via {carrier}"}}
@@ -126,6 +136,25 @@ class TestProcess:
         webhook_event_process(event_id=stored(demo_source, shipped()).pk)
         [(_, payload)] = updates(crm_customer)
         assert (payload["title"], payload["body"]) == ("Order PP-1002: shipped", "")
+        # no "data" of its own: the default's fields for order.shipped
+        assert payload["data"] == {"order_id": "PP-1002", "tracking_number": "1Z999"}
+
+    @pytest.mark.parametrize(
+        ("fields", "data"),
+        [
+            (["order_id", "customer.external_id", "sku"],
+             {"order_id": "PP-1002", "customer.external_id": "crm-123"}),
+            (["order", "customer"], {}),  # objects are never sent whole
+            ([], {}),
+            ("order_id", {}),  # not a list: nothing rather than everything
+        ],
+    )
+    def test_a_source_template_lists_its_own_data_fields(self, demo_source, crm_customer, fields, data):
+        demo_source.templates = {"order.shipped": {"title": "Shipped", "data": fields}}
+        demo_source.save()
+        webhook_event_process(event_id=stored(demo_source, shipped()).pk)
+        [(_, payload)] = updates(crm_customer)
+        assert payload["data"] == data
 
     @pytest.mark.parametrize(
         ("type", "data", "title", "body"),
@@ -251,6 +280,12 @@ def test_the_demo_crm_order_shipped_payload(demo_source, crm_customer):
         "Your order PP-1002 has shipped",
         "Carrier: DHL\nTracking number: 00340434161234567890",
     )
+    assert payload["data"] == {
+        "order_id": "PP-1002",
+        "status": "shipped",
+        "carrier": "DHL",
+        "tracking_number": "00340434161234567890",
+    }
 
 
 @pytest.mark.django_db(transaction=True)

@@ -5,6 +5,9 @@
  *           data-kefu-url="https://kefu.example.com"
  *           data-user-id="crm-123" data-user-hash="<hmac, computed on your server>"></script>
  *
+ * or, with an expiring proof that also verifies the e-mail, data-user-jwt="<HS256 JWT signed
+ * on your server with WIDGET_JWT_SECRET>" (keep data-user-id = its `sub`).
+ *
  * It speaks PROTOCOL.md section 1 (POST /api/widget/session) and section 2 (WebSocket /ws/chat/).
  * Safety rule for this file: text that comes from the network is only ever put into the
  * page with textContent / Text nodes / setAttribute, never innerHTML; links only for
@@ -33,6 +36,7 @@
     baseUrl: (data.kefuUrl || (scriptUrl ? scriptUrl.origin : location.origin)).replace(/\/+$/, ""),
     userId: data.userId || null,
     userHash: data.userHash || null,
+    userJwt: data.userJwt || null,
     name: data.name || null,
     email: data.email || null,
     title: data.title || "Chat with us",
@@ -281,7 +285,9 @@
     const expiresAt = s && Date.parse(s.expires_at);
     if (s && s.token && !(expiresAt && expiresAt - Date.now() < 60000)) return s;
     const body = {};
-    if (config.userId) Object.assign(body, { user_id: config.userId, user_hash: config.userHash });
+    if (config.userJwt) body.user_jwt = config.userJwt;
+    if (config.userId) body.user_id = config.userId; // with a JWT, the server checks it equals `sub`
+    if (config.userId && !config.userJwt) body.user_hash = config.userHash;
     if (config.name) body.name = config.name;
     if (config.email) body.email = config.email;
     const response = await fetch(`${config.baseUrl}/api/widget/session`, {
