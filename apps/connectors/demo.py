@@ -117,7 +117,9 @@ DEMO_TOOLS: list[dict[str, Any]] = [
         ),
         "method": "POST",
         "path_template": "/customers/{customer.external_id}/tickets",
-        "body_map": {"subject": "{subject}", "body": "{body}", "email": "{customer.email}"},
+        # No {customer.email}: the CRM knows the customer by id, and a tool sending the e-mail
+        # would refuse customers whose e-mail was never verified.
+        "body_map": {"subject": "{subject}", "body": "{body}"},
         "response_fields": ["id", "subject", "status", "created_at"],
         "requires_confirmation": True,
         "confirmation_template": "Open a support ticket: \u201c{subject}\u201d?",

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
+
+from apps.core.fields import EncryptedTextField
 
 
 class ConnectorKind(models.TextChoices):
@@ -33,7 +36,8 @@ class Connector(models.Model):
     base_url = models.URLField(max_length=500)
     auth_type = models.CharField(max_length=40, choices=AuthType.choices, default=AuthType.NONE)
     # bearer: the token; api_key_header: the key; basic: the password; oauth2: the client secret.
-    secret = models.CharField(max_length=2000, blank=True)
+    # Encrypted at rest (apps/core/crypto.py); the admin never shows it back.
+    secret = EncryptedTextField(blank=True)
     # basic: the username; oauth2: the client id.
     username = models.CharField(max_length=300, blank=True)
     api_key_header = models.CharField(max_length=100, blank=True, default="X-API-Key")
@@ -52,6 +56,16 @@ class Connector(models.Model):
     def __str__(self) -> str:
         return self.name or self.slug
 
+    def clean(self) -> None:
+        # The outbound policy, early: the admin shows a refused address on the field.
+        from apps.core.outbound import outbound_clean
+
+        outbound_clean(base_url=self.base_url, oauth2_token_url=self.oauth2_token_url)
+
+
+# Methods that read only: everything else is a write and asks the customer first.
+READ_METHODS = frozenset({"GET", "HEAD"})
+
 
 class Tool(models.Model):
     connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="tools")
@@ -69,7 +83,14 @@ class Tool(models.Model):
     response_fields = models.JSONField(default=list, blank=True)
     requires_confirmation = models.BooleanField(
         default=False,
-        help_text="Writes (tickets, refunds, cancellations) run only after the customer approves.",
+        help_text="Ask the customer before a GET/HEAD call too. Every other method (a write) always "
+        "asks, whatever this says, unless the tool is marked safe below.",
+    )
+    # A write that runs without asking: an admin's decision, kept with its reason on the row.
+    confirmation_waived_reason = models.TextField(
+        blank=True,
+        help_text="Only for POST/PUT/PATCH/DELETE tools that change nothing the customer would want to "
+        "approve (a search sent as POST, say): why it may run without asking. Empty: it asks.",
     )
     confirmation_template = models.CharField(
         max_length=500, blank=True, help_text='e.g. "Request a refund for order {order_number}?"'
@@ -86,14 +107,34 @@ class Tool(models.Model):
     def __str__(self) -> str:
         return f"{self.connector.slug}.{self.name}"
 
+    def templates(self) -> list[str]:
+        """The request templates: path, query and body values (where placeholders live)."""
+        return [
+            self.path_template,
+            *map(str, (self.query_map or {}).values()),
+            *map(str, (self.body_map or {}).values()),
+        ]
+
     @property
     def needs_identity(self) -> bool:
-        templates = [
-            self.path_template,
-            *map(str, self.query_map.values()),
-            *map(str, self.body_map.values()),
-        ]
-        return any("{customer." in t for t in templates)
+        """It reads or changes a customer's data: it runs only for an identified customer."""
+        return any("{customer." in t for t in self.templates())
+
+    @property
+    def needs_email(self) -> bool:
+        """It sends the customer's e-mail: it runs only when that e-mail was verified."""
+        return any("{customer.email}" in t for t in self.templates())
+
+    @property
+    def is_read(self) -> bool:
+        return self.method.upper() in READ_METHODS
+
+    @property
+    def asks_first(self) -> bool:
+        """Writes always ask unless an admin waived it with a reason; reads ask when flagged."""
+        if self.requires_confirmation:
+            return True
+        return not self.is_read and not self.confirmation_waived_reason.strip()
 
 
 class ToolCallStatus(models.TextChoices):
@@ -125,11 +166,17 @@ class ToolCall(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     # Sent as Idempotency-Key with every try of this call: the system does the write once.
     idempotency_key = models.CharField(max_length=100, unique=True)
-    detail = models.CharField(max_length=500, blank=True, help_text="The customer-safe description.")
+    # The customer-safe description; for a write, the question with every argument it sends.
+    detail = models.TextField(blank=True, help_text="The customer-safe description.")
     result = models.JSONField(null=True, blank=True)
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     task_id = models.CharField(max_length=100, blank=True)
+    # Set for a staff member's call (the console's CRM panel): internal, audited here, never a
+    # customer `tool` event, never in the conversation's seq or the assistant's prompt.
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -1,6 +1,11 @@
 """Tools from an OpenAPI 3.x or Swagger 2.0 document (JSON or YAML): one per operation, its
 arguments a self-contained JSON Schema (local `$ref`s resolved, cycles cut), writes marked as
-needing the customer's confirmation."""
+needing the customer's confirmation.
+
+Parameters that name the customer (path, query and top-level JSON body fields; see
+`CUSTOMER_ID_NAMES` / `CUSTOMER_EMAIL_NAMES`, matched ignoring case and separators) are bound to
+the verified identity: they leave the model's schema and the request carries
+`{customer.external_id}` / `{customer.email}` instead, so the model never chooses whose data."""
 
 from __future__ import annotations
 
@@ -23,6 +28,41 @@ _PARAM_OK = re.compile(r"^[A-Za-z0-9_\-]+$")
 _DROP = frozenset({"example", "examples", "xml", "externalDocs", "discriminator", "deprecated", "x-github"})
 
 
+# Names (lower case, without `_`, `-`, `.` or spaces) bound to the customer's verified identity.
+CUSTOMER_ID_NAMES = frozenset(
+    {
+        "customer",
+        "customerid",
+        "customerexternalid",
+        "externalcustomerid",
+        "externalid",
+        "customernumber",
+        "customerref",
+        "contactid",
+        "userid",
+        "accountid",
+        "memberid",
+        "shopperid",
+        "buyerid",
+    }
+)
+CUSTOMER_EMAIL_NAMES = frozenset(
+    {"email", "emailaddress", "customeremail", "customeremailaddress", "contactemail", "useremail"}
+)
+_SEPARATORS = re.compile(r"[\s_.\-]+")
+
+
+def customer_field(name: str) -> str | None:
+    """The identity field a parameter of this name is bound to (`customer.external_id` or
+    `customer.email`), or None when the model may fill it."""
+    key = _SEPARATORS.sub("", name.lower())
+    if key in CUSTOMER_ID_NAMES:
+        return "customer.external_id"
+    if key in CUSTOMER_EMAIL_NAMES:
+        return "customer.email"
+    return None
+
+
 class OpenAPIError(Exception):
     pass
 
@@ -39,6 +79,8 @@ class ToolDraft:
     body_map: dict[str, str]
     requires_confirmation: bool
     confirmation_template: str
+    # parameter name -> identity field filled instead of the model (e.g. customer.external_id)
+    bound: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -163,6 +205,7 @@ def _operation(
     required: list[str] = []
     query_map: dict[str, str] = {}
     body_map: dict[str, str] = {}
+    bound: dict[str, str] = {}
     body_schema: dict[str, Any] | None = None
     for (name, where), param in params.items():
         if where in ("header", "cookie"):
@@ -176,6 +219,14 @@ def _operation(
             continue
         if not _PARAM_OK.match(name):
             raise OpenAPIError(f"parameter name {name!r} cannot be a placeholder")
+        bind = customer_field(name)
+        if bind:  # the customer's identity, never an argument
+            bound[name] = bind
+            if where == "path":
+                path = path.replace("{" + name + "}", "{" + bind + "}")
+            elif where == "query":
+                query_map[name] = "{" + bind + "}"
+            continue
         if swagger:
             schema = {k: v for k, v in param.items() if k not in ("name", "in", "required", "description")}
         else:
@@ -202,6 +253,11 @@ def _operation(
         body_props = body_schema.get("properties") if body_schema.get("type", "object") == "object" else None
         if body_props:
             for name, schema in body_props.items():
+                bind = customer_field(name)
+                if bind:
+                    bound[name] = bind
+                    body_map[name] = "{" + bind + "}"
+                    continue
                 arg = name if name not in properties and _PARAM_OK.match(name) else f"body_{len(body_map)}"
                 properties[arg] = schema
                 body_map[name] = "{" + arg + "}"
@@ -224,6 +280,7 @@ def _operation(
         body_map=body_map,
         requires_confirmation=method not in READS,
         confirmation_template=f"{summary[:200]}?",
+        bound=bound,
     )
 
 

@@ -17,6 +17,21 @@ class Identity:
     email: str
 
 
+def identity_of(customer: Any) -> Identity | None:
+    """What a tool may know of the conversation's customer: nothing for an anonymous visitor, and
+    the e-mail only when it was verified (a signed JWT or the CRM), never one the visitor typed."""
+    if customer.is_anonymous:
+        return None
+    return Identity(external_id=customer.external_id, email=customer.email if customer.email_verified else "")
+
+
+def identity_missing(tool: Tool, identity: Identity | None) -> bool:
+    """True when the tool needs an identity (or a verified e-mail) the customer has not proved."""
+    if not tool.needs_identity:
+        return False
+    return identity is None or (tool.needs_email and not identity.email)
+
+
 @dataclass(frozen=True)
 class ExecResult:
     status: int

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -23,7 +24,8 @@ from apps.conversations.models import Conversation
 from apps.core.redis import redis_key, redis_sync
 
 from .models import FINAL_STATUSES, Tool, ToolCall, ToolCallStatus
-from .registry import Identity, ToolError, backend_for
+from .questions import QuestionTooLong, confirmation_question
+from .registry import ToolError, backend_for, identity_missing, identity_of
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +48,14 @@ def _notify(call_id: UUID | str) -> None:
 
 
 def _emit(call: ToolCall, status: str, detail: str) -> None:
+    # A staff member's call (the console's panel) is internal: audited on its row, never an event.
+    if call.requested_by_id is not None:
+        return
     # Customer-safe fields only: arguments and results stay on the row, for agents.
     event_emit(
         conversation=call.conversation_id,
         type="tool",
-        payload={"call_id": str(call.id), "name": call.name, "status": status, "detail": detail[:500]},
+        payload={"call_id": str(call.id), "name": call.name, "status": status, "detail": detail},
     )
 
 
@@ -58,18 +63,8 @@ def _progress_text(tool: Tool | None, name: str) -> str:
     return tool.progress_text if tool and tool.progress_text else f"Running {name.replace('_', ' ')}…"
 
 
-def confirmation_question(*, tool: Tool, arguments: dict[str, Any]) -> str:
-    template = tool.confirmation_template or f"Go ahead with {tool.name.replace('_', ' ')}?"
-    safe = {k: str(v)[:80] for k, v in arguments.items() if isinstance(v, str | int | float)}
-    try:
-        return template.format_map(_Missing(safe))
-    except (ValueError, IndexError):
-        return template
-
-
-class _Missing(dict):
-    def __missing__(self, key: str) -> str:
-        return "…"
+SIGN_IN_DETAIL = "Please sign in first, so I can look this up for you."
+TOO_LONG_DETAIL = "That request is too long to show you for approval, so nothing was sent."
 
 
 def _enqueue(call_id: UUID | str) -> None:
@@ -83,9 +78,22 @@ def tool_call_request(
     *, conversation_id: UUID | str, turn_id: UUID | str | None, tool: Tool, arguments: dict[str, Any]
 ) -> ToolCall:
     """Record a call the assistant asked for. Writes wait for the customer's approval (the
-    `awaiting_confirmation` question); reads are queued for a worker at once."""
+    `awaiting_confirmation` question, naming every argument); reads are queued for a worker at
+    once. A tool needing an identity the customer has not proved fails here, before any request."""
     call_id = uuid.uuid4()
-    confirm = tool.requires_confirmation
+    customer = Conversation.objects.select_related("customer").get(pk=conversation_id).customer
+    status, detail, error = ToolCallStatus.QUEUED, _progress_text(tool, tool.name), ""
+    if identity_missing(tool, identity_of(customer)):
+        error = "identity_required: anonymous, or no verified e-mail"
+        status, detail = ToolCallStatus.FAILED, SIGN_IN_DETAIL
+    elif tool.asks_first:
+        try:
+            status, detail = (
+                ToolCallStatus.AWAITING_CONFIRMATION,
+                confirmation_question(tool=tool, arguments=arguments),
+            )
+        except QuestionTooLong as exc:
+            status, detail, error = ToolCallStatus.FAILED, TOO_LONG_DETAIL, f"question_too_long: {exc}"
     call = ToolCall.objects.create(
         id=call_id,
         conversation_id=conversation_id,
@@ -95,13 +103,14 @@ def tool_call_request(
         connector_slug=tool.connector.slug,
         arguments=arguments,
         idempotency_key=f"kefu-toolcall-{call_id}",
-        status=ToolCallStatus.AWAITING_CONFIRMATION if confirm else ToolCallStatus.QUEUED,
-        detail=confirmation_question(tool=tool, arguments=arguments)
-        if confirm
-        else _progress_text(tool, tool.name),
+        status=status,
+        detail=detail,
+        error=error,
+        result={"error": error.split(":", 1)[0]} if error else None,
+        finished_at=timezone.now() if status == ToolCallStatus.FAILED else None,
     )
     _emit(call, call.status, call.detail)
-    if not confirm:
+    if status == ToolCallStatus.QUEUED:
         _enqueue(call.id)
     return call
 
@@ -114,7 +123,9 @@ def tool_call_confirm(*, customer_id: str, conversation_id: str, call_id: str, a
 
     try:
         conversation = Conversation.objects.get(pk=conversation_id)
-        call = ToolCall.objects.select_for_update().get(pk=call_id, conversation=conversation)
+        call = ToolCall.objects.select_for_update().get(
+            pk=call_id, conversation=conversation, requested_by__isnull=True
+        )
     except (Conversation.DoesNotExist, ToolCall.DoesNotExist, ValueError):
         raise ConversationNotFound("No such question to confirm in this conversation.") from None
     if str(conversation.customer_id) != str(customer_id):
@@ -124,7 +135,9 @@ def tool_call_confirm(*, customer_id: str, conversation_id: str, call_id: str, a
     if not approve:
         call.status, call.finished_at = ToolCallStatus.DECLINED, timezone.now()
         call.save(update_fields=["status", "finished_at", "updated_at"])
-        _emit(call, ToolCallStatus.DECLINED, f"Declined: {call.detail}")
+        _emit(
+            call, ToolCallStatus.DECLINED, f"Declined: {call.detail.splitlines()[0] if call.detail else ''}"
+        )
         transaction.on_commit(lambda: _notify(call.id))
         return False
     call.status = ToolCallStatus.QUEUED
@@ -159,10 +172,9 @@ def tool_call_execute(*, call_id: UUID | str, task_id: str = "") -> float | None
     tool = call.tool
     if tool is None or not tool.enabled or not tool.connector.enabled:
         return _finish(call, error=ToolError("This tool is no longer available.", code="unavailable"))
-    customer = call.conversation.customer
-    identity = (
-        None if customer.is_anonymous else Identity(external_id=customer.external_id, email=customer.email)
-    )
+    identity = identity_of(call.conversation.customer)
+    if identity_missing(tool, identity):  # whatever queued it, no request without the identity
+        return _finish(call, error=ToolError("This needs a signed-in customer.", code="identity_required"))
     try:
         result = backend_for(tool.connector.kind).execute(
             connector=tool.connector,
@@ -184,7 +196,7 @@ def tool_call_execute(*, call_id: UUID | str, task_id: str = "") -> float | None
 
 _FAILED_DETAIL = {
     "not_found": "{system} found nothing matching that for your account.",
-    "identity_required": "Please sign in first, so I can look this up for you.",
+    "identity_required": SIGN_IN_DETAIL,
     "rejected": "{system} could not do that.",
 }
 
@@ -214,7 +226,8 @@ def _finish(
         )
         _emit(row, ToolCallStatus.FAILED, detail)
     row.save()
-    transaction.on_commit(lambda: _notify(row.id))
+    if row.requested_by_id is None:
+        transaction.on_commit(lambda: _notify(row.id))
     return None
 
 
@@ -236,9 +249,46 @@ def tool_call_give_up(*, call_id: UUID | str, reason: str) -> None:
     _emit(row, ToolCallStatus.FAILED, f"{system} took too long to answer.")
 
 
+def tool_call_run_for_staff(*, conversation_id: UUID | str, tool: Tool, user: Any) -> ToolCall:
+    """A staff member's read for a conversation (the console's CRM panel) as a recorded call: the
+    same row and the same execution as the Celery task's, run here once since the page waits
+    (no retry backoff). Internal: no customer event, no seq, not in the assistant's prompt."""
+    if tool.asks_first:
+        raise ValueError(f"{tool.name} asks the customer first; staff run reads only.")
+    call_id = uuid.uuid4()
+    ToolCall.objects.create(
+        id=call_id,
+        conversation_id=conversation_id,
+        tool=tool,
+        name=tool.name,
+        connector_slug=tool.connector.slug,
+        arguments={},
+        idempotency_key=f"kefu-toolcall-{call_id}",
+        detail=_progress_text(tool, tool.name),
+        requested_by=user,
+    )
+    if tool_call_execute(call_id=call_id) is not None:
+        tool_call_give_up(call_id=call_id, reason="a staff read is tried once (the page is waiting)")
+    return ToolCall.objects.select_related("tool__connector").get(pk=call_id)
+
+
+# What an admin reviewed before enabling an imported tool: what the model fills and what is sent.
+_REVIEWED_SHAPE = ("method", "path_template", "query_map", "body_map", "parameters")
+
+
+@dataclass(frozen=True)
+class ToolsImported:
+    connector: Any
+    enabled: dict[str, bool]  # tool name -> enabled after the import
+
+
 @transaction.atomic
-def connector_tools_import(*, slug: str, plan: Any, base_url: str | None = None) -> Any:
-    """Create or update the connector's tools from an `openapi.ImportPlan` (one row per tool)."""
+def connector_tools_import(*, slug: str, plan: Any, base_url: str | None = None) -> ToolsImported:
+    """Create or update the connector's tools from an `openapi.ImportPlan` (one row per tool).
+
+    New tools are created disabled until an admin reviews them. A re-import keeps an admin's
+    decisions (enabled, requires_confirmation, the waiver) only while the tool's request shape
+    is unchanged; a changed shape is a new tool to review, so it is disabled again."""
     from .models import Connector
 
     connector, created = Connector.objects.get_or_create(
@@ -250,6 +300,7 @@ def connector_tools_import(*, slug: str, plan: Any, base_url: str | None = None)
         connector.save(update_fields=["base_url", "updated_at"])
     existing = {t.name: t for t in connector.tools.all()}
     new, changed = [], []
+    reviewed = ["enabled", "requires_confirmation", "confirmation_waived_reason"]
     for draft in plan.tools:
         fields = {
             "description": draft.description,
@@ -258,16 +309,21 @@ def connector_tools_import(*, slug: str, plan: Any, base_url: str | None = None)
             "path_template": draft.path,
             "query_map": draft.query_map,
             "body_map": draft.body_map,
-            "requires_confirmation": draft.requires_confirmation,
             "confirmation_template": draft.confirmation_template,
+        }
+        defaults = {
+            "enabled": False,
+            "requires_confirmation": draft.requires_confirmation,
+            "confirmation_waived_reason": "",
         }
         tool = existing.get(draft.name)
         if tool is None:
-            new.append(Tool(connector=connector, name=draft.name, **fields))
-        else:
-            for key, value in fields.items():
-                setattr(tool, key, value)
-            changed.append(tool)
+            new.append(Tool(connector=connector, name=draft.name, **fields, **defaults))
+            continue
+        same = all(getattr(tool, key) == fields[key] for key in _REVIEWED_SHAPE)
+        for key, value in {**fields, **({} if same else defaults)}.items():
+            setattr(tool, key, value)
+        changed.append(tool)
     Tool.objects.bulk_create(new, batch_size=500)
-    Tool.objects.bulk_update(changed, [*fields] if changed else ["description"], batch_size=500)
-    return connector
+    Tool.objects.bulk_update(changed, [*fields, *reviewed] if changed else ["description"], batch_size=500)
+    return ToolsImported(connector=connector, enabled={t.name: t.enabled for t in [*new, *changed]})

@@ -1,10 +1,13 @@
 """The tools of one assistant turn (apps.assistant.providers.base.ToolBox), scoped to the
-conversation's customer. The model sees names, descriptions and JSON schemas only."""
+conversation's customer. The model sees names, descriptions and JSON schemas only, and only of
+the tools this customer may run: one needing an identity (or a verified e-mail) the customer has
+not proved is withheld, and a call to it is refused before anything is recorded or sent."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +19,7 @@ from apps.conversations.models import Conversation
 from apps.core.redis import redis_async
 
 from .models import FINAL_STATUSES, Tool, ToolCall, ToolCallStatus
+from .registry import identity_missing, identity_of
 from .services import tool_call_done_key, tool_call_give_up, tool_call_request
 
 try:  # the lead's per-call DB pool; Channels' helper until it lands
@@ -36,8 +40,6 @@ class _Tool:
     name: str
     description: str
     parameters: dict[str, Any]
-    needs_identity: bool
-    requires_confirmation: bool
     source: str
 
 
@@ -54,8 +56,10 @@ def _outcome(call: ToolCall) -> ToolOutcome:
             message=call.detail,
         )
     if status == ToolCallStatus.AWAITING_CONFIRMATION:
+        # The question's sentence; the customer sees it with every argument in the `tool` event.
+        question = call.detail.splitlines()[0] if call.detail else ""
         return ToolOutcome(
-            call_id=str(call.id), name=call.name, status=status, source=source, message=call.detail
+            call_id=str(call.id), name=call.name, status=status, source=source, message=question
         )
     if status == ToolCallStatus.DECLINED:
         return ToolOutcome(
@@ -79,7 +83,7 @@ def _outcome(call: ToolCall) -> ToolOutcome:
 def _call_load(*, call_id: str, conversation_id: str) -> ToolCall | None:
     return (
         ToolCall.objects.select_related("tool__connector")
-        .filter(pk=call_id, conversation_id=conversation_id)
+        .filter(pk=call_id, conversation_id=conversation_id, requested_by__isnull=True)
         .first()
     )
 
@@ -91,9 +95,12 @@ def _request(*, conversation_id: str, turn_id: str, tool_id: int, arguments: dic
 
 
 class ConnectorToolBox:
-    def __init__(self, *, conversation_id: str, turn_id: str, tools: list[_Tool], anonymous: bool) -> None:
-        self.conversation_id, self.turn_id, self.anonymous = conversation_id, turn_id or None, anonymous
+    def __init__(
+        self, *, conversation_id: str, turn_id: str, tools: list[_Tool], withheld: Sequence[_Tool] = ()
+    ) -> None:
+        self.conversation_id, self.turn_id = conversation_id, turn_id or None
         self._tools = {t.name: t for t in tools}
+        self._withheld = {t.name: t for t in withheld}
 
     def specs(self) -> list[dict[str, Any]]:
         return [
@@ -104,8 +111,21 @@ class ConnectorToolBox:
     def has(self, name: str) -> bool:
         return name in self._tools
 
+    def withheld(self) -> set[str]:
+        """Tools not offered until the customer signs in (the builtin provider says so)."""
+        return set(self._withheld)
+
     async def call(self, name: str, arguments: dict[str, Any]) -> ToolOutcome:
         tool = self._tools.get(name)
+        if tool is None and name in self._withheld:  # never offered: no row, no request
+            return ToolOutcome(
+                call_id="",
+                name=name,
+                status="denied",
+                source=self._withheld[name].source,
+                data={"error": "sign_in_required"},
+                message=SIGN_IN,
+            )
         if tool is None:
             return ToolOutcome(
                 call_id="",
@@ -124,15 +144,6 @@ class ConnectorToolBox:
                 source=tool.source,
                 data={"error": "invalid_arguments", "message": exc.message[:300]},
                 message="I could not use those details; could you rephrase them?",
-            )
-        if tool.needs_identity and self.anonymous:
-            return ToolOutcome(
-                call_id="",
-                name=name,
-                status="denied",
-                source=tool.source,
-                data={"error": "sign_in_required"},
-                message=SIGN_IN,
             )
         call = await db_async(_request)(
             conversation_id=self.conversation_id, turn_id=self.turn_id, tool_id=tool.id, arguments=arguments
@@ -181,29 +192,28 @@ def toolbox_for(*, conversation_id: str, customer_id: str, turn_id: str) -> Conn
     conversation = Conversation.objects.select_related("customer").filter(pk=conversation_id).first()
     if conversation is None or str(conversation.customer_id) != str(customer_id):
         return None
+    identity = identity_of(conversation.customer)
     rows = Tool.objects.select_related("connector").filter(enabled=True, connector__enabled=True)
     tools: list[_Tool] = []
+    withheld: list[_Tool] = []
     seen: set[str] = set()
     for row in rows.order_by("connector__slug", "name"):
         if row.name in seen:
             continue
         seen.add(row.name)
-        tools.append(
-            _Tool(
-                id=row.pk,
-                name=row.name,
-                description=row.description,
-                parameters=row.parameters or EMPTY_SCHEMA,
-                needs_identity=row.needs_identity,
-                requires_confirmation=row.requires_confirmation,
-                source=row.connector.name,
-            )
+        tool = _Tool(
+            id=row.pk,
+            name=row.name,
+            description=row.description,
+            parameters=row.parameters or EMPTY_SCHEMA,
+            source=row.connector.name,
         )
-    if not tools:
+        (withheld if identity_missing(row, identity) else tools).append(tool)
+    if not tools and not withheld:
         return None
     return ConnectorToolBox(
         conversation_id=str(conversation_id),
         turn_id=str(turn_id) if turn_id else "",
         tools=tools,
-        anonymous=conversation.customer.is_anonymous,
+        withheld=withheld,
     )

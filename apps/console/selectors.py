@@ -228,7 +228,9 @@ def _tool_calls(conversation_id: UUID | str) -> list[HistoryItem]:
     except ImportError:  # the connectors app is optional for the console
         return []
     items = []
-    for call in ToolCall.objects.filter(conversation_id=conversation_id):
+    # The assistant's calls only: the CRM panel's reads (requested_by an agent) are audit rows,
+    # not part of the conversation, and would add two entries each time the page opens.
+    for call in ToolCall.objects.filter(conversation_id=conversation_id, requested_by__isnull=True):
         data = {
             "call_id": str(call.pk),
             "name": call.name,

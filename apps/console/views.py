@@ -116,7 +116,7 @@ async def conversation_crm(request: HttpRequest, conversation_id: UUID) -> HttpR
     if not user.is_staff:
         raise PermissionDenied("The console is for staff accounts.")
     async with _CRM_PANELS:
-        panel = await db_async_work(crm_panel_for_conversation)(conversation_id=conversation_id)
+        panel = await db_async_work(crm_panel_for_conversation)(conversation_id=conversation_id, user=user)
     if panel is None:
         raise Http404("No such conversation.")
     return render(request, "console/_crm_panel.html", {"panel": panel})

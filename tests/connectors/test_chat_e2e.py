@@ -64,7 +64,7 @@ async def test_order_question_refund_approved_and_cancel_declined(
         [question] = [e for e in events if e["type"] == "tool"]
         assert (question["status"], question["detail"]) == (
             "awaiting_confirmation",
-            "Request a refund for order PP-1001?",
+            "Request a refund for order PP-1001?\norder_number: PP-1001\nreason: I want a refund for PP-1001",
         )
         assert events[-1]["text"] == "Request a refund for order PP-1001? Please approve or decline above."
         assert demo_crm.writes() == []

@@ -179,13 +179,14 @@ async def test_tools_imported_from_the_demo_systems_document_run_against_it(
         "searchStock",
     ]
     assert report["skipped"] == []
+    # The customer is bound to the session: the model never sees an id, and nothing runs unreviewed.
+    tools = {t["name"]: t for t in report["tools"]}
+    assert tools["getOrder"]["path"] == "/customers/{customer.external_id}/orders/{number}"
+    assert tools["getOrder"]["parameters"]["required"] == ["number"]
+    assert tools["getOrder"]["bound"] == {"customer_id": "customer.external_id"}
+    assert (tools["searchStock"]["bound"], {t["enabled"] for t in report["tools"]}) == ({}, {False})
     await Connector.objects.filter(slug="crm").aupdate(auth_type="bearer", secret=TOKEN, name="Demo CRM")
-    # The admin's step: the customer comes from the session, so the model no longer sees the id.
-    tool = await Tool.objects.aget(connector__slug="crm", name="getOrder")
-    tool.path_template = "/customers/{customer.external_id}/orders/{number}"
-    del tool.parameters["properties"]["customer_id"]
-    tool.parameters["required"] = ["number"]
-    await tool.asave()
+    await Tool.objects.filter(connector__slug="crm").aupdate(enabled=True)  # the admin's review
 
     box = await box_for(await sync_to_async(conversation_of)(ada))
     stock = await box.call("searchStock", {"q": "blanket"})
@@ -196,3 +197,25 @@ async def test_tools_imported_from_the_demo_systems_document_run_against_it(
     assert (
         await box.call("requestRefund", {"customer_id": "demo-customer-1", "number": "PP-1001"})
     ).status == ("awaiting_confirmation")
+
+
+def test_reimport_keeps_a_review_only_while_the_request_is_unchanged(tmp_path):
+    doc = tmp_path / "crm.yaml"
+    doc.write_text(DEMO_OPENAPI.read_text())
+    args = ["--openapi", str(doc), "--connector", "crm"]
+    run_import(*args)
+    Tool.objects.filter(name__in=["getOrder", "searchStock"]).update(enabled=True)
+    Tool.objects.filter(name="createTicket").update(confirmation_waived_reason="tickets are harmless")
+
+    again = {t["name"]: t["enabled"] for t in run_import(*args)["tools"]}
+    assert (again["getOrder"], again["searchStock"], again["listOrders"]) == (True, True, False)
+
+    doc.write_text(DEMO_OPENAPI.read_text().replace("name: q, in: query", "name: query, in: query"))
+    doc.write_text(
+        doc.read_text().replace(
+            "subject: {type: string, minLength: 3", "subject: {type: string, minLength: 4"
+        )
+    )
+    changed = {t["name"]: t["enabled"] for t in run_import(*args)["tools"]}
+    assert (changed["getOrder"], changed["searchStock"]) == (True, False)  # a new shape: review again
+    assert Tool.objects.get(name="createTicket").confirmation_waived_reason == ""

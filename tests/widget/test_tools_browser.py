@@ -48,6 +48,10 @@ def test_ada_tracks_her_order_and_approves_a_refund(
     send(page, "I want a refund for PP-1001")
     question = page.locator('.kefu-tool[data-status="awaiting_confirmation"]')
     expect(question).to_contain_text("Request a refund for order PP-1001?")
+    # Every argument it will send, each on its own line.
+    assert question.locator(".kefu-tool-text").inner_text() == (
+        "Request a refund for order PP-1001?\norder_number: PP-1001\nreason: I want a refund for PP-1001"
+    )
     expect(answers(page).nth(1).locator(".kefu-text")).to_have_text(
         "Request a refund for order PP-1001? Please approve or decline above."
     )

@@ -181,13 +181,18 @@ def phrase(outcome: ToolOutcome, intent: ToolIntent | None = None) -> tuple[str,
     return f"Sorry, I couldn't get that from {outcome.source or 'our systems'} just now. {OFFER_PERSON}", []
 
 
+def _names(turn: Turn) -> set[str]:
+    """The tools offered, plus those withheld until the customer signs in: asking for one of
+    those gets "please sign in" rather than an answer from the knowledge base."""
+    assert turn.tools is not None
+    withheld = getattr(turn.tools, "withheld", None)
+    return {s["name"] for s in turn.tools.specs()} | (withheld() if withheld else set())
+
+
 def wants_tool(turn: Turn) -> bool:
     if turn.tools is None:
         return False
-    return (
-        bool(turn.tool_call_id)
-        or tool_intent(turn.question, {s["name"] for s in turn.tools.specs()}) is not None
-    )
+    return bool(turn.tool_call_id) or tool_intent(turn.question, _names(turn)) is not None
 
 
 async def tool_answer(turn: Turn) -> AsyncIterator[AnswerChunk]:
@@ -197,7 +202,7 @@ async def tool_answer(turn: Turn) -> AsyncIterator[AnswerChunk]:
     if turn.tool_call_id:
         outcome = await turn.tools.resume(turn.tool_call_id)
     else:
-        intent = tool_intent(turn.question, {s["name"] for s in turn.tools.specs()})
+        intent = tool_intent(turn.question, _names(turn))
         assert intent is not None
         outcome = await turn.tools.call(intent.name, intent.arguments)
     text, citations = phrase(outcome, intent)

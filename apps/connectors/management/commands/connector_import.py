@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apps.connectors.openapi import OpenAPIError, document_load, import_plan
 from apps.connectors.services import connector_tools_import
+from apps.core.outbound import ALLOW_HINT, OutboundRefused, outbound_url_check
 
 
 class Command(BaseCommand):
@@ -33,11 +34,22 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         if not (options["base_url"] or plan.base_url):
             raise CommandError("The document names no server; pass --base-url.")
-        connector_tools_import(slug=options["connector"], plan=plan, base_url=options["base_url"])
+        try:  # the outbound policy: an imported document must not point Kefu inwards
+            outbound_url_check(options["base_url"] or plan.base_url)
+        except OutboundRefused as exc:
+            raise CommandError(f"{exc}. {ALLOW_HINT}") from None
+        imported = connector_tools_import(slug=options["connector"], plan=plan, base_url=options["base_url"])
         report = {
             "connector": options["connector"],
             "tools": [
-                {"name": t.name, "method": t.method, "path": t.path, "parameters": t.parameters}
+                {
+                    "name": t.name,
+                    "method": t.method,
+                    "path": t.path,
+                    "parameters": t.parameters,
+                    "enabled": imported.enabled[t.name],
+                    "bound": t.bound,
+                }
                 for t in plan.tools
             ],
             "skipped": plan.skipped,
@@ -45,9 +57,14 @@ class Command(BaseCommand):
         if options["json"]:
             self.stdout.write(json.dumps(report))
         else:
+            disabled = sum(not enabled for enabled in imported.enabled.values())
             self.stdout.write(
-                f"{len(plan.tools)} tools imported into {options['connector']}, "
-                f"{len(plan.skipped)} operations skipped"
+                f"{len(plan.tools)} tools imported into {options['connector']} ({disabled} disabled until "
+                f"an admin reviews and enables them), {len(plan.skipped)} operations skipped"
             )
+            for t in plan.tools:
+                if t.bound:
+                    bound = ", ".join(f"{k} <- {v}" for k, v in t.bound.items())
+                    self.stdout.write(f"  {t.name}: bound to the verified customer: {bound}")
             for s in plan.skipped:
                 self.stdout.write(f"  skipped {s['operation']}: {s['reason']}")
