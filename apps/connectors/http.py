@@ -16,6 +16,8 @@ from urllib.parse import quote
 
 import httpx
 
+from apps.core.outbound import OutboundRefused, OutboundResponse, outbound_client_local, outbound_request
+
 from .models import AuthType, Connector, Tool
 from .registry import ExecResult, Identity, ToolError, backend_register
 from .trim import trim
@@ -25,6 +27,7 @@ logger = logging.getLogger(__name__)
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.\-]+)\}")
 _WHOLE = re.compile(r"^\{([A-Za-z0-9_.\-]+)\}$")
 MAX_RESPONSE_BYTES = 1024 * 1024
+MAX_TOKEN_RESPONSE_BYTES = 64 * 1024
 
 
 def _value(name: str, arguments: dict[str, Any], identity: Identity | None) -> Any:
@@ -78,9 +81,16 @@ def _oauth2_token(connector: Connector, client: httpx.Client) -> str:
     if connector.oauth2_scope:
         data["scope"] = connector.oauth2_scope
     try:
-        response = client.post(
-            connector.oauth2_token_url, data=data, auth=(connector.username, connector.secret)
+        response = outbound_request(
+            "POST",
+            connector.oauth2_token_url,
+            max_bytes=MAX_TOKEN_RESPONSE_BYTES,
+            client=client,
+            data=data,
+            auth=(connector.username, connector.secret),
         )
+    except OutboundRefused as exc:
+        raise _refused(exc) from None
     except httpx.HTTPError as exc:
         raise ToolError(f"Token endpoint unreachable ({type(exc).__name__}).", retryable=True) from None
     if response.status_code != 200:
@@ -109,7 +119,13 @@ def _auth(connector: Connector, client: httpx.Client) -> tuple[dict[str, str], A
     return {}, None
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _refused(exc: OutboundRefused) -> ToolError:
+    # The outbound policy's refusals are final: retrying reaches the same address or answer.
+    code = "too_large" if exc.kind == "too_large" else "refused"
+    return ToolError(str(exc), status=exc.status, code=code)
+
+
+def _retry_after(response: OutboundResponse) -> float | None:
     value = response.headers.get("Retry-After")
     if not value:
         return None
@@ -120,20 +136,6 @@ def _retry_after(response: httpx.Response) -> float | None:
             return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
         except (TypeError, ValueError):
             return None
-
-
-_local = threading.local()
-
-
-def _client() -> httpx.Client:
-    """This thread's HTTP client: connections are reused, and the TLS context (costly to build)
-    is made once per worker thread instead of once per call."""
-    client = getattr(_local, "client", None)
-    if client is None:
-        client = _local.client = httpx.Client(
-            follow_redirects=False, limits=httpx.Limits(max_keepalive_connections=4)
-        )
-    return client
 
 
 class HttpBackend:
@@ -150,7 +152,7 @@ class HttpBackend:
         path = render(tool.path_template, arguments, identity, in_path=True)
         url = connector.base_url.rstrip("/") + "/" + path.lstrip("/")
         timeout = httpx.Timeout(connector.read_timeout_s, connect=connector.connect_timeout_s)
-        client = _client()
+        client = outbound_client_local()  # the outbound policy's (apps/core/outbound.py)
         headers, auth = _auth(connector, client)
         headers["Accept"] = "application/json"
         if method not in ("GET", "HEAD"):
@@ -159,15 +161,19 @@ class HttpBackend:
             _mapped(tool.body_map, arguments, identity) if method not in ("GET", "HEAD", "DELETE") else None
         )
         try:
-            response = client.request(
+            response = outbound_request(
                 method,
                 url,
+                max_bytes=MAX_RESPONSE_BYTES,
+                client=client,
                 params=_mapped(tool.query_map, arguments, identity),
                 json=body,
                 headers=headers,
                 auth=auth,
                 timeout=timeout,
             )
+        except OutboundRefused as exc:
+            raise _refused(exc) from None
         except httpx.TimeoutException:
             raise ToolError(
                 f"{connector.name} did not answer in time.", retryable=True, code="timeout"
@@ -187,8 +193,6 @@ class HttpBackend:
                 retry_after=_retry_after(response),
                 code="unavailable",
             )
-        if len(response.content) > MAX_RESPONSE_BYTES:
-            raise ToolError(f"{connector.name} sent more than 1 MiB.", status=status, code="too_large")
         try:
             data = response.json() if response.content else None
         except ValueError:

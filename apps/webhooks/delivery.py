@@ -14,10 +14,15 @@ from django.db import transaction
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
+from apps.core.outbound import OutboundRefused, outbound_request
+
 from .models import DeliveryStatus, EventDelivery, EventDeliveryAttempt, WebhookEndpoint
 from .outgoing import outgoing_cache_clear
 
 TIMEOUT_S = 10.0
+# A subscriber's answer is read only this far, and only an excerpt of it is kept (staff see it).
+MAX_RESPONSE_BYTES = 4096
+RESPONSE_EXCERPT_CHARS = 200
 # Settings that may override these (tests shorten them): WEBHOOK_RETRY_SCHEDULE_S, and
 # WEBHOOK_ENDPOINT_DISABLE_AFTER_S (an endpoint failing this long is disabled; 5 days).
 RETRY_SCHEDULE_S = (5, 300, 1800, 7200, 18000, 36000, 36000)
@@ -96,9 +101,20 @@ def _post(delivery: EventDelivery) -> tuple[bool, EventDeliveryAttempt]:
     log = EventDeliveryAttempt(delivery=delivery)
     started = time.monotonic()
     try:
-        response = httpx.post(delivery.endpoint.url, content=body, headers=headers, timeout=TIMEOUT_S)
-        log.response_status, log.response_body = response.status_code, response.text[:2000]
+        response = outbound_request(
+            "POST",
+            delivery.endpoint.url,
+            max_bytes=MAX_RESPONSE_BYTES,
+            truncate=True,
+            content=body,
+            headers=headers,
+            timeout=TIMEOUT_S,
+        )
+        log.response_status = response.status_code
+        log.response_body = response.text[:RESPONSE_EXCERPT_CHARS]
         ok = 200 <= response.status_code < 300
+    except OutboundRefused as exc:  # the outbound policy's: a failed attempt, with the reason
+        log.response_status, log.error, ok = exc.status, str(exc)[:2000], False
     except httpx.HTTPError as exc:
         log.error, ok = f"{type(exc).__name__}: {exc}"[:2000], False
     log.duration_ms = int((time.monotonic() - started) * 1000)

@@ -104,7 +104,7 @@ async def test_refund_waits_for_approval_then_runs_once(
     [question] = await listener.tool_events(1)
     assert (question["status"], question["detail"]) == (
         "awaiting_confirmation",
-        "Request a refund for order PP-1001?",
+        "Request a refund for order PP-1001?\norder_number: PP-1001\nreason: It arrived broken",
     )
     assert demo_crm.writes() == []  # nothing happens before the customer says yes
 
@@ -193,3 +193,50 @@ async def test_every_auth_type_reaches_the_system_and_no_secret_leaks(
     row = await ToolCall.objects.aget(pk=outcome.call_id)
     stored = [e.payload async for e in ConversationEvent.objects.filter(conversation=conversation)]
     assert TOKEN not in f"{row.arguments}{row.result}{row.error}{stored}{caplog.text}{box.specs()}"
+
+
+async def test_a_write_marked_safe_with_a_reason_runs_without_asking(
+    demo_connector, ada, conversation_of, celery_worker_live
+):
+    from apps.connectors.models import Tool
+
+    await Tool.objects.filter(name="ticket_create").aupdate(
+        requires_confirmation=False, confirmation_waived_reason="A ticket only notifies our team."
+    )
+    box = await box_for(await sync_to_async(conversation_of)(ada))
+    outcome = await box.call("ticket_create", {"subject": "Lamp flickers"})
+    assert (outcome.status, outcome.data["subject"]) == ("succeeded", "Lamp flickers")
+
+
+async def test_a_call_for_an_anonymous_visitor_fails_before_any_request(
+    demo_connector, anonymous_customer, conversation_of, listen
+):
+    from apps.connectors.models import Tool
+    from apps.connectors.services import tool_call_request
+
+    conversation = await sync_to_async(conversation_of)(anonymous_customer)
+    listener = await listen(conversation.pk)
+    tool = await Tool.objects.select_related("connector").aget(name="orders_list")
+    call = await sync_to_async(tool_call_request)(
+        conversation_id=conversation.pk, turn_id=None, tool=tool, arguments={}
+    )
+    assert (call.status, call.detail, call.attempts) == (
+        "failed",
+        "Please sign in first, so I can look this up for you.",
+        0,
+    )
+    [event] = await listener.tool_events(1)
+    assert (event["status"], event["detail"]) == ("failed", call.detail)
+
+
+async def test_a_tool_sending_the_email_waits_for_a_verified_email(demo_connector, ada, conversation_of):
+    from apps.connectors.models import Tool
+    from apps.customers.models import Customer
+
+    await Tool.objects.filter(name="customer_profile").aupdate(query_map={"email": "{customer.email}"})
+    conversation = await sync_to_async(conversation_of)(ada)
+    box = await box_for(conversation)
+    assert "customer_profile" not in {s["name"] for s in box.specs()}
+    assert (await box.call("customer_profile", {})).status == "denied"
+    await Customer.objects.filter(pk=ada.pk).aupdate(email_verified=True)
+    assert "customer_profile" in {s["name"] for s in (await box_for(conversation)).specs()}
