@@ -13,6 +13,8 @@ import uuid
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
+from apps.core.fields import EncryptedJSONField, EncryptedTextField
+
 
 class Verifier(models.TextChoices):
     STANDARD = "standard", "Standard Webhooks"
@@ -29,7 +31,8 @@ class WebhookSource(models.Model):
     name = models.CharField(max_length=200, blank=True)
     verifier = models.CharField(max_length=20, choices=Verifier.choices, default=Verifier.STANDARD)
     # Every secret listed verifies: add the new one, switch the sender, then drop the old one.
-    secrets = ArrayField(models.CharField(max_length=500), default=list, blank=True)
+    # A list of strings, newest first, encrypted as a whole (apps/core/crypto.py).
+    secrets = EncryptedJSONField(default=list, blank=True)
     # {"order.shipped": {"title": "...", "body": "..."}, "order.*": {...}}; overrides the defaults
     # in apps/webhooks/rendering.py. Placeholders: {order_id}, {customer.email}, {type}, ...
     templates = models.JSONField(default=dict, blank=True)
@@ -86,7 +89,7 @@ class WebhookEndpoint(models.Model):
 
     name = models.CharField(max_length=200, blank=True)
     url = models.URLField(max_length=2000)
-    secret = models.CharField(max_length=500, help_text="A Standard Webhooks secret: whsec_ + base64.")
+    secret = EncryptedTextField(help_text="A Standard Webhooks secret: whsec_ + base64.")
     # Empty: every event type.
     event_types = ArrayField(models.CharField(max_length=100), default=list, blank=True)
     enabled = models.BooleanField(default=True)
@@ -103,6 +106,12 @@ class WebhookEndpoint(models.Model):
 
     def wants(self, event_type: str) -> bool:
         return not self.event_types or event_type in self.event_types
+
+    def clean(self) -> None:
+        # The outbound policy, early: the admin shows a refused address on the field.
+        from apps.core.outbound import outbound_clean
+
+        outbound_clean(url=self.url)
 
 
 class EventPayload(models.Model):
