@@ -27,7 +27,19 @@ def user_for_session(*, session_key: str | None) -> Any:
     return get_user(SimpleNamespace(session=session))
 
 
-def _session_key(scope: dict[str, Any]) -> str | None:
+def console_allowed(user: Any) -> bool:
+    """Who may hold a console socket: an active staff account."""
+    return bool(user is not None and user.is_authenticated and user.is_active and user.is_staff)
+
+
+def console_user_current(*, session_key: str | None, agent_id: int) -> Any | None:
+    """The socket's agent as the database has them now, or None once they may no longer use the
+    console: deactivated, staff rights removed, signed out, or password changed elsewhere."""
+    user = user_for_session(session_key=session_key)
+    return user if console_allowed(user) and user.pk == agent_id else None
+
+
+def session_key_of(scope: dict[str, Any]) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"cookie":
             cookie = SimpleCookie()
@@ -44,5 +56,5 @@ class SessionUserMiddleware:
         self.inner = inner
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        user = await db_async(user_for_session)(session_key=_session_key(scope))
+        user = await db_async(user_for_session)(session_key=session_key_of(scope))
         return await self.inner(dict(scope, user=user), receive, send)

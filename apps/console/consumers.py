@@ -17,10 +17,11 @@ from typing import Any
 from uuid import uuid4
 
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from apps.conversations.errors import ConversationError, ConversationNotFound
 from apps.conversations.events import aevent_broadcast, conversation_group
-from apps.conversations.selectors import event_list
+from apps.conversations.selectors import event_page
 from apps.core.db import db_async
 from apps.realtime.delivery import ConversationStreams
 from apps.realtime.limits import (
@@ -33,7 +34,7 @@ from apps.realtime.limits import (
 )
 from apps.realtime.schemas import Frame, FrameError
 
-from . import services, session
+from . import auth, services, session
 from .groups import AGENTS, agents_conversation_group, agroup_send
 from .presence import PING_S, online_leave, online_touch, presence_set
 from .schemas import frame_parse
@@ -46,8 +47,12 @@ CLOSE_POLICY = 1008
 CLOSE_SILENT = 1001
 
 
-async def _fetch(conversation_id: str, after_seq: int) -> list[dict[str, Any]]:
-    return await db_async(event_list)(conversation_id=conversation_id, after_seq=after_seq)
+async def _fetch(
+    conversation_id: str, after_seq: int, upto_seq: int | None, limit: int
+) -> list[dict[str, Any]]:
+    return await db_async(event_page)(
+        conversation_id=conversation_id, after_seq=after_seq, upto_seq=upto_seq, limit=limit
+    )
 
 
 async def turns_stop_signal(turn_ids: list[str]) -> None:
@@ -67,6 +72,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         super().__init__(*args, **kwargs)
         self.socket_id = uuid4().hex
         self.agent: Any = None
+        self.session_key: str | None = None
         self.agent_wire: dict[str, Any] = {}
         self.closing = False
         self.last_seen = time.monotonic()
@@ -82,14 +88,15 @@ class AgentConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        if user is None or not user.is_authenticated or not user.is_active or not user.is_staff:
+        if not auth.console_allowed(user):
             await self.close(code=CLOSE_FORBIDDEN)  # before accept: HTTP 403 at the handshake
             return
+        self.session_key = auth.session_key_of(self.scope)
         self.agent, self.agent_wire = user, agent_to_wire(user)
         await self.channel_layer.group_add(AGENTS, self.channel_name)
         await self.accept()
         await online_touch(agent_id=user.pk, socket_id=self.socket_id)
-        self._watchdog = asyncio.get_running_loop().create_task(self._close_when_silent())
+        self._watchdog = asyncio.get_running_loop().create_task(self._heartbeat())
         queue = await db_async(session.queue_for)(agent_id=user.pk)
         await self._send({"type": "agent_ready", "agent": self.agent_wire, "queue": queue})
 
@@ -107,13 +114,27 @@ class AgentConsumer(AsyncWebsocketConsumer):
         except Exception:  # presence entries expire on their own
             logger.exception("agent socket cleanup failed")
 
-    async def _close_when_silent(self) -> None:
+    async def _heartbeat(self) -> None:
+        """Every CONSOLE_HEARTBEAT_S: close a silent socket, and (4403) one whose agent was
+        deactivated, lost staff rights or was signed out since the socket opened."""
         while True:
-            await asyncio.sleep(PING_S)
+            await asyncio.sleep(settings.CONSOLE_HEARTBEAT_S)
             if time.monotonic() - self.last_seen > 3 * PING_S:
                 self.closing = True
                 await self.close(CLOSE_SILENT)
                 return
+            try:
+                current = await db_async(auth.console_user_current)(
+                    session_key=self.session_key, agent_id=self.agent.pk
+                )
+            except Exception:  # Postgres away: every frame fails anyway; check again next beat
+                logger.exception("agent socket: account re-check failed")
+                continue
+            if current is None:
+                self.closing = True
+                await self.close(CLOSE_FORBIDDEN)
+                return
+            self.agent = current  # role changes apply to the next frame
 
     # -- frames ------------------------------------------------------------------------
 
@@ -152,13 +173,11 @@ class AgentConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(conversation_group(conversation_id), self.channel_name)
             await self.channel_layer.group_add(agents_conversation_group(conversation_id), self.channel_name)
         self.streams.seq_sent[conversation_id] = frame.last_seq  # what the client holds
-        replay = await db_async(session.subscribe_replay)(
-            conversation_id=conversation_id, after_seq=frame.last_seq
-        )
+        replay = await db_async(session.subscribe_replay)(conversation_id=conversation_id)
         if replay is None:
             await self._leave(conversation_id, announce=False)
             raise ConversationNotFound("No conversation has this id.")
-        await self.streams.replay(replay.events)
+        await self.streams.replay(conversation_id, after_seq=frame.last_seq, upto_seq=replay.last_seq)
         # A last_seq beyond the conversation's (a client bug) must not hide the events to come.
         self.streams.seq_sent[conversation_id] = replay.last_seq
         self.notes_sent[conversation_id] = set()

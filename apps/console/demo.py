@@ -1,14 +1,14 @@
-"""The console's part of the demo workspace: a few canned replies, and the demo agent's
-right to manage them in /admin/ (it is staff, not a superuser)."""
+"""The console's part of the demo workspace: a few canned replies, the staff roles, and the
+demo agent in the `admin` role so the demo can use /admin/ (it is staff, not a superuser)."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.db import transaction
 
 from .models import CannedReply
+from .roles import role_join, roles_sync
 
 DEMO_CANNED_REPLIES = [
     ("hello", "Greeting", "Hi, I'm here to help. Give me a moment to read through your conversation."),
@@ -20,13 +20,12 @@ DEMO_CANNED_REPLIES = [
 
 @transaction.atomic
 def demo_console_setup() -> int:
-    """Create the demo canned replies (once; edits made in admin stay) and let the demo agent
-    manage canned replies. Returns how many canned replies exist."""
+    """Create the demo canned replies (once; edits made in admin stay), bring the role groups
+    up to date and make the demo agent an `admin`. Returns how many canned replies exist."""
     for shortcut, title, text in DEMO_CANNED_REPLIES:
         CannedReply.objects.get_or_create(shortcut=shortcut, defaults={"title": title, "text": text})
+    roles_sync()  # permissions of models added since the roles migration
     agent = get_user_model().objects.filter(username=settings.DEMO_AGENT_EMAIL).first()
     if agent is not None:
-        agent.user_permissions.add(
-            *Permission.objects.filter(content_type__app_label="console", content_type__model="cannedreply")
-        )
+        role_join(user=agent, role="admin")
     return CannedReply.objects.count()

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from apps.realtime.schemas import Frame, _any, _bool, _int_between, _text, _uuid
+from apps.realtime.schemas import MAX_INT, Frame, _any, _bool, _int_between, _text, _uuid
 from apps.realtime.schemas import frame_parse as chat_frame_parse
 
 
 def _agent_id(value: Any) -> int:
-    if type(value) is not int or value < 1:
+    if type(value) is not int or not 1 <= value <= MAX_INT:
         raise ValueError("must be an agent's id (a positive integer)")
     return value
 

@@ -25,6 +25,7 @@ from apps.conversations.services import message_create
 from .groups import agents_conversation_group, group_send
 from .models import ConversationRead, Note
 from .queue import queue_entry_publish_on_commit
+from .roles import LEADS, staff_role
 from .selectors import agent_name, note_to_wire
 
 
@@ -52,6 +53,17 @@ def _not_someone_elses(conversation: Conversation, agent: Any) -> None:
     if conversation.assignee_id is not None and conversation.assignee_id != agent.pk:
         raise ConversationConflict(
             f"{agent_name(conversation.assignee)} has this conversation; ask them to assign it to you."
+        )
+
+
+def _holder_or_lead(conversation: Conversation, agent: Any) -> None:
+    """Only the assignee or a supervisor/admin moves a conversation someone else holds."""
+    if conversation.assignee_id is None or conversation.assignee_id == agent.pk:
+        return
+    if staff_role(agent) not in LEADS:
+        raise ConversationConflict(
+            f"{agent_name(conversation.assignee)} has this conversation; only they or a supervisor "
+            "can reassign or release it."
         )
 
 
@@ -88,13 +100,14 @@ def conversation_claim(*, conversation_id: UUID | str, agent: Any) -> Takeover:
 
 
 @transaction.atomic
-def conversation_assign(*, conversation_id: UUID | str, agent_id: int, by: Any | None = None) -> Takeover:
+def conversation_assign(*, conversation_id: UUID | str, agent_id: int, by: Any) -> Takeover:
     """Give the conversation to a named agent (a transfer, or a supervisor's assignment)."""
     target = get_user_model().objects.filter(pk=agent_id, is_staff=True, is_active=True).first()
     if target is None:
         raise ConversationNotFound("No active agent has this id.")
     conversation = _locked(conversation_id)
     _open(conversation)
+    _holder_or_lead(conversation, by)
     stopped = _to_agent(conversation, target)
     queue_entry_publish_on_commit(conversation_id=conversation.pk)  # the assignee may change alone
     return Takeover(conversation, stopped)
@@ -105,7 +118,7 @@ def conversation_release(*, conversation_id: UUID | str, agent: Any) -> Conversa
     """Hand back to the assistant: it answers the customer's next message."""
     conversation = _locked(conversation_id)
     _open(conversation)
-    _not_someone_elses(conversation, agent)
+    _holder_or_lead(conversation, agent)
     if conversation.state != ConversationState.BOT:
         conversation.state = ConversationState.BOT
         conversation.assignee = None

@@ -8,7 +8,6 @@ from typing import Any
 from uuid import UUID
 
 from apps.conversations.models import Conversation
-from apps.conversations.selectors import event_list
 
 from .selectors import note_list, note_to_wire, queue_wire
 
@@ -17,7 +16,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Replay:
-    events: list[dict[str, Any]]  # customer-visible durable events after the client's last_seq
+    # The customer-visible events up to last_seq are read a page at a time by the consumer.
     last_seq: int  # the conversation's last seq when read (later events arrive live)
     notes: list[dict[str, Any]]  # every note, oldest first
 
@@ -26,13 +25,12 @@ def queue_for(*, agent_id: int) -> list[dict[str, Any]]:
     return queue_wire(agent_id=agent_id)
 
 
-def subscribe_replay(*, conversation_id: UUID | str, after_seq: int) -> Replay | None:
+def subscribe_replay(*, conversation_id: UUID | str) -> Replay | None:
     last_seq = Conversation.objects.filter(pk=conversation_id).values_list("last_seq", flat=True).first()
     if last_seq is None:
         return None
-    events = event_list(conversation_id=conversation_id, after_seq=after_seq, upto_seq=last_seq)
     notes = [note_to_wire(note) for note in note_list(conversation_id=conversation_id)]
-    return Replay(events, last_seq, notes)
+    return Replay(last_seq, notes)
 
 
 def assigned_to(*, conversation_id: UUID | str, agent_id: int) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -83,11 +84,22 @@ class DocumentAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False  # documents come in through the upload view or kb_ingest
 
+    def has_upload_permission(self, request) -> bool:
+        """Uploading adds and replaces documents (re-uploading a name replaces it)."""
+        opts = self.opts
+        return request.user.has_perms(
+            [f"{opts.app_label}.add_{opts.model_name}", f"{opts.app_label}.change_{opts.model_name}"]
+        )
+
+    def changelist_view(self, request, extra_context=None):
+        context = {**(extra_context or {}), "has_upload_permission": self.has_upload_permission(request)}
+        return super().changelist_view(request, context)
+
     @admin.display(description="progress")
     def progress(self, obj: Document) -> str:
         return f"{obj.chunks_done}/{obj.chunks_total} chunks"
 
-    @admin.action(description="Re-index selected documents")
+    @admin.action(description="Re-index selected documents", permissions=["change"])
     def reindex(self, request, queryset):
         docs = list(queryset.exclude(source=None))
         with transaction.atomic():
@@ -104,6 +116,8 @@ class DocumentAdmin(admin.ModelAdmin):
         return [upload, *super().get_urls()]
 
     def upload_view(self, request):
+        if not self.has_upload_permission(request):
+            raise PermissionDenied("Uploading documents needs the add and change document permissions.")
         form = DocumentUploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             kb = form.cleaned_data["knowledge_base"] or knowledge_base_get_or_create(
