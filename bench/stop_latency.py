@@ -186,8 +186,8 @@ def start_uvicorn(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--ws", "websockets-sansio", "--lifespan", "on", "--no-access-log",
-         "--log-level", "warning"],
+         "--port", str(port), "--ws", "websockets-sansio", "--ws-max-size", "1048576", "--lifespan", "on",
+         "--no-access-log", "--log-level", "warning"],
         cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60

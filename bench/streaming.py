@@ -201,8 +201,8 @@ def main() -> None:
                    "config.asgi:application"]
     else:
         command = ["-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(web_port),
-                   "--ws", "websockets-sansio", "--lifespan", "on", "--no-access-log",
-                   "--log-level", "warning",
+                   "--ws", "websockets-sansio", "--ws-max-size", "1048576", "--lifespan", "on",
+                   "--no-access-log", "--log-level", "warning",
                    "--backlog", "2048"]
     web = subprocess.Popen([sys.executable, *command], cwd=REPO, env=child_env,
                            stdout=(logs / "web.log").open("w"), stderr=subprocess.STDOUT)

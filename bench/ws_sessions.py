@@ -219,8 +219,8 @@ def start_server(server: str, app: str, env: dict[str, str], log: Path) -> tuple
     else:  # as the Procfile runs it, one worker: the process whose RSS is measured
         lifespan = "on" if app.startswith("config.") else "off"
         command = ["-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-                   "--ws", "websockets-sansio", "--lifespan", lifespan, "--no-access-log",
-                   "--log-level", "warning"]
+                   "--ws", "websockets-sansio", "--ws-max-size", "1048576", "--lifespan", lifespan,
+                   "--no-access-log", "--log-level", "warning"]
     proc = subprocess.Popen(
         [sys.executable, *command], cwd=REPO, env=child_env, stdout=log.open("w"), stderr=subprocess.STDOUT,
     )

@@ -131,7 +131,10 @@ def web_server(transactional_db, tmp_path) -> Iterator[Callable[..., ServerProce
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
              "--port", str(port), "--workers", str(workers), "--ws", "websockets-sansio", "--lifespan", "on",
-             "--no-access-log", "--timeout-graceful-shutdown", "5"],
+             "--no-access-log", "--timeout-graceful-shutdown", "5",
+             # As the Procfile: frames over 1 MiB close with 1009, X-Forwarded-For from TRUSTED_PROXIES only.
+             "--ws-max-size", "1048576", "--proxy-headers",
+             "--forwarded-allow-ips", env.get("TRUSTED_PROXIES", "")],
             cwd=REPO, env=service_env(**env), stdout=log.open("w"), stderr=subprocess.STDOUT,
         )
         server = ServerProcess(proc, port, log)
@@ -153,7 +156,9 @@ def daphne_server(transactional_db, tmp_path) -> Iterator[Callable[..., ServerPr
         port = port or free_port()
         log = tmp_path / f"daphne-{port}-{len(started)}.log"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+             "--websocket-max-message-size", "1048576", "--websocket-max-frame-size", "1048576",
+             "config.asgi:application"],
             cwd=REPO, env=service_env(**env), stdout=log.open("w"), stderr=subprocess.STDOUT,
         )
         server = ServerProcess(proc, port, log)

@@ -33,11 +33,24 @@ def conversation_get_for_customer(*, customer_id: UUID | str, conversation_id: U
 def event_list(
     *, conversation_id: UUID | str, after_seq: int, upto_seq: int | None = None
 ) -> list[dict[str, Any]]:
-    """Durable events with `after_seq < seq [<= upto_seq]`, as the client sees them, in order."""
+    """Durable events with `after_seq < seq [<= upto_seq]`, as the client sees them, in order,
+    all in one list: for short ranges. Sockets replay through `event_page`."""
     events = ConversationEvent.objects.filter(conversation_id=conversation_id, seq__gt=after_seq)
     if upto_seq is not None:
         events = events.filter(seq__lte=upto_seq)
     return [event_to_wire(event) for event in events.order_by("seq")]
+
+
+def event_page(
+    *, conversation_id: UUID | str, after_seq: int, upto_seq: int | None = None, limit: int
+) -> list[dict[str, Any]]:
+    """The first `limit` durable events with `after_seq < seq [<= upto_seq]`, in order: one page
+    of a replay (a long conversation is read a page at a time, never whole; the unique
+    (conversation, seq) index makes each page one range scan)."""
+    events = ConversationEvent.objects.filter(conversation_id=conversation_id, seq__gt=after_seq)
+    if upto_seq is not None:
+        events = events.filter(seq__lte=upto_seq)
+    return [event_to_wire(event) for event in events.order_by("seq")[:limit]]
 
 
 def message_history(*, conversation_id: UUID | str, limit: int = 20) -> list[Message]:

@@ -5,8 +5,9 @@ Names and their settings (each a `limits` rate string, several joined by `;`):
     session_ip            RATELIMIT_SESSION_IP            widget sessions created per client IP
     message_customer      RATELIMIT_MESSAGE_CUSTOMER      chat messages per customer
     answer_customer_hour  RATELIMIT_ANSWER_CUSTOMER_HOUR  assistant answers per customer (cost guard)
-An empty rate string switches that limit off. When Redis cannot be reached the limits fail open
-(logged): an outage of the counters must not refuse every customer.
+An empty rate string switches that limit off. While Redis cannot be reached each process counts
+in its own memory (logged): an outage of the counters neither refuses every customer nor lifts
+the limits; the site then admits at most (web processes) x the limit.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 import time
 import weakref
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ from django.conf import settings
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import RedisStorage as AsyncRedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter as AsyncMovingWindowRateLimiter
-from limits.storage import RedisStorage
+from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
 logger = logging.getLogger(__name__)
@@ -51,6 +53,46 @@ def _prefix() -> str:
     return f"{settings.KEFU_REDIS_PREFIX}:ratelimit"
 
 
+# --- the per-process fallback while Redis is away --------------------------------------------
+
+_memory: MovingWindowRateLimiter | None = None
+_memory_lock = threading.Lock()
+# After a failure Redis is left alone this long: an unreachable host must not add its timeout
+# to every request of an outage.
+REDIS_RETRY_S = 2.0
+_redis_down_until: dict[str, float] = {}  # REDIS_URL|prefix -> monotonic time to try again
+
+
+def _memory_limiter() -> MovingWindowRateLimiter:
+    global _memory
+    with _memory_lock:
+        if _memory is None:  # made on first need: MemoryStorage starts an expiry thread
+            _memory = MovingWindowRateLimiter(MemoryStorage())
+        return _memory
+
+
+def _redis_usable(config: str) -> bool:
+    return time.monotonic() >= _redis_down_until.get(config, 0.0)
+
+
+def _redis_failed(config: str, name: str) -> None:
+    _redis_down_until[config] = time.monotonic() + REDIS_RETRY_S
+    logger.warning("rate limit %s counted in this process only: Redis unreachable", name, exc_info=True)
+
+
+def _check(limiter: MovingWindowRateLimiter, items: list[RateLimitItem], name: str, key: str) -> LimitResult:
+    # `hit` is atomic in Redis (a Lua script), so concurrent processes never over-admit.
+    refused = [item for item in items if not limiter.hit(item, name, key)]
+    if not refused:
+        return LimitResult(limited=False, retry_after_s=0)
+    reset = max(limiter.get_window_stats(item, name, key).reset_time for item in refused)
+    return LimitResult(limited=True, retry_after_s=max(1, math.ceil(reset - time.time())))
+
+
+def _config() -> str:
+    return f"{settings.REDIS_URL}|{_prefix()}"
+
+
 # --- sync (views) ---------------------------------------------------------------------------
 
 _sync: tuple[str, MovingWindowRateLimiter] | None = None
@@ -58,7 +100,7 @@ _sync: tuple[str, MovingWindowRateLimiter] | None = None
 
 def _sync_limiter() -> MovingWindowRateLimiter:
     global _sync
-    config = f"{settings.REDIS_URL}|{_prefix()}"
+    config = _config()
     if _sync is None or _sync[0] != config:
         storage = RedisStorage(settings.REDIS_URL, key_prefix=_prefix(), socket_timeout=5)
         _sync = (config, MovingWindowRateLimiter(storage))
@@ -70,17 +112,13 @@ def limit_check(*, name: str, key: str) -> LimitResult:
     items = _items(name)
     if not items:
         return LimitResult(limited=False, retry_after_s=0)
-    limiter = _sync_limiter()
-    try:
-        # `hit` is atomic in Redis (a Lua script), so concurrent processes never over-admit.
-        refused = [item for item in items if not limiter.hit(item, name, key)]
-        if not refused:
-            return LimitResult(limited=False, retry_after_s=0)
-        reset = max(limiter.get_window_stats(item, name, key).reset_time for item in refused)
-    except _UNREACHABLE:
-        logger.warning("rate limit %s not counted: Redis unreachable", name, exc_info=True)
-        return LimitResult(limited=False, retry_after_s=0)
-    return LimitResult(limited=True, retry_after_s=max(1, math.ceil(reset - time.time())))
+    config = _config()
+    if _redis_usable(config):
+        try:
+            return _check(_sync_limiter(), items, name, key)
+        except _UNREACHABLE:
+            _redis_failed(config, name)
+    return _check(_memory_limiter(), items, name, key)
 
 
 # --- async (consumers) ----------------------------------------------------------------------
@@ -93,7 +131,7 @@ _async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[str, AsyncMov
 
 def _async_limiter() -> AsyncMovingWindowRateLimiter:
     loop = asyncio.get_running_loop()
-    config = f"{settings.REDIS_URL}|{_prefix()}"
+    config = _config()
     cached = _async.get(loop)
     if cached is None or cached[0] != config:
         uri = "async+" + settings.REDIS_URL
@@ -109,10 +147,13 @@ async def limit_hit(*, name: str, key: str) -> bool:
     items = _items(name)
     if not items:
         return False
-    limiter = _async_limiter()
-    try:
-        admitted = [await limiter.hit(item, name, key) for item in items]
-    except _UNREACHABLE:
-        logger.warning("rate limit %s not counted: Redis unreachable", name, exc_info=True)
-        return False
-    return not all(admitted)
+    config = _config()
+    if _redis_usable(config):
+        limiter = _async_limiter()
+        try:
+            admitted = [await limiter.hit(item, name, key) for item in items]
+            return not all(admitted)
+        except _UNREACHABLE:
+            _redis_failed(config, name)
+    # In memory, no I/O: the sync limiter does not block the loop.
+    return _check(_memory_limiter(), items, name, key).limited

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 
 from asgiref.sync import sync_to_async
@@ -12,6 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from apps.core.health import run_checks
 from apps.core.metrics import metrics_exposition
+from apps.core.net import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -22,10 +22,8 @@ def _token_matches(request: HttpRequest, *, header: str, expected: str) -> bool:
 
 
 def _is_loopback(request: HttpRequest) -> bool:
-    try:
-        return ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
-    except ValueError:
-        return False
+    ip = client_ip(request)
+    return ip is not None and ip.is_loopback
 
 
 async def _is_staff(request: HttpRequest) -> bool:

@@ -28,7 +28,7 @@ from apps.conversations.events import (
     conversation_group,
     customer_group,
 )
-from apps.conversations.selectors import conversation_get_for_customer, event_list
+from apps.conversations.selectors import conversation_get_for_customer, event_page
 from apps.conversations.services import conversation_rate, conversation_request_human
 from apps.core import metrics
 from apps.core.db import db_async
@@ -61,8 +61,12 @@ CLOSE_SILENT = 1001
 CLOSE_TOO_SLOW = 4408
 
 
-async def _fetch_events(conversation_id: str, after_seq: int) -> list[dict[str, Any]]:
-    return await db_async(event_list)(conversation_id=conversation_id, after_seq=after_seq)
+async def _fetch_events(
+    conversation_id: str, after_seq: int, upto_seq: int | None, limit: int
+) -> list[dict[str, Any]]:
+    return await db_async(event_page)(
+        conversation_id=conversation_id, after_seq=after_seq, upto_seq=upto_seq, limit=limit
+    )
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -214,10 +218,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._check_owned(conversation_id)
         await self._follow(conversation_id)
         self.streams.rewind(conversation_id, frame.last_seq)
-        events, last_seq = await db_async(session.conversation_replay)(
-            conversation_id=conversation_id, after_seq=frame.last_seq
-        )
-        await self.streams.replay(events)
+        # Up to the last seq as read now (later events reach this subscribed socket live), in pages.
+        last_seq = await db_async(session.conversation_last_seq)(conversation_id=conversation_id)
+        await self.streams.replay(conversation_id, after_seq=frame.last_seq, upto_seq=last_seq)
         self.streams.follow(conversation_id, delivered_seq=last_seq)
         await self._send({"type": "resumed", "conversation_id": conversation_id, "last_seq": last_seq})
         await self._partial_if_streaming(conversation_id)

@@ -15,16 +15,21 @@ from typing import Any
 
 Event = dict[str, Any]
 Send = Callable[[Event], Awaitable[None]]
-# (conversation_id, after_seq) -> the durable events after it, in seq order (from Postgres).
-Fetch = Callable[[str, int], Awaitable[list[Event]]]
+# (conversation_id, after_seq, upto_seq or None, limit) -> one page from Postgres: the first
+# `limit` durable events with after_seq < seq [<= upto_seq], in seq order.
+Fetch = Callable[[str, int, int | None, int], Awaitable[list[Event]]]
 
 _ENDED_KEPT = 64
+# Events read per query in a replay or gap repair: a socket never holds a whole long
+# conversation in memory, and each query stays short.
+PAGE_SIZE = 500
 
 
 class ConversationStreams:
-    def __init__(self, *, send: Send, fetch: Fetch) -> None:
+    def __init__(self, *, send: Send, fetch: Fetch, page_size: int | None = None) -> None:
         self._send = send
         self._fetch = fetch
+        self.page_size = page_size or PAGE_SIZE
         self.seq_sent: dict[str, int] = {}  # followed conversation -> last seq delivered
         self.ended: dict[str, None] = {}  # answers whose message_end was delivered (recent)
         self.partial_len: dict[str, int] = {}  # answer -> length of the text a `partial` delivered
@@ -58,12 +63,18 @@ class ConversationStreams:
 
     # -- sending ----------------------------------------------------------------------
 
-    async def replay(self, events: list[Event]) -> None:
-        """Send stored durable events (a resume/subscribe replay), skipping what was sent."""
+    async def replay(self, conversation_id: str, *, after_seq: int, upto_seq: int) -> None:
+        """Send the stored events with after_seq < seq <= upto_seq (a resume/subscribe replay),
+        a page at a time, skipping what was sent."""
         async with self._lock:
-            for event in events:
-                if event["seq"] > self.seq_sent.get(event["conversation_id"], 0):
-                    await self._deliver(event)
+            while after_seq < upto_seq:
+                page = await self._fetch(conversation_id, after_seq, upto_seq, self.page_size)
+                for event in page:
+                    if event["seq"] > self.seq_sent.get(conversation_id, 0):
+                        await self._deliver(event)
+                if len(page) < self.page_size:
+                    return
+                after_seq = page[-1]["seq"]
 
     async def catch_up(self, conversation_id: str) -> None:
         """Send whatever Postgres holds after the last seq delivered (gap repair)."""
@@ -71,11 +82,14 @@ class ConversationStreams:
             await self._catch_up(conversation_id)
 
     async def _catch_up(self, conversation_id: str) -> None:
-        if conversation_id not in self.seq_sent:
-            return
-        for event in await self._fetch(conversation_id, self.seq_sent[conversation_id]):
-            if event["seq"] == self.seq_sent.get(conversation_id, -1) + 1:
-                await self._deliver(event)
+        while conversation_id in self.seq_sent:
+            after_seq = self.seq_sent[conversation_id]
+            page = await self._fetch(conversation_id, after_seq, None, self.page_size)
+            for event in page:
+                if event["seq"] == self.seq_sent.get(conversation_id, -1) + 1:
+                    await self._deliver(event)
+            if len(page) < self.page_size or self.seq_sent.get(conversation_id) == after_seq:
+                return  # the end, or a page that did not continue what was sent
 
     async def partial(self, conversation_id: str, message_id: str, text: str) -> None:
         """Send the whole text so far of an answer being generated (after a replay)."""

@@ -10,6 +10,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 MAX_FRAME_BYTES = 64 * 1024
+# Frames over 1 MiB never reach a consumer: the web server closes with 1009 on the frame's header
+# (uvicorn --ws-max-size 1048576 in the Procfile; Daphne's --websocket-max-frame-size, see
+# daphne_close_codes.py). Between the two a frame is read, then answered with `too_large`.
 AUTH_TIMEOUT_S = 10.0
 
 # A socket sending this many bad frames within the window is closed with 1008.

@@ -12,6 +12,10 @@ from .limits import MAX_FRAME_BYTES
 
 MAX_TEXT = 4000
 MAX_COMMENT = 2000
+# Integers are stored in 64-bit columns (seq, ids): larger ones are a bad field, not a crash.
+MAX_INT = 2**63 - 1
+# JSON nesting a frame may have: deeper ones would blow the parser's (or the echo's) recursion.
+MAX_DEPTH = 32
 
 
 class FrameError(Exception):
@@ -46,7 +50,7 @@ def _uuid(value: Any) -> UUID:
 
 def _int_between(low: int, high: int | None) -> Callable[[Any], int]:
     def check(value: Any) -> int:
-        if type(value) is not int or value < low or (high is not None and value > high):
+        if type(value) is not int or value < low or value > (MAX_INT if high is None else high):
             raise ValueError(
                 f"must be an integer from {low}" + (f" to {high}" if high is not None else " up")
             )
@@ -55,16 +59,31 @@ def _int_between(low: int, high: int | None) -> Callable[[Any], int]:
     return check
 
 
+def _storable(value: str) -> bool:
+    """Postgres text takes neither NUL nor a lone surrogate (which JSON's \\ud800 escapes make)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT:
         raise ValueError(f"must be a string of 1 to {MAX_TEXT} characters, not only spaces")
+    if not _storable(value):
+        raise ValueError("must be text without NUL characters or unpaired surrogates")
     return value
 
 
-def _str_upto(limit: int, *, empty: bool) -> Callable[[Any], str]:
+def _str_upto(limit: int, *, empty: bool, stored: bool = True) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if not isinstance(value, str) or len(value) > limit or (not empty and not value):
             raise ValueError(f"must be a string of at most {limit} characters")
+        if stored and not _storable(value):
+            raise ValueError("must be text without NUL characters or unpaired surrogates")
         return value
 
     return check
@@ -83,7 +102,7 @@ def _any(value: Any) -> Any:
 # type -> {field: (validator, required)}; fields not listed are ignored (forward compatible).
 SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], Any], bool]]] = {
     # Any string: a wrong one closes the socket with 4401, like a forged one.
-    "auth": {"token": (_str_upto(MAX_FRAME_BYTES, empty=True), True)},
+    "auth": {"token": (_str_upto(MAX_FRAME_BYTES, empty=True, stored=False), True)},
     "resume": {"conversation_id": (_uuid, True), "last_seq": (_int_between(0, None), True)},
     "message": {
         "client_msg_id": (_uuid, True),
@@ -101,13 +120,26 @@ SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], Any], bool]]] = {
     },
     "tool_confirm": {
         "conversation_id": (_uuid, True),
-        "call_id": (_str_upto(100, empty=False), True),
+        "call_id": (_uuid, True),
         "approve": (_bool, True),
     },
 }
 
 
 Schemas = dict[str, dict[str, tuple[Callable[[Any], Any], bool]]]
+
+
+def _too_deep(value: Any) -> bool:
+    level = [value]
+    for _ in range(MAX_DEPTH):
+        level = [
+            child
+            for node in level if isinstance(node, (dict, list))
+            for child in (node.values() if isinstance(node, dict) else node)
+        ]
+        if not level:
+            return False
+    return any(isinstance(node, (dict, list)) for node in level)
 
 
 def frame_parse(
@@ -128,8 +160,12 @@ def frame_parse(
         raw = json.loads(text)
     except ValueError:
         raise FrameError("bad_json", "The frame is not valid JSON.") from None
+    except RecursionError:
+        raise FrameError("bad_json", f"The frame nests deeper than {MAX_DEPTH} levels.") from None
     if not isinstance(raw, dict):
         raise FrameError("bad_json", "A frame must be a JSON object with a `type`.")
+    if _too_deep(raw):
+        raise FrameError("bad_json", f"The frame nests deeper than {MAX_DEPTH} levels.")
     kind = raw.get("type")
     cmid = raw.get("client_msg_id")
     cmid = cmid if kind in echoing_client_msg_id and isinstance(cmid, str) else None

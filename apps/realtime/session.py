@@ -10,7 +10,7 @@ from django.db import transaction
 from apps.assistant.services import turn_create
 from apps.conversations.events import Published, broadcasts_deferred
 from apps.conversations.models import Conversation
-from apps.conversations.selectors import conversation_open_for_customer, event_list
+from apps.conversations.selectors import conversation_open_for_customer
 from apps.conversations.services import MessageReceipt, message_receive_in
 from apps.customers.models import Customer
 
@@ -25,13 +25,6 @@ def customer_open_conversation(*, customer_id: UUID) -> tuple[bool, UUID | None]
 
 def conversation_last_seq(*, conversation_id: UUID) -> int:
     return Conversation.objects.filter(pk=conversation_id).values_list("last_seq", flat=True).first() or 0
-
-
-def conversation_replay(*, conversation_id: UUID, after_seq: int) -> tuple[list[dict[str, Any]], int]:
-    """Events after `after_seq` up to the conversation's last seq as read now, and that seq.
-    Whatever commits later reaches an already-subscribed socket live."""
-    last_seq = conversation_last_seq(conversation_id=conversation_id)
-    return event_list(conversation_id=conversation_id, after_seq=after_seq, upto_seq=last_seq), last_seq
 
 
 def message_receive_deferred(**kwargs: Any) -> tuple[MessageReceipt, list[Published]]:

@@ -1,5 +1,6 @@
 """Abuse limits live in Redis, shared by every process: sessions per IP (HTTP 429), messages and
-assistant answers per customer (apps.core.ratelimit.limit_hit, called by the chat consumer)."""
+assistant answers per customer (apps.core.ratelimit.limit_hit, called by the chat consumer).
+While Redis is away each process counts on its own."""
 
 import asyncio
 import time
@@ -114,20 +115,42 @@ def closed_port_redis_url() -> str:
 
 
 @pytest.mark.django_db
-def test_sessions_are_still_created_when_the_counters_cannot_be_reached(client, settings):
-    settings.RATELIMIT_SESSION_IP = "1/minute"
+def test_without_redis_sessions_are_created_and_still_limited_per_process(client, settings):
+    settings.RATELIMIT_SESSION_IP = "2/minute"
     settings.REDIS_URL = closed_port_redis_url()
-    ip = unique_ip()
+    ip, other_ip = unique_ip(), unique_ip()
 
-    assert [post(client, ip).status_code for _ in range(2)] == [201, 201]
+    statuses = [post(client, ip).status_code for _ in range(3)]
+    elsewhere = post(client, other_ip)
+
+    assert statuses == [201, 201, 429]
+    assert elsewhere.status_code == 201
 
 
-async def test_limit_hit_fails_open_when_redis_cannot_be_reached(settings):
-    settings.RATELIMIT_MESSAGE_CUSTOMER = "1/minute"
+async def test_without_redis_limit_hit_counts_in_this_process(settings):
+    settings.RATELIMIT_MESSAGE_CUSTOMER = "2/minute"
     settings.REDIS_URL = closed_port_redis_url()
+    customer, other = str(uuid.uuid4()), str(uuid.uuid4())
+
+    hits = [await limit_hit(name="message_customer", key=customer) for _ in range(3)]
+
+    assert hits == [False, False, True]
+    assert await limit_hit(name="message_customer", key=other) is False
+
+
+async def test_counting_returns_to_redis_once_it_answers_again(settings, monkeypatch):
+    from apps.core import ratelimit
+
+    monkeypatch.setattr(ratelimit, "REDIS_RETRY_S", 0.0)
+    settings.RATELIMIT_MESSAGE_CUSTOMER = "2/minute"
     customer = str(uuid.uuid4())
+    real_redis = settings.REDIS_URL
+    settings.REDIS_URL = closed_port_redis_url()
+    assert await limit_hit(name="message_customer", key=customer) is False  # counted in memory
 
-    assert [await limit_hit(name="message_customer", key=customer) for _ in range(2)] == [False, False]
+    settings.REDIS_URL = real_redis
+    # Redis holds its own count again: two hits admitted there, the third refused.
+    assert [await limit_hit(name="message_customer", key=customer) for _ in range(3)] == [False, False, True]
 
 
 @pytest.mark.django_db

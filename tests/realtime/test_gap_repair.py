@@ -59,9 +59,9 @@ async def test_a_ping_with_nothing_missed_reads_nothing_from_postgres(chat, cust
     fetches = []
     real_fetch = consumers._fetch_events
 
-    async def counted(conversation_id, after_seq):
+    async def counted(conversation_id, after_seq, upto_seq, limit):
         fetches.append((conversation_id, after_seq))
-        return await real_fetch(conversation_id, after_seq)
+        return await real_fetch(conversation_id, after_seq, upto_seq, limit)
 
     monkeypatch.setattr(consumers, "_fetch_events", counted)
     settings.ASSISTANT_TOKEN_DELAY_S = 0

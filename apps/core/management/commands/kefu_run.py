@@ -9,18 +9,24 @@ import shlex
 import sys
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
 
 from apps.core.embedded.ports import port_is_free
+from apps.core.net import trusted_proxies
 
 
 class Command(BaseCommand):
     help = "Run the whole Kefu platform in the foreground (what `make run` does)."
 
     def handle(self, *args, **options):
+        try:  # checked before anything starts: uvicorn would take a typo for a host name
+            proxies = trusted_proxies(settings.TRUSTED_PROXIES)
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from None
         host, port = settings.HOST, settings.PORT
         if not port_is_free(port, host):
             raise CommandError(
@@ -37,7 +43,7 @@ class Command(BaseCommand):
                    CELERY_TASK_DEFAULT_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE,
                    DEMO_CRM_HOST=settings.DEMO_CRM_HOST, DEMO_CRM_PORT=str(settings.DEMO_CRM_PORT),
                    DEMO_CRM_TOKEN=settings.DEMO_CRM_TOKEN, DEMO_CRM_KEFU_URL=f"http://{host}:{port}",
-                   DEMO_WEBHOOK_SECRET=settings.DEMO_WEBHOOK_SECRET,
+                   DEMO_WEBHOOK_SECRET=settings.DEMO_WEBHOOK_SECRET, TRUSTED_PROXIES=proxies,
                    PATH=f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}")
         self._print_banner(host, port)
 
@@ -76,6 +82,7 @@ class Command(BaseCommand):
             f"  demo CRM/ERP   http://{settings.DEMO_CRM_HOST}:{settings.DEMO_CRM_PORT}",
             f"  demo login     {settings.DEMO_AGENT_EMAIL} / {settings.DEMO_AGENT_PASSWORD}",
             f"  WIDGET_IDENTITY_SECRET={shlex.quote(settings.WIDGET_IDENTITY_SECRET)}",
+            f"  WIDGET_JWT_SECRET={shlex.quote(settings.WIDGET_JWT_SECRET)}",
             f"  DEMO_WEBHOOK_SECRET={shlex.quote(settings.DEMO_WEBHOOK_SECRET)}",
             f"  data under     {settings.KEFU_VAR_DIR}",
             "Press Ctrl-C to stop everything.",
