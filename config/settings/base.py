@@ -1,6 +1,7 @@
 """Kefu settings. Configuration is environment variables only; every one has a development
 default that needs nothing set (see README's configuration table)."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -31,7 +32,7 @@ DJANGO_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
 ]
-THIRD_PARTY_APPS = ["channels"]
+THIRD_PARTY_APPS = ["channels", "axes"]
 LOCAL_APPS = [
     "apps.core",
     "apps.customers",
@@ -54,6 +55,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out sign-in into the lockout page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -151,6 +153,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 DEMO_AGENT_EMAIL = env.str("DEMO_AGENT_EMAIL", default="agent@example.com")
 DEMO_AGENT_PASSWORD = env.str("DEMO_AGENT_PASSWORD", default="kefu-demo")
 WIDGET_IDENTITY_SECRET = env.str("WIDGET_IDENTITY_SECRET", default="kefu-demo-identity-secret")
+# Secrets at rest (connector credentials, webhook secrets; apps/core/crypto.py): Fernet keys,
+# comma-separated, the first encrypts and all decrypt. Empty (development): one key derived from
+# DJANGO_SECRET_KEY with HKDF-SHA256. Rotate: new key first, `manage.py secrets_rotate`, drop old.
+KEFU_SECRET_KEYS = env.list("KEFU_SECRET_KEYS", default=[])
 # A Standard Webhooks secret: "whsec_" + base64 of the key bytes.
 DEMO_WEBHOOK_SECRET = env.str(
     "DEMO_WEBHOOK_SECRET", default="whsec_a2VmdS1kZW1vLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXM="
@@ -221,6 +227,11 @@ METRICS_CELERY_QUEUES = env.list(
     default=[CELERY_TASK_DEFAULT_QUEUE, *(_AREA_QUEUES if KEFU_CELERY_SPLIT_QUEUES else [])],
 )
 
+# Load balancers / reverse proxies whose X-Forwarded-For the web server believes (IPs or CIDR
+# networks, comma-separated; empty: none, the peer address is the client). The Procfile passes
+# them to uvicorn's --forwarded-allow-ips; Django reads only REMOTE_ADDR (apps/core/net.py).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+
 # Abuse limits in Redis across processes (apps/core/ratelimit.py): `limits` rate strings, several
 # joined by ";", empty to switch one off. Development defaults are loose (tests and benches
 # open many sessions from 127.0.0.1); production.py tightens them.
@@ -232,6 +243,13 @@ RATELIMIT_ANSWER_CUSTOMER_HOUR = env.str("RATELIMIT_ANSWER_CUSTOMER_HOUR", defau
 # WIDGET_USER_HASH_ENABLED=false accepts only the JWT; `exp` may be at most WIDGET_JWT_MAX_AGE_S ahead.
 WIDGET_USER_HASH_ENABLED = env.bool("WIDGET_USER_HASH_ENABLED", default=True)
 WIDGET_JWT_MAX_AGE_S = env.int("WIDGET_JWT_MAX_AGE_S", default=24 * 3600)
+# `user_jwt` has its own key: were it WIDGET_IDENTITY_SECRET, a user_hash printed for a user id
+# the user chose ("<header>.<payload>") would be a valid JWT signature. Empty switches JWTs off.
+# The default is published (development only; production refuses it). `aud` must name
+# WIDGET_JWT_AUDIENCE; `iss` must equal WIDGET_JWT_ISSUER when that is set.
+WIDGET_JWT_SECRET = env.str("WIDGET_JWT_SECRET", default="kefu-demo-jwt-secret-published-not-for-production")
+WIDGET_JWT_AUDIENCE = env.str("WIDGET_JWT_AUDIENCE", default="kefu")
+WIDGET_JWT_ISSUER = env.str("WIDGET_JWT_ISSUER", default="")
 
 # LOG_FORMAT: `plain` (development) or `json` (production default): one JSON object per line
 # with request_id and conversation_id (apps/core/logging.py).
@@ -249,6 +267,10 @@ DEMO_CRM_HOST = env.str("DEMO_CRM_HOST", default="127.0.0.1")
 DEMO_CRM_PORT = env.int("DEMO_CRM_PORT", default=8100)
 DEMO_CRM_URL = env.str("DEMO_CRM_URL", default=f"http://{DEMO_CRM_HOST}:{DEMO_CRM_PORT}")
 DEMO_CRM_TOKEN = env.str("DEMO_CRM_TOKEN", default="demo-crm-token")
+# The outbound policy (apps/core/outbound.py): connectors, OAuth token URLs and outgoing webhooks
+# never reach loopback, private, link-local or metadata addresses, except these hosts (`name`, any
+# port, or `name:port`; comma-separated). Default: the demo CRM/ERP, so `make run` works.
+OUTBOUND_ALLOWED_HOSTS = env.list("OUTBOUND_ALLOWED_HOSTS", default=[f"{DEMO_CRM_HOST}:{DEMO_CRM_PORT}"])
 # How long an answer waits for a tool's outcome before it says "failed" and offers a person.
 TOOL_WAIT_S = env.float("TOOL_WAIT_S", default=30.0)
 # Per try: the connector's own timeouts (3 s connect, 10 s read by default) stay well inside these.
@@ -281,3 +303,26 @@ CONSOLE_AUTO_ASSIGN = env.bool("CONSOLE_AUTO_ASSIGN", default=False)
 CONSOLE_AUTO_ASSIGN_LIMIT = env.int("CONSOLE_AUTO_ASSIGN_LIMIT", default=3)
 # The customer panel's CRM/ERP sections: connector tools that read and take no arguments, in order.
 CONSOLE_CRM_PANEL_TOOLS = env.list("CONSOLE_CRM_PANEL_TOOLS", default=["customer_profile", "orders_list"])
+# How often each /ws/agent/ socket re-checks its agent: a deactivated or demoted account (or a
+# signed-out session) is closed with 4403 within this many seconds.
+CONSOLE_HEARTBEAT_S = env.float("CONSOLE_HEARTBEAT_S", default=20)
+
+# Staff sign-in (/console/login/, /admin/login/): django-axes counts failures in Postgres per
+# username and client address (REMOTE_ADDR: X-Forwarded-For only via TRUSTED_PROXIES) and refuses
+# that pair, right password or not, after AXES_FAILURE_LIMIT failures for AXES_COOLOFF_MINUTES.
+AUTHENTICATION_BACKENDS = [
+    "apps.console.throttle.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "apps.console.throttle.login_client_ip"
+AXES_LOCKOUT_CALLABLE = "apps.console.throttle.locked_out"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]

@@ -4,6 +4,7 @@ The environment is checked BEFORE base.py is imported: base starts an embedded P
 when DATABASE_URL / REDIS_URL are unset, which must never happen on a production host.
 """
 
+import base64
 import os
 
 from django.core.exceptions import ImproperlyConfigured
@@ -13,15 +14,28 @@ _DEV_DEFAULTS = {
     "DJANGO_SECRET_KEY": "kefu-dev-insecure-secret-key-change-me-in-production",
     "WIDGET_IDENTITY_SECRET": "kefu-demo-identity-secret",
     "DEMO_WEBHOOK_SECRET": "whsec_a2VmdS1kZW1vLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXM=",
+    "WIDGET_JWT_SECRET": "kefu-demo-jwt-secret-published-not-for-production",
 }
 _REQUIRED = {
     "DJANGO_SECRET_KEY": "a long random string (widget tokens and sessions are signed with it)",
-    "WIDGET_IDENTITY_SECRET": "a long random string shared with your site's server (user_hash, user_jwt)",
+    "WIDGET_IDENTITY_SECRET": "a long random string shared with your site's server (user_hash)",
     "DEMO_WEBHOOK_SECRET": "a Standard Webhooks secret (whsec_ + base64 of 32 random bytes)",
     "DATABASE_URL": "postgres://USER:PASSWORD@HOST:5432/NAME (PostgreSQL with pgvector)",
     "REDIS_URL": "redis://HOST:6379/0 (channel layer, Celery broker, rate limits)",
     "DJANGO_ALLOWED_HOSTS": "the public host names, comma-separated, e.g. kefu.example.com",
+    # Not derived from DJANGO_SECRET_KEY here: rotating that key must not lose stored secrets.
+    "KEFU_SECRET_KEYS": "one or more Fernet keys, comma-separated, newest first (connector and webhook "
+    'secrets are encrypted with the first); generate one with python -c "from cryptography.fernet '
+    'import Fernet; print(Fernet.generate_key().decode())"',
 }
+
+
+def _is_fernet_key(key: str) -> bool:
+    """32 bytes, url-safe base64 (checked without importing `cryptography` into settings)."""
+    try:
+        return len(base64.urlsafe_b64decode(key.strip().encode())) == 32
+    except ValueError:
+        return False
 
 
 def _environment_problems() -> list[str]:
@@ -35,7 +49,25 @@ def _environment_problems() -> list[str]:
         elif name == "WIDGET_IDENTITY_SECRET" and len(value) < 32:
             # HS256 keys shorter than the hash are guessable offline from one user_hash (RFC 7518 §3.2).
             problems.append(f"{name} is shorter than 32 characters: set it to {hint}")
-    return problems
+        elif name == "KEFU_SECRET_KEYS" and not all(map(_is_fernet_key, value.split(","))):
+            problems.append(f"{name} holds something that is not a Fernet key: set it to {hint}")
+    return problems + _jwt_secret_problems()
+
+
+def _jwt_secret_problems() -> list[str]:
+    """WIDGET_JWT_SECRET is optional (empty: no JWT sessions), but never the user_hash key: with
+    one key, a user_hash for a chosen user id ("<header>.<payload>") is a JWT signature."""
+    value = os.environ.get("WIDGET_JWT_SECRET", "").strip()
+    hint = "a long random string, not WIDGET_IDENTITY_SECRET, shared with your site's server (user_jwt)"
+    if not value:
+        return []
+    if value == _DEV_DEFAULTS["WIDGET_JWT_SECRET"]:
+        return [f"WIDGET_JWT_SECRET is the published development default: set it to {hint}"]
+    if value == os.environ.get("WIDGET_IDENTITY_SECRET", "").strip():
+        return [f"WIDGET_JWT_SECRET equals WIDGET_IDENTITY_SECRET: set it to {hint}"]
+    if len(value) < 32:
+        return [f"WIDGET_JWT_SECRET is shorter than 32 characters: set it to {hint}"]
+    return []
 
 
 if _problems := _environment_problems():
@@ -53,6 +85,7 @@ DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 WIDGET_IDENTITY_SECRET = env.str("WIDGET_IDENTITY_SECRET")
+WIDGET_JWT_SECRET = env.str("WIDGET_JWT_SECRET", default="")  # never base's published default
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
@@ -65,6 +98,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# No demo CRM/ERP in production: only the on-premises hosts named here escape the outbound policy.
+OUTBOUND_ALLOWED_HOSTS = env.list("OUTBOUND_ALLOWED_HOSTS", default=[])
 
 # The demo shop page and the unauthenticated /ws/echo/ socket exist in development only.
 KEFU_DEMO_PAGES = env.bool("KEFU_DEMO_PAGES", default=False)

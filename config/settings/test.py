@@ -17,3 +17,6 @@ CELERY_TASK_DEFAULT_QUEUE = TEST_RUN_ID
 # The many Daphne processes tests start load the model only if a test asks a question.
 EMBEDDING_WARM_UP = env.bool("EMBEDDING_WARM_UP", default=False)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Tests run the demo CRM/ERP and webhook receivers on random loopback ports; tests of the outbound
+# policy itself narrow this with pytest-django's `settings` fixture.
+OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1", "localhost"]

@@ -21,11 +21,13 @@ SECRETS = {
     "DATABASE_URL": "postgres://kefu:pw@127.0.0.1:1/kefu",
     "REDIS_URL": "redis://127.0.0.1:1/0",
     "DJANGO_ALLOWED_HOSTS": "kefu.example.com",
+    "KEFU_SECRET_KEYS": "Q3l0b2dyYXBoeS10ZXN0LWtleS1vZi0zMi1ieXRlcyE=",
 }
 DEV_DEFAULTS = {
     "DJANGO_SECRET_KEY": "kefu-dev-insecure-secret-key-change-me-in-production",
     "WIDGET_IDENTITY_SECRET": "kefu-demo-identity-secret",
     "DEMO_WEBHOOK_SECRET": "whsec_a2VmdS1kZW1vLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXM=",
+    "WIDGET_JWT_SECRET": "kefu-demo-jwt-secret-published-not-for-production",
 }
 
 
@@ -60,6 +62,38 @@ def test_production_refuses_a_short_identity_secret(tmp_path):
     assert "WIDGET_IDENTITY_SECRET is shorter than 32 characters" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("jwt_secret", "problem"),
+    [
+        (SECRETS["WIDGET_IDENTITY_SECRET"], "WIDGET_JWT_SECRET equals WIDGET_IDENTITY_SECRET"),
+        ("y" * 31, "WIDGET_JWT_SECRET is shorter than 32 characters"),
+    ],
+    ids=["same-as-user-hash-key", "short"],
+)
+def test_production_refuses_a_jwt_secret_that_is_the_user_hash_key_or_short(tmp_path, jwt_secret, problem):
+    result = run(["-c", "import django; django.setup()"], production(WIDGET_JWT_SECRET=jwt_secret), tmp_path)
+
+    assert result.returncode != 0
+    assert problem in result.stderr
+
+
+JWT_SETTINGS = """
+import json, django
+django.setup()
+from django.conf import settings
+print(json.dumps([settings.WIDGET_JWT_SECRET, settings.WIDGET_JWT_AUDIENCE]))
+"""
+
+
+@pytest.mark.parametrize(("env", "expected"), [({}, ""), ({"WIDGET_JWT_SECRET": "z" * 40}, "z" * 40)],
+                         ids=["unset-is-off", "set"])
+def test_production_jwt_sessions_are_off_unless_a_jwt_secret_is_set(tmp_path, env, expected):
+    result = run(["-c", JWT_SETTINGS], production(**env), tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == [expected, "kefu"]
+
+
 @pytest.mark.parametrize("name", sorted(DEV_DEFAULTS))
 def test_production_refuses_the_published_development_defaults(tmp_path, name):
     result = run(["-c", "import django; django.setup()"], production(**{name: DEV_DEFAULTS[name]}), tmp_path)
@@ -74,7 +108,16 @@ def test_production_names_every_problem_at_once(tmp_path):
 
     assert result.returncode != 0
     problems = [line for line in result.stderr.splitlines() if line.startswith("  - ")]
-    assert len(problems) == 6
+    assert len(problems) == len(SECRETS)
+
+
+def test_production_refuses_secret_keys_that_are_not_fernet_keys_and_says_how_to_make_one(tmp_path):
+    keys = f"{SECRETS['KEFU_SECRET_KEYS']},not-a-key"
+    result = run(["-c", "import django; django.setup()"], production(KEFU_SECRET_KEYS=keys), tmp_path)
+
+    assert result.returncode != 0
+    assert "KEFU_SECRET_KEYS holds something that is not a Fernet key" in result.stderr
+    assert "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())" in result.stderr
 
 
 @pytest.mark.parametrize(

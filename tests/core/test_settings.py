@@ -62,6 +62,8 @@ def test_production_settings_pass_the_deploy_check_with_the_documented_variables
         "DJANGO_ALLOWED_HOSTS": "kefu.example.com",
         "WIDGET_IDENTITY_SECRET": "a-long-random-identity-secret-of-40-chars",
         "DEMO_WEBHOOK_SECRET": "whsec_dGVzdC1wcm9kdWN0aW9uLXdlYmhvb2stc2VjcmV0LTMy",
+        "KEFU_SECRET_KEYS": "k4Yq6kQn2l0m1nZ8v0m2y3u5w7x9z1B3D5F7H9J1L3N=",
+        "WIDGET_JWT_SECRET": "a-different-long-random-jwt-secret-of-40ch",
         "KEFU_VAR_DIR": str(tmp_path / "var"),
     }
 
