@@ -1,15 +1,18 @@
 # Kefu: `make run` starts the whole platform, `make test` runs the whole test suite.
 # Both create .venv and install requirements.txt first; neither needs anything running.
+# Settings only read the environment: the development stack (apps/devstack) starts or shares the
+# embedded Postgres/Redis for what DATABASE_URL/REDIS_URL leave unset and exports their URLs.
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: run test lint bench system-deps clean-var help
+.PHONY: run manage test lint bench system-deps clean-var help
 
 help:
 	@echo "make run    start Kefu (embedded Postgres+pgvector and Redis unless DATABASE_URL/REDIS_URL are set)"
+	@echo "make manage ARGS='migrate'   a manage.py command with the development settings and services"
 	@echo "make test   run the whole test suite against real Postgres, Redis, Celery, Daphne and Chromium"
 	@echo "make lint   ruff"
 	@echo "make bench  run every bench/*.py at modest sizes (< 15 min on 2 cores), write docs/benchmarks.md"
@@ -21,7 +24,10 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) manage.py kefu_run
+	$(PY) -m apps.devstack manage kefu_run
+
+manage: $(STAMP)
+	$(PY) -m apps.devstack manage $(ARGS)
 
 # Headless Chromium for the browser tests (Debian's package; Playwright never downloads one).
 system-deps:
@@ -29,6 +35,7 @@ system-deps:
 	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "The browser tests need Debian's chromium: run 'sudo apt-get install chromium'" >&2; exit 1; fi
 
+# The embedded services start in the plugin tests/support/devstack.py (pyproject.toml's addopts).
 test: $(STAMP) system-deps
 	$(PY) -m pytest
 
@@ -37,4 +44,4 @@ lint: $(STAMP)
 
 # Every bench/*.py, each in its own process with a time limit; writes docs/benchmarks.md.
 bench: $(STAMP)
-	$(PY) bench/run_all.py
+	$(PY) -m apps.devstack run $(PY) bench/run_all.py

@@ -5,7 +5,9 @@ import sys
 
 
 def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+    # Production unless told otherwise, as config.asgi and config.celery: development commands run
+    # through `python -m apps.devstack manage ...` (or `make manage ARGS=...`), which sets its own.
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -4,8 +4,9 @@ import os
 
 from django.core.asgi import get_asgi_application
 
-# Production unless told otherwise: its settings refuse to start without real secrets and
-# services (`make run`, Procfile under it, tests and benches set their module explicitly).
+# Production unless told otherwise, as manage.py and config.celery: its settings refuse to start
+# without real secrets and services (`make run` and the Procfile under it, tests and benches set
+# their module explicitly).
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 django_asgi_app = get_asgi_application()
 

@@ -1,5 +1,6 @@
 """Shared fixtures: real Postgres (a per-run test database), real Redis (a per-run key
-prefix), a real Celery worker, and real Daphne processes on free loopback ports."""
+prefix), a real Celery worker, and real uvicorn processes on free loopback ports (Daphne for
+tests/realtime/test_daphne.py only)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-from apps.core.embedded.ports import free_port
+from apps.devstack.embedded.ports import free_port
 from apps.knowledge.demo import demo_knowledge_base_load
 
 REPO = Path(__file__).resolve().parent.parent
@@ -149,7 +150,8 @@ def web_server(transactional_db, tmp_path) -> Iterator[Callable[..., ServerProce
 
 @pytest.fixture
 def daphne_server(transactional_db, tmp_path) -> Iterator[Callable[..., ServerProcess]]:
-    """Start real Daphne processes against the test database: `daphne_server()` -> server."""
+    """Start real Daphne processes against the test database: `daphne_server()` -> server. Only
+    tests/realtime/test_daphne.py uses it (why: its docstring); everything else runs on uvicorn."""
     started: list[ServerProcess] = []
 
     def start(port: int | None = None, **env: str) -> ServerProcess:

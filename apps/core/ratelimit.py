@@ -1,18 +1,25 @@
-"""Abuse limits shared by every process: counters live in Redis (the `limits` package's moving
-window), keyed by KEFU_REDIS_PREFIX, so ten web processes enforce one limit, not ten.
+"""Every rate limit of the product, in one mechanism: the `limits` package's moving window,
+one table of named limits, one answer ("limited, retry after n s").
 
-Names and their settings (each a `limits` rate string, several joined by `;`):
+Shared limits are counted in Redis, keyed by KEFU_REDIS_PREFIX, so ten web processes enforce one
+limit, not ten (each a `limits` rate string from its setting, several joined by `;`):
     session_ip            RATELIMIT_SESSION_IP            widget sessions created per client IP
     message_customer      RATELIMIT_MESSAGE_CUSTOMER      chat messages per customer
     answer_customer_hour  RATELIMIT_ANSWER_CUSTOMER_HOUR  assistant answers per customer (cost guard)
 An empty rate string switches that limit off. While Redis cannot be reached each process counts
 in its own memory (logged): an outage of the counters neither refuses every customer nor lifts
 the limits; the site then admits at most (web processes) x the limit.
+
+Socket limits (SOCKET_LIMITS, keyed by a socket's id) are counted in this process's memory
+only: a socket lives in one process, and a Redis round trip per frame would buy nothing.
+
+`limit_check` (sync views) and `limit_hit` (async consumers and turns) are the two doors to it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import threading
@@ -37,6 +44,13 @@ LIMIT_SETTINGS = {
     "answer_customer_hour": "RATELIMIT_ANSWER_CUSTOMER_HOUR",
 }
 
+# PROTOCOL.md §2/§3 "rate rules", per socket (chat and console alike): bursts are generous for
+# people and tight for scripts.
+SOCKET_LIMITS = {
+    "frame_socket": "60 per 6 seconds",  # any frame: 60 at once, 10 a second sustained
+    "message_socket": "10 per 20 seconds",  # messages, replies, notes: 10 at once, then one per 2 s
+}
+
 
 @dataclass(frozen=True)
 class LimitResult:
@@ -45,7 +59,12 @@ class LimitResult:
 
 
 def _items(name: str) -> list[RateLimitItem]:
-    rate = getattr(settings, LIMIT_SETTINGS[name])
+    rate = SOCKET_LIMITS.get(name)
+    return _parsed(getattr(settings, LIMIT_SETTINGS[name]) if rate is None else rate)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(rate: str) -> list[RateLimitItem]:
     return parse_many(rate) if rate else []
 
 
@@ -113,7 +132,7 @@ def limit_check(*, name: str, key: str) -> LimitResult:
     if not items:
         return LimitResult(limited=False, retry_after_s=0)
     config = _config()
-    if _redis_usable(config):
+    if name not in SOCKET_LIMITS and _redis_usable(config):
         try:
             return _check(_sync_limiter(), items, name, key)
         except _UNREACHABLE:
@@ -142,13 +161,14 @@ def _async_limiter() -> AsyncMovingWindowRateLimiter:
 
 
 async def limit_hit(*, name: str, key: str) -> bool:
-    """Count one hit of `name` ("message_customer", "answer_customer_hour") for `key` (a
-    customer id); True when over the limit: the caller answers `rate_limited` and does the work not."""
+    """Count one hit of `name` ("message_customer", "answer_customer_hour", a socket limit) for
+    `key` (a customer's or socket's id); True when over the limit: the caller answers
+    `rate_limited` and does not do the work."""
     items = _items(name)
     if not items:
         return False
     config = _config()
-    if _redis_usable(config):
+    if name not in SOCKET_LIMITS and _redis_usable(config):
         limiter = _async_limiter()
         try:
             admitted = [await limiter.hit(item, name, key) for item in items]

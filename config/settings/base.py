@@ -44,6 +44,7 @@ LOCAL_APPS = [
     "apps.connectors",
     "apps.webhooks",
     "apps.console",
+    "apps.devstack",  # development only (`kefu_run`, `demo_setup`); production.py leaves it out
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
@@ -90,15 +91,21 @@ USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ------------------------------------------------------------------------------------------
-# Services: the embedded ones start when their URL is unset (apps/core/embedded)
+# Services: URLs from the environment only. Settings start nothing: in development the embedded
+# Postgres/Redis come from the development stack (apps/devstack), which exports their URLs.
 # ------------------------------------------------------------------------------------------
-if not env.str("DATABASE_URL", default="") or not env.str("REDIS_URL", default=""):
-    from apps.core.embedded import ensure_services
+_UNSET_SERVICES = [name for name in ("DATABASE_URL", "REDIS_URL") if not env.str(name, default="")]
+if _UNSET_SERVICES:
+    from django.core.exceptions import ImproperlyConfigured
 
-    ensure_services(
-        KEFU_VAR_DIR,
-        database=not env.str("DATABASE_URL", default=""),
-        redis=not env.str("REDIS_URL", default=""),
+    raise ImproperlyConfigured(
+        f"{' and '.join(_UNSET_SERVICES)} {'is' if len(_UNSET_SERVICES) == 1 else 'are'} not set. "
+        "Settings only read the environment. In development, "
+        "run through the development stack, which starts (or shares) an embedded PostgreSQL and Redis and "
+        "sets both: `make run`, `make test`, or `python -m apps.devstack manage <command>` "
+        "(`make manage ARGS='<command>'`). Otherwise set "
+        "DATABASE_URL=postgres://USER:PASSWORD@HOST:5432/NAME (PostgreSQL with pgvector) "
+        "and REDIS_URL=redis://HOST:6379/0."
     )
 
 DATABASES = {"default": env.db_url("DATABASE_URL")}
@@ -251,7 +258,7 @@ WIDGET_JWT_SECRET = env.str("WIDGET_JWT_SECRET", default="kefu-demo-jwt-secret-p
 WIDGET_JWT_AUDIENCE = env.str("WIDGET_JWT_AUDIENCE", default="kefu")
 WIDGET_JWT_ISSUER = env.str("WIDGET_JWT_ISSUER", default="")
 
-# LOG_FORMAT: `plain` (development) or `json` (production default): one JSON object per line
+# LOG_FORMAT: `plain` (development) or `json` (production.py's default): one JSON object per line
 # with request_id and conversation_id (apps/core/logging.py).
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 from apps.core.logging import logging_config  # noqa: E402

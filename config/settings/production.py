@@ -1,7 +1,7 @@
 """Production settings: everything secret or host-specific must come from the environment.
 
-The environment is checked BEFORE base.py is imported: base starts an embedded Postgres and Redis
-when DATABASE_URL / REDIS_URL are unset, which must never happen on a production host.
+The environment is checked before base.py is imported, so every missing variable is named at once.
+The default of manage.py, config.asgi and config.celery: development runs through apps/devstack.
 """
 
 import base64
@@ -73,13 +73,21 @@ def _jwt_secret_problems() -> list[str]:
 if _problems := _environment_problems():
     raise ImproperlyConfigured(
         "config.settings.production refuses to start:\n  - " + "\n  - ".join(_problems)
+        + "\n(In development, run commands through the development stack instead: `make run`, "
+        "`make test`, `python -m apps.devstack manage <command>` or `make manage ARGS='<command>'`.)"
     )
 
-# JSON logs unless LOG_FORMAT says otherwise; read by base's logging section.
-os.environ.setdefault("LOG_FORMAT", "json")
+from apps.core.logging import logging_config  # noqa: E402
 
 from .base import *  # noqa: E402,F403
-from .base import env  # noqa: E402
+from .base import INSTALLED_APPS, env  # noqa: E402
+
+# No development stack (embedded servers, `kefu_run`, `demo_setup`) in production.
+INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "apps.devstack"]
+
+# JSON logs unless LOG_FORMAT says otherwise.
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+LOGGING = logging_config(fmt=LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))
 
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")

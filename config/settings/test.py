@@ -1,14 +1,18 @@
 """Test settings: the real Postgres and Redis, isolated per test run so that runs can share
-the embedded servers (own test database, own Redis key prefix and Celery queue)."""
+the embedded servers (own test database, own Redis key prefix and Celery queue).
+
+The test harness (tests/support/devstack.py) exports the services' URLs and this run's
+KEFU_REDIS_PREFIX before these settings load, so the server processes tests start share them."""
 
 import os
 
-os.environ.setdefault("KEFU_REDIS_PREFIX", f"kefu-test-{os.getpid()}")
-
-from .base import *  # noqa: E402,F403
-from .base import DATABASES, KEFU_REDIS_PREFIX, env  # noqa: E402
+from .base import *  # noqa: F403
+from .base import CHANNEL_LAYERS, DATABASES, env
 
 DEBUG = False
+# Without the harness's prefix (a process started by hand): one of its own, never the development one.
+KEFU_REDIS_PREFIX = env.str("KEFU_REDIS_PREFIX", default=f"kefu-test-{os.getpid()}")
+CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"{KEFU_REDIS_PREFIX}:asgi"
 TEST_RUN_ID = KEFU_REDIS_PREFIX
 # Test databases are dropped at the end of the run: no connection may outlive its use.
 DATABASES["default"]["CONN_MAX_AGE"] = 0

@@ -9,10 +9,10 @@ import psycopg
 import pytest
 import redis
 
-from apps.core.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedServiceError
-from apps.core.embedded import postgres as embedded_postgres
-from apps.core.embedded import redis as embedded_redis
-from apps.core.embedded.leases import Lease
+from apps.devstack.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedServiceError
+from apps.devstack.embedded import postgres as embedded_postgres
+from apps.devstack.embedded import redis as embedded_redis
+from apps.devstack.embedded.leases import Lease
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from celery.contrib.testing.worker import start_worker
 from django.contrib.auth import get_user_model
 from django.test import override_settings
 
-from apps.core.embedded import EmbeddedRedis
 from apps.core.health import celery_check_cache_clear, check_celery
+from apps.devstack.embedded import EmbeddedRedis
 from tests.conftest import REPO, service_env
 
 ALL_OK = {"database": "ok", "redis": "ok", "channel_layer": "ok", "celery": "ok"}

@@ -64,9 +64,9 @@ def test_an_empty_rate_switches_the_limit_off(client, settings):
 
 
 @pytest.mark.e2e
-async def test_the_session_limit_is_shared_by_two_server_processes(daphne_server):
+async def test_the_session_limit_is_shared_by_two_server_processes(web_server):
     env = {"RATELIMIT_SESSION_IP": "4/minute"}
-    servers = [daphne_server(**env), daphne_server(**env)]
+    servers = [web_server(**env), web_server(**env)]
     async with httpx.AsyncClient(timeout=30) as http:
         statuses = []
         for i in range(6):  # alternate between the processes
@@ -109,7 +109,7 @@ async def test_concurrent_hits_never_admit_more_than_the_limit(settings):
 
 
 def closed_port_redis_url() -> str:
-    from apps.core.embedded.ports import free_port
+    from apps.devstack.embedded.ports import free_port
 
     return f"redis://127.0.0.1:{free_port()}/0"
 

@@ -6,8 +6,8 @@ import websockets
 
 
 @pytest.mark.e2e
-async def test_websocket_through_real_daphne_round_trips_a_frame(daphne_server):
-    server = daphne_server()
+async def test_websocket_through_the_real_server_round_trips_a_frame(web_server):
+    server = web_server()
 
     async with websockets.connect(f"{server.ws_url}/ws/echo/") as ws:
         await ws.send(json.dumps({"hello": "kefu"}))

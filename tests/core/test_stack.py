@@ -13,7 +13,7 @@ import psutil
 import pytest
 import websockets
 
-from apps.core.embedded.ports import free_port
+from apps.devstack.embedded.ports import free_port
 from tests.conftest import REPO, service_env
 
 

@@ -1,7 +1,7 @@
 """`make run`: migrate, load the demo workspace, run Daphne and a Celery worker until Ctrl-C.
 
-The embedded Postgres/Redis (if used) were started when settings loaded; this process holds
-their lease, so they stop after the web and worker processes have exited.
+`make run` runs it through `python -m apps.devstack manage kefu_run`, which started the embedded
+Postgres/Redis (if used) and holds their lease, so they stop after everything here has exited.
 """
 
 import os
@@ -15,8 +15,8 @@ from django.core.management.base import BaseCommand, CommandError
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
 
-from apps.core.embedded.ports import port_is_free
 from apps.core.net import trusted_proxies
+from apps.devstack.embedded.ports import port_is_free
 
 
 class Command(BaseCommand):
@@ -59,7 +59,7 @@ class Command(BaseCommand):
     def _demo_crm_port_choose(self) -> None:
         """The demo CRM/ERP's port: DEMO_CRM_PORT, or a free one when the default is taken (honcho
         would stop everything if it could not listen); demo_setup then points `demo-crm` at it."""
-        from apps.core.embedded.ports import free_port
+        from apps.devstack.embedded.ports import free_port
 
         host, crm_port = settings.DEMO_CRM_HOST, settings.DEMO_CRM_PORT
         if port_is_free(crm_port, host):

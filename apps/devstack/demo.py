@@ -1,4 +1,6 @@
-"""The demo workspace: created idempotently by `manage.py demo_setup` and `make run`."""
+"""The demo workspace: created idempotently by `manage.py demo_setup` and `make run`.
+
+Each app keeps its own demo data (apps/<app>/demo.py); this module only puts them together."""
 
 from __future__ import annotations
 

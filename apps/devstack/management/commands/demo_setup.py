@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from apps.core.demo import demo_workspace_setup
+from apps.devstack.demo import demo_workspace_setup
 
 
 class Command(BaseCommand):

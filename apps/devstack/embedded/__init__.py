@@ -1,15 +1,14 @@
-"""Embedded PostgreSQL (with pgvector) and Redis for machines with neither.
+"""Embedded PostgreSQL (with pgvector) and Redis for development machines with neither.
 
-`ensure_services()` is called when settings load and `DATABASE_URL` / `REDIS_URL` are unset:
-it starts what is not already running under `KEFU_VAR_DIR`, registers this process as a
-client, exports the URLs so child processes reuse them, and stops each server when its last
-client exits.
+`ensure_services()` is called by the development entry points (apps/devstack/environment.py),
+never by settings: it starts what is not already running under `KEFU_VAR_DIR`, registers this
+process as a client, and stops each server when its last client exits. The caller exports the
+URLs it returns, so settings and child processes read them from the environment.
 """
 
 from __future__ import annotations
 
 import atexit
-import os
 from pathlib import Path
 
 from .errors import EmbeddedServiceError
@@ -31,7 +30,6 @@ def ensure_services(var_dir: Path, *, database: bool, redis: bool) -> dict[str, 
     if redis:
         rs = EmbeddedRedis(var_dir / "redis", run_dir=var_dir / "run")
         urls["REDIS_URL"] = _lease(rs, "redis", var_dir).url()
-    os.environ.update(urls)
     return urls
 
 

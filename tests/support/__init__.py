@@ -1,0 +1,1 @@
+"""The test harness shared by the suite (and, where noted, by bench/)."""
