@@ -12,6 +12,7 @@ import time
 from typing import Any
 from uuid import UUID
 
+from apps.conversations.publisher import Published, publisher
 from apps.core.redis import redis_async, redis_key, redis_sync
 
 PING_S = 20
@@ -54,6 +55,16 @@ async def presence_set(
     else:
         await client.hdel(key, socket_id)
     return await presence_get(conversation_id=conversation_id)
+
+
+async def presence_publish(
+    *, conversation_id: UUID | str, socket_id: str, agent: dict[str, Any], viewing: bool, typing: bool = False
+) -> None:
+    """Record this socket's presence and tell the conversation's agents (through the publisher)."""
+    event = await presence_set(
+        conversation_id=conversation_id, socket_id=socket_id, agent=agent, viewing=viewing, typing=typing
+    )
+    await publisher().apublish(Published(str(conversation_id), None, event))
 
 
 async def presence_get(*, conversation_id: UUID | str) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """The live queue: every change of a conversation reaches every open console as a
 `conversation` entry (PROTOCOL.md §3).
 
-The event gate (apps/conversations/events.py) calls `queue_entry_publish` after the commit of
-every durable conversation event; console services call it for changes that emit none
-(assignment, unread counts).
+The console listens to the publisher's QUEUE audience (registered in apps.py): after each
+commit that changes what the queue shows of a conversation (apps/conversations/audiences.py),
+`queue_entries` builds the conversation's current entry once and the publisher sends it to
+the agents. Console changes that emit no customer event (assignment, unread counts) call
+`queue_entry_publish_on_commit`.
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ import logging
 from typing import Any
 from uuid import UUID
 
-from django.db import transaction
+from apps.conversations.publisher import Published, publisher
 
-from .groups import AGENTS, agroup_send, group_send
 from .selectors import queue_entry_get, queue_entry_to_wire
 
 logger = logging.getLogger(__name__)
@@ -27,32 +28,34 @@ def queue_entry_event(*, conversation_id: UUID | str) -> dict[str, Any] | None:
     return {"type": "conversation", "conversation": queue_entry_to_wire(conversation)}
 
 
-def queue_entry_publish(*, conversation_id: UUID | str) -> None:
-    """Send the conversation's current queue entry to every agent. Never raises."""
+def queue_entries(batch: list[Published]) -> list[Published]:
+    """The QUEUE listener: one current entry per conversation of the batch. Never raises."""
+    entries = []
+    for conversation_id in dict.fromkeys(item.conversation_id for item in batch):
+        try:
+            event = queue_entry_event(conversation_id=conversation_id)
+        except Exception:
+            logger.exception("queue entry of conversation %s not built", conversation_id)
+            continue
+        if event is not None:
+            entries.append(Published(conversation_id, None, event))
+    return entries
+
+
+def queue_entry_publish(*, conversation_id: UUID | str, **extra: Any) -> None:
+    """Send the conversation's current queue entry to every agent now (`extra` joins the
+    entry: a benchmark's marker). Never raises."""
     try:
         event = queue_entry_event(conversation_id=conversation_id)
-        if event is not None:
-            group_send(AGENTS, event)
-        _auto_assign(conversation_id, event)
     except Exception:
-        logger.exception("queue entry of conversation %s not published", conversation_id)
+        logger.exception("queue entry of conversation %s not built", conversation_id)
+        return
+    if event is not None:
+        event["conversation"].update(extra)
+        publisher().deliver([Published(str(conversation_id), None, event)])
 
 
 def queue_entry_publish_on_commit(*, conversation_id: UUID | str) -> None:
-    transaction.on_commit(lambda: queue_entry_publish(conversation_id=conversation_id), robust=True)
-
-
-async def aqueue_entry_send(event: dict[str, Any]) -> None:
-    await agroup_send(AGENTS, event)
-
-
-def _auto_assign(conversation_id: UUID | str, event: dict[str, Any] | None) -> None:
-    # Waiting and unassigned: offer it to the next online agent (when the option is on).
-    if event is None:
-        return
-    entry = event["conversation"]
-    if entry["state"] != "waiting" or entry["assignee"] is not None:
-        return
-    from .assignment import auto_assign
-
-    auto_assign(conversation_id=conversation_id)
+    """The entry changed without a customer event: rebuilt after commit, once per transaction."""
+    wire = {"type": "queue_change", "conversation_id": str(conversation_id)}
+    publisher().publish(Published(str(conversation_id), None, wire))

@@ -1,9 +1,10 @@
 """Kefu's own events to subscribers (PROTOCOL.md §4 "Outgoing"), Standard-Webhooks signed.
 
-The event gate calls `outgoing_durable_event` after commit for every durable conversation
-event, and the CSAT path calls `outgoing_event_publish`: both sit on every chat message's path,
-so with no enabled endpoint they cost a dict lookup (the answer is cached in-process for a few
-seconds), and they never raise. With subscribers, the payload row and one delivery row per
+This app listens to the publisher's WEBHOOKS audience (registered in apps.py):
+`outgoing_events_listen` gets every committed durable conversation event and every rating
+(apps/conversations/audiences.py). It sits on every chat message's path, so with no enabled
+endpoint it costs a dict lookup (the answer is cached in-process for a few seconds), and it
+never raises. With subscribers, the payload row and one delivery row per
 endpoint are stored once, and one Celery task moves them forward (apps/webhooks/delivery.py).
 """
 
@@ -15,6 +16,8 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+
+from apps.conversations.publisher import Published
 
 from .models import EventDelivery, EventPayload, WebhookEndpoint
 
@@ -60,6 +63,16 @@ def outgoing_types_for(wire: dict[str, Any]) -> list[str]:
     elif kind == "tool" and wire.get("status") == "succeeded":
         types.append("tool.succeeded")
     return types
+
+
+def outgoing_events_listen(batch: list[Published]) -> None:
+    """The WEBHOOKS listener: what subscribers want of a batch of committed events. Never raises."""
+    for item in batch:
+        if item.wire.get("type") == "csat_received":
+            data = {k: v for k, v in item.wire.items() if k != "type"}
+            outgoing_event_publish(event_type="csat.received", data=data)
+        else:
+            outgoing_durable_event(wire=item.wire, customer_id=item.customer_id)
 
 
 def outgoing_durable_event(*, wire: dict, customer_id: str | None) -> None:

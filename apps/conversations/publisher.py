@@ -1,0 +1,245 @@
+"""The one way out for events: conversation events, queue entries, notes, presence, ratings.
+
+Callers hand the publisher an event; apps/conversations/audiences.py says who receives it.
+Group audiences are sent on the channel layer; listener audiences (the agents' queue,
+outgoing webhooks) go to the functions that the apps above register when Django starts
+(`publisher().listen(...)` in their AppConfig.ready), so this layer imports neither of them.
+
+Inside a transaction an event leaves only after the commit (a rollback takes it back
+silently); a conversation's queue entry is rebuilt once per transaction, however many of its
+changes name the queue (an agent's reply stores a message and a read mark: one entry).
+`broadcasts_deferred` holds committed events for an async caller to send after it answered
+its client (`abroadcast_deferred`), then the listeners run off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+from uuid import UUID
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import connection, transaction
+
+from apps.core.db import db_async_work
+from apps.core.redis import redis_async, redis_key
+
+from .audiences import (
+    AUDIENCES,
+    DURABLE_TYPES,
+    LISTENER_AUDIENCES,
+    Audience,
+    audiences_for,
+    group_messages,
+)
+
+logger = logging.getLogger(__name__)
+
+# A listener gets the events of one batch addressed to its audience; what it returns (the
+# queue's `conversation` entries) is published in turn, to group audiences only.
+Listener = Callable[[list["Published"]], Iterable["Published"] | None]
+
+
+@dataclass(frozen=True)
+class Published:
+    """An event on its way out. `wire` is exactly what a client sees (PROTOCOL.md), or for
+    listener-only kinds (`queue_change`, `csat_received`) what the listener needs."""
+
+    conversation_id: str
+    customer_id: str | None
+    wire: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)  # server-only hints (a token's offset)
+    to: frozenset[Audience] | None = None  # set by the publisher only: the table's answer, narrowed
+
+    @property
+    def audiences(self) -> frozenset[Audience]:
+        return self.to if self.to is not None else audiences_for(self.wire)
+
+
+# The newest seq of each conversation, kept in Redis so a socket can tell it missed an event
+# (a dropped broadcast) with one cheap read instead of a query per check (delivery gap repair).
+SEQ_TTL_S = 86400
+_SEQ_MAX = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
+return 1
+"""
+
+
+def seq_key(conversation_id: UUID | str) -> str:
+    return redis_key("conv", conversation_id, "seq")
+
+
+# Set by `broadcasts_deferred`: committed events wait here instead of being sent at once.
+_deferred: contextvars.ContextVar[list[Published] | None] = contextvars.ContextVar(
+    "kefu_deferred_broadcasts", default=None
+)
+
+
+@dataclass(frozen=True, eq=False)
+class _OnCommit:
+    """The commit hook of one event (a class, so `publish` can find a pending one)."""
+
+    publisher: Publisher
+    item: Published
+    pending: list[Published] | None
+
+    def __call__(self) -> None:
+        if self.pending is not None:
+            self.pending.append(self.item)
+        else:
+            self.publisher.deliver([self.item])
+
+
+class Publisher:
+    """Sends events to their audiences. One per process (`publisher()`); tests may build their
+    own with a fake channel layer."""
+
+    def __init__(self, layer: Callable[[], Any] = get_channel_layer) -> None:
+        self._layer = layer
+        self._listeners: dict[Audience, list[Listener]] = {a: [] for a in LISTENER_AUDIENCES}
+        self._background: set[asyncio.Task] = set()
+
+    def listen(self, audience: Audience, listener: Listener) -> None:
+        """Register `listener` for a listener audience (once: a second call changes nothing)."""
+        if audience not in self._listeners:
+            raise ValueError(f"{audience!r} is a channel-layer group, not a listener audience")
+        if listener not in self._listeners[audience]:
+            self._listeners[audience].append(listener)
+
+    # -- entry points ------------------------------------------------------------------
+
+    def publish(self, item: Published) -> None:
+        """Publish on commit of the caller's transaction (at once outside one). Never raises
+        once committed: a lost broadcast loses nothing, sockets fill gaps from Postgres."""
+        _known(item)
+        if not connection.in_atomic_block:
+            self.deliver([item])
+            return
+        if Audience.QUEUE in item.audiences and self._queue_pending(item.conversation_id):
+            # The pending hook rebuilds the entry after commit, so it shows this change too.
+            item = replace(item, to=item.audiences - {Audience.QUEUE})
+            if not item.audiences:
+                return
+        transaction.on_commit(_OnCommit(self, item, _deferred.get()), robust=True)
+
+    async def apublish(self, item: Published) -> None:
+        """Send a live event (typing, a token, presence) now, from async code; raises if the
+        channel layer fails (the caller decides). Events for listeners go through `publish`."""
+        _known(item)
+        await self._send(item)
+
+    def deliver(self, batch: list[Published]) -> None:
+        """Send committed events now, from sync code: groups, then listeners. Never raises."""
+        try:
+            async_to_sync(self.asend)(batch)
+        except Exception:
+            logger.exception("broadcast of %d events failed", len(batch))
+        self.notify(batch)
+
+    async def asend(self, batch: list[Published]) -> None:
+        """The channel-layer part of a batch, in order; one failed event does not stop the rest."""
+        for item in batch:
+            try:
+                await self._send(item)
+            except Exception:
+                logger.exception("broadcast of %s failed", item.wire.get("type"))
+
+    def notify(self, batch: list[Published]) -> None:
+        """The listener part of a batch (sync: listeners read and write Postgres). Never raises."""
+        for audience, listeners in self._listeners.items():
+            addressed = [item for item in batch if audience in item.audiences]
+            if not addressed:
+                continue
+            for listener in listeners:
+                try:
+                    produced = list(listener(addressed) or ())
+                except Exception:
+                    logger.exception("listener %s failed", getattr(listener, "__name__", listener))
+                    continue
+                if produced:
+                    try:
+                        async_to_sync(self.asend)([_to_groups(item) for item in produced])
+                    except Exception:
+                        logger.exception("broadcast of %d listener events failed", len(produced))
+
+    def after_deferred(self, pending: list[Published]) -> None:
+        """Run the listeners of a deferred batch off the event loop; the caller does not wait."""
+        if not pending:
+            return
+        task = asyncio.get_running_loop().create_task(db_async_work(self.notify)(list(pending)))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- internals ---------------------------------------------------------------------
+
+    async def _send(self, item: Published) -> None:
+        wire = item.wire
+        if wire["type"] in DURABLE_TYPES:  # the mark first: a socket that hears of it can repair
+            await redis_async().eval(_SEQ_MAX, 1, seq_key(item.conversation_id), wire["seq"], SEQ_TTL_S)
+        messages = group_messages(
+            item.audiences, wire=wire, conversation_id=item.conversation_id,
+            customer_id=item.customer_id, meta=item.meta,
+        )
+        if messages:
+            layer = self._layer()
+            for group, message in messages:
+                await layer.group_send(group, message)
+
+    @staticmethod
+    def _queue_pending(conversation_id: str) -> bool:
+        # Django keeps the transaction's hooks here and drops those of a rolled-back savepoint,
+        # so a hook found here will run.
+        return any(
+            isinstance(hook, _OnCommit)
+            and hook.item.conversation_id == conversation_id
+            and Audience.QUEUE in hook.item.audiences
+            for _, hook, *_ in connection.run_on_commit
+        )
+
+
+def _known(item: Published) -> None:
+    if item.wire.get("type") not in AUDIENCES:
+        raise ValueError(f"{item.wire.get('type')!r} has no audience in apps/conversations/audiences.py")
+
+
+def _to_groups(item: Published) -> Published:
+    # A listener's events reach group audiences only: no listener feeds another.
+    return replace(item, to=item.audiences.difference(LISTENER_AUDIENCES))
+
+
+_publisher = Publisher()
+
+
+def publisher() -> Publisher:
+    """This process's publisher (the listeners registered at start-up live on it)."""
+    return _publisher
+
+
+@contextlib.contextmanager
+def broadcasts_deferred() -> Iterator[list[Published]]:
+    """Collect the events committed inside the block instead of sending them.
+
+    For sync code that an async caller runs in a thread (a consumer's `database_sync_to_async`):
+    the caller answers its client first, then sends the collected events with
+    `abroadcast_deferred`. Without this, each commit waits for its own Redis round trip.
+    """
+    pending: list[Published] = []
+    token = _deferred.set(pending)
+    try:
+        yield pending
+    finally:
+        _deferred.reset(token)
+
+
+async def abroadcast_deferred(pending: list[Published]) -> None:
+    """Send what `broadcasts_deferred` collected, in commit order; the agents' queue and
+    webhooks follow off the loop (they need not hold up the caller: an ack, an answer)."""
+    await _publisher.asend(pending)
+    _publisher.after_deferred(pending)
