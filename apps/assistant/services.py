@@ -4,6 +4,7 @@ Every function here is sync (run it through apps.core.db.db_async from async cod
 runner (apps/assistant/runner.py) is the only caller of the claim/renew/finish functions;
 anything that makes an answer due or stops answers (the chat socket, the console's claim,
 a tool confirmation) calls `turn_create` / `turns_stop` inside its own transaction.
+Row locks follow apps/conversations/locking.py: a turn's conversation before the turn.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.conversations.events import event_emit
-from apps.conversations.models import Conversation, ConversationState, Message, MessageRole
+from apps.conversations.locking import conversation_lock_for
+from apps.conversations.models import ConversationState, Message, MessageRole
 from apps.conversations.selectors import message_history
 from apps.conversations.services import message_create
 
@@ -50,16 +52,24 @@ def turn_create(
     )
 
 
+# The conversation's lock, then its turns' (apps/conversations/locking.py), in one statement:
+# the materialized CTE runs before the UPDATE scans a turn. Already held by a caller that
+# locked the conversation (the console's claim); taken here for the customer's `stop`.
+_STOP = """
+WITH c AS MATERIALIZED (
+  SELECT id FROM conversations_conversation WHERE id = %(conversation_id)s FOR NO KEY UPDATE
+)
+UPDATE assistant_assistantturn SET stop_requested = true
+ WHERE conversation_id = (SELECT id FROM c) AND state <> 'done' RETURNING id
+"""
+
+
 def turns_stop(*, conversation_id: UUID | str) -> list[str]:
     """Ask every answer due or being generated in the conversation to stop (in the caller's
     transaction). Returns their ids; the caller tells the runners after commit
     (`runner.turns_stop_signal`), though a runner also sees the flag when it renews its lease."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE assistant_assistantturn SET stop_requested = true "
-            "WHERE conversation_id = %s AND state <> 'done' RETURNING id",
-            [conversation_id],
-        )
+        cursor.execute(_STOP, {"conversation_id": conversation_id})
         return [str(row[0]) for row in cursor.fetchall()]
 
 
@@ -165,14 +175,18 @@ def turn_finish(
     The message is dated when the turn was created, so a customer message sent while it
     streamed is newer than it.
     """
-    turn = AssistantTurn.objects.select_for_update().filter(pk=turn_id).first()
+    # The conversation before the turn (apps/conversations/locking.py): an agent's claim holds
+    # the conversation while it stops this turn, and the seq bumps below need it anyway.
+    conversation = conversation_lock_for(model=AssistantTurn, pk=turn_id)
+    if conversation is None:
+        return None
+    turn = AssistantTurn.objects.select_for_update(no_key=True).filter(pk=turn_id).first()
     if turn is None or turn.state != TurnState.RUNNING or turn.owner != owner:
         return None
     turn.state, turn.finished_at = TurnState.DONE, timezone.now()
     turn.save(update_fields=["state", "finished_at"])
     if not answered:
         return None
-    conversation = Conversation.objects.get(pk=turn.conversation_id)
     message = message_create(
         conversation=conversation,
         role=MessageRole.ASSISTANT,

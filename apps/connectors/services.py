@@ -1,7 +1,8 @@
 """Tool calls: request (ask first for writes), confirm, execute (in a Celery worker), finish.
 
 The `ToolCall` row is the truth; a task is only a retryable way to move it forward. Every status
-change emits the durable `tool` event through the one gate, and a final status also LPUSHes a
+change emits the durable `tool` event through the one gate (holding the call's conversation,
+locked before the call: apps/conversations/locking.py), and a final status also LPUSHes a
 notification to Redis for the waiting toolbox (which re-reads the row, so a lost notification
 costs a wait slice, never an answer).
 """
@@ -20,6 +21,7 @@ from django.utils import timezone
 
 from apps.conversations.errors import ConversationConflict, ConversationForbidden, ConversationNotFound
 from apps.conversations.events import event_emit
+from apps.conversations.locking import conversation_lock_for
 from apps.conversations.models import Conversation
 from apps.core.redis import redis_key, redis_sync
 
@@ -81,7 +83,11 @@ def tool_call_request(
     `awaiting_confirmation` question, naming every argument); reads are queued for a worker at
     once. A tool needing an identity the customer has not proved fails here, before any request."""
     call_id = uuid.uuid4()
-    customer = Conversation.objects.select_related("customer").get(pk=conversation_id).customer
+    # The conversation before its calls and turns (apps/conversations/locking.py).
+    customer = (
+        Conversation.objects.select_for_update(no_key=True, of=("self",)).select_related("customer")
+        .get(pk=conversation_id).customer
+    )
     status, detail, error = ToolCallStatus.QUEUED, _progress_text(tool, tool.name), ""
     if identity_missing(tool, identity_of(customer)):
         error = "identity_required: anonymous, or no verified e-mail"
@@ -122,8 +128,8 @@ def tool_call_confirm(*, customer_id: str, conversation_id: str, call_id: str, a
     from apps.assistant.services import turn_create
 
     try:
-        conversation = Conversation.objects.get(pk=conversation_id)
-        call = ToolCall.objects.select_for_update().get(
+        conversation = Conversation.objects.select_for_update(no_key=True).get(pk=conversation_id)
+        call = ToolCall.objects.select_for_update(no_key=True).get(
             pk=call_id, conversation=conversation, requested_by__isnull=True
         )
     except (Conversation.DoesNotExist, ToolCall.DoesNotExist, ValueError):
@@ -152,8 +158,10 @@ def tool_call_execute(*, call_id: UUID | str, task_id: str = "") -> float | None
     """One try of a queued or interrupted call (what the Celery task does). Returns the seconds
     to wait before the next try, or None when the call is finished (or was already)."""
     with transaction.atomic():
+        if conversation_lock_for(model=ToolCall, pk=call_id) is None:
+            return None
         call = (
-            ToolCall.objects.select_for_update(of=("self",))
+            ToolCall.objects.select_for_update(no_key=True, of=("self",))
             .select_related("tool__connector", "conversation__customer")
             .filter(pk=call_id)
             .first()
@@ -205,7 +213,8 @@ _FAILED_DETAIL = {
 def _finish(
     call: ToolCall, *, result: Any = None, http_status: int | None = None, error: ToolError | None = None
 ) -> None:
-    row = ToolCall.objects.select_for_update().get(pk=call.pk)
+    conversation_lock_for(model=ToolCall, pk=call.pk)
+    row = ToolCall.objects.select_for_update(no_key=True).get(pk=call.pk)
     system = call.tool.connector.name if call.tool else call.connector_slug
     if row.status != ToolCallStatus.RUNNING:
         # The waiting answer gave up first (its deadline): keep the late outcome for agents only.
@@ -234,8 +243,9 @@ def _finish(
 @transaction.atomic
 def tool_call_give_up(*, call_id: UUID | str, reason: str) -> None:
     """The answer stops waiting (its deadline passed): fail the call unless it finished."""
+    conversation_lock_for(model=ToolCall, pk=call_id)
     row = (
-        ToolCall.objects.select_for_update(of=("self",))
+        ToolCall.objects.select_for_update(no_key=True, of=("self",))
         .select_related("tool__connector")
         .filter(pk=call_id)
         .first()

@@ -1,6 +1,10 @@
 """Automatic assignment (CONSOLE_AUTO_ASSIGN, off by default): a waiting, unassigned
 conversation goes to the online agent who least recently got one (round robin), among those
-who accept automatic assignment and hold fewer open conversations than their limit."""
+who accept automatic assignment and hold fewer open conversations than their limit.
+
+Called explicitly after the commit of each change that leaves a conversation waiting
+(apps/conversations/services.py runs the handler this app registers in apps.py), never as a
+side effect of broadcasting its queue entry."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from django.db import connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
+from apps.conversations.locking import conversation_lock
 from apps.conversations.models import Conversation, ConversationState
 
 from .models import AgentProfile
@@ -31,7 +36,8 @@ def auto_assign(*, conversation_id: UUID | str) -> int | None:
     from .services import _to_agent
 
     with transaction.atomic():
-        conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
+        # The conversation, then the advisory lock, then its turns (apps/conversations/locking.py).
+        conversation = conversation_lock(conversation_id=conversation_id)
         if (
             conversation is None
             or conversation.state != ConversationState.WAITING

@@ -1,7 +1,8 @@
 """What agents change: takeover, assignment, hand-back, replies, notes, closing, reading.
 
-Conversation state changes lock the conversation row (`select_for_update`), so two agents in
-two processes take turns and exactly one claim wins. Customer-visible changes emit their
+Conversation state changes lock the conversation row first (`conversation_lock`, in the one
+order of apps/conversations/locking.py), so two agents in two processes take turns and exactly
+one claim wins. Customer-visible changes emit their
 durable event through the event gate in the same transaction; notes stay in the console's own
 table and group (DESIGN.md "Two audiences").
 """
@@ -18,11 +19,12 @@ from django.db.models.functions import Greatest
 
 from apps.conversations.errors import ConversationConflict, ConversationNotFound
 from apps.conversations.events import event_emit
+from apps.conversations.locking import conversation_lock
 from apps.conversations.models import Conversation, ConversationState, Message, MessageRole
+from apps.conversations.publisher import Published, publisher
 from apps.conversations.services import conversation_close as _conversation_close
 from apps.conversations.services import message_create
 
-from .groups import agents_conversation_group, group_send
 from .models import ConversationRead, Note
 from .queue import queue_entry_publish_on_commit
 from .roles import LEADS, staff_role
@@ -36,7 +38,8 @@ class Takeover:
 
 
 def _locked(conversation_id: UUID | str) -> Conversation:
-    conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
+    # First, before its turns (apps/conversations/locking.py).
+    conversation = conversation_lock(conversation_id=conversation_id)
     if conversation is None:
         raise ConversationNotFound("No conversation has this id.")
     return conversation
@@ -175,8 +178,7 @@ def note_create(
         conversation_id=conversation_id, author=agent, text=text, client_msg_id=client_msg_id
     )
     event = {"type": "note", "conversation_id": str(conversation_id), "note": note_to_wire(note)}
-    group = agents_conversation_group(conversation_id)
-    transaction.on_commit(lambda: group_send(group, event), robust=True)
+    publisher().publish(Published(str(conversation_id), None, event))  # on commit, to its agents only
     return note, True
 
 

@@ -1,10 +1,14 @@
 """Changing conversations. Every state change that the customer or an agent must see emits
-its durable event through apps/conversations/events.py in the same transaction."""
+its durable event through apps/conversations/events.py in the same transaction. Row locks
+follow the one order in apps/conversations/locking.py (customer, then conversation)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -13,9 +17,13 @@ from django.utils import timezone
 
 from .errors import ConversationConflict, ConversationForbidden, ConversationNotFound
 from .events import event_emit
+from .locking import customer_lock
 from .models import Conversation, ConversationState, Message, MessageRole
+from .publisher import Published, publisher
 from .selectors import conversation_open_for_customer
 from .serializers import message_to_wire
+
+logger = logging.getLogger(__name__)
 
 CSAT_QUESTION = "How did we do? Rate this conversation from 1 to 5."
 
@@ -87,7 +95,7 @@ def message_receive_in(
         raise RuntimeError("message_receive_in needs the caller's transaction; use message_receive")
     # One writer per customer at a time: a retry racing its original finds the stored copy,
     # and two first messages from two tabs land in one new conversation, not two.
-    if not _customer_lock(customer_id):
+    if not customer_lock(customer_id=customer_id):
         raise ConversationNotFound("This customer no longer exists; start a new session.")
     existing_id, target = _receive_lookup(customer_id, client_msg_id, conversation_id)
     if existing_id is not None:
@@ -111,23 +119,16 @@ def message_receive_in(
     message = message_create(
         conversation=conversation, role=MessageRole.CUSTOMER, text=text, client_msg_id=client_msg_id
     )
+    if conversation.state == ConversationState.WAITING:  # an agent may have come online since
+        _waiting_on_commit(conversation.pk)
     return MessageReceipt(
         message, conversation, created=True, answer_due=conversation.state == ConversationState.BOT
     )
 
 
-def _customer_lock(customer_id: UUID | str) -> bool:
-    with connection.cursor() as cursor:
-        # NO KEY UPDATE: writers of one customer take turns, yet another transaction's foreign-key
-        # check on the customer (a KEY SHARE lock, taken at commit by a transaction that bumped
-        # one of their conversations' seq twice) never waits for us: no deadlock with answers.
-        cursor.execute("SELECT 1 FROM customers_customer WHERE id = %s FOR NO KEY UPDATE", [customer_id])
-        return cursor.fetchone() is not None
-
-
 # The idempotency lookup and the target conversation in one round trip: this is every chat
 # message's path, and each ORM query costs about a millisecond here (bench/ws_sessions.py).
-# It runs after _customer_lock, as its own statement, so it sees what a racing writer committed.
+# It runs after customer_lock, as its own statement, so it sees what a racing writer committed.
 _RECEIVE_LOOKUP = """
 SELECT
   (SELECT m.id FROM conversations_message m
@@ -173,6 +174,7 @@ def conversation_request_human(*, conversation_id: UUID | str) -> Conversation:
         conversation.state = ConversationState.WAITING
         conversation.save(update_fields=["state", "updated_at"])
         event_emit(conversation=conversation, type="handoff", payload={"state": "waiting", "agent": None})
+        _waiting_on_commit(conversation.pk)
     return conversation
 
 
@@ -199,18 +201,44 @@ def conversation_rate(*, conversation_id: UUID | str, score: int, comment: str =
     conversation.csat_score = score
     conversation.csat_comment = comment
     conversation.save(update_fields=["csat_score", "csat_comment", "updated_at"])
-    transaction.on_commit(lambda: _csat_published(conversation), robust=True)
+    _csat_published(conversation)  # on commit
     return conversation
 
 
 def _csat_published(conversation: Conversation) -> None:
     """A rating changes no customer event, but the agents' queue and subscribers hear of it."""
-    from apps.console.queue import queue_entry_publish
-    from apps.webhooks.outgoing import outgoing_event_publish
+    wire = {
+        "type": "csat_received",
+        "conversation_id": str(conversation.pk),
+        "customer_id": str(conversation.customer_id),
+        "score": conversation.csat_score,
+        "comment": conversation.csat_comment,
+    }
+    publisher().publish(Published(str(conversation.pk), str(conversation.customer_id), wire))
 
-    queue_entry_publish(conversation_id=conversation.pk)
-    outgoing_event_publish(
-        event_type="csat.received",
-        data={"conversation_id": str(conversation.pk), "customer_id": str(conversation.customer_id),
-              "score": conversation.csat_score, "comment": conversation.csat_comment},
-    )
+
+# What happens once a conversation waits for a person: the console registers its automatic
+# assignment here when Django starts (apps/console/apps.py), since this layer may not import it.
+# Called explicitly by the services that leave a conversation waiting, on commit; never by
+# broadcasting an event.
+WaitingHandler = Callable[..., object]
+_waiting_handlers: list[WaitingHandler] = []
+
+
+def conversation_waiting_handler_register(handler: WaitingHandler) -> None:
+    """`handler(conversation_id=...)` runs after the commit of each change that leaves a
+    conversation waiting for an agent (a request for a person, a message while waiting)."""
+    if handler not in _waiting_handlers:
+        _waiting_handlers.append(handler)
+
+
+def _waiting_on_commit(conversation_id: UUID | str) -> None:
+    for handler in _waiting_handlers:
+        transaction.on_commit(partial(_waiting_run, handler, conversation_id), robust=True)
+
+
+def _waiting_run(handler: WaitingHandler, conversation_id: UUID | str) -> None:
+    try:
+        handler(conversation_id=conversation_id)
+    except Exception:
+        logger.exception("waiting handler %s failed for conversation %s", handler, conversation_id)

@@ -123,7 +123,10 @@ def customer_for_event(*, data: Any, lock: bool = False) -> Customer | None:
     customers whose e-mail is verified. A visitor who typed an address proves nothing, so an
     event about it stays unmatched. With `lock`, the row is locked (as message_receive locks it)
     in the same query."""
-    customers = Customer.objects.select_for_update() if lock else Customer.objects.all()
+    # NO KEY UPDATE, as customer_lock takes it (apps/conversations/locking.py): FOR UPDATE would
+    # block the KEY SHARE that an answer's second seq bump takes on the customer, holding the
+    # conversation this transaction waits for: a deadlock.
+    customers = Customer.objects.select_for_update(no_key=True) if lock else Customer.objects.all()
     external_ids, emails = _identities(data)
     for external_id in external_ids:
         customer = customers.filter(external_id=external_id).first()
@@ -158,8 +161,10 @@ def webhook_event_process(*, event_id: int) -> WebhookEvent | None:
     """Turn a stored event into an `update` in the customer's open (or a new) conversation.
 
     Exactly once: the event row is locked for the whole transaction, so a second worker (or a
-    redelivered task) waits, then finds it processed. An event about no known customer is kept
-    as `unmatched`; re-processing it later (admin action) matches again.
+    redelivered task) waits, then finds it processed. Locks in the one order
+    (apps/conversations/locking.py): the event, the customer, then (by the seq bump) the
+    conversation. An event about no known customer is kept as `unmatched`; re-processing it
+    later (admin action) matches again.
     """
     event = WebhookEvent.objects.select_for_update().select_related("source").filter(pk=event_id).first()
     if event is None or event.status == WebhookEventStatus.PROCESSED:
