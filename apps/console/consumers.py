@@ -1,58 +1,36 @@
 """The agent console socket, /ws/agent/ (PROTOCOL.md §3).
 
-Thin like the chat socket: frames are validated by schemas.py, changes go through
-services.py, and what reaches the agent comes from the channel layer: the customer-visible
-events of each subscribed conversation from its `conv.<id>` group (delivered exactly once and
-in order by apps/realtime/delivery.py, with gaps filled from Postgres), and agent-only events
-(queue entries, notes, presence) from the console's own groups (groups.py).
+Declares its frames (schemas.py) and handlers on the socket runtime (apps/realtime/runtime.py),
+which owns frame handling, limits, errors, follow/unfollow, exactly-once delivery, the heartbeat
+and gap repair. Changes go through services.py; what reaches the agent comes from the channel
+layer: the customer-visible events of each subscribed conversation from its `conv.<id>` group,
+and agent-only events (queue entries, notes, presence) from the console's own groups (groups.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import time
+from collections.abc import Iterable
 from typing import Any
-from uuid import uuid4
 
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from apps.conversations.errors import ConversationError, ConversationNotFound
+from apps.conversations.errors import ConversationNotFound
 from apps.conversations.events import aevent_broadcast, conversation_group
-from apps.conversations.selectors import event_page
 from apps.core.db import db_async
-from apps.realtime.delivery import ConversationStreams
-from apps.realtime.limits import (
-    COUNTED_ERRORS,
-    FRAME_RATE,
-    MESSAGE_RATE,
-    OUTAGES,
-    BadFrameWindow,
-    TokenBucket,
-)
-from apps.realtime.schemas import Frame, FrameError
+from apps.realtime.runtime import SocketConsumer
+from apps.realtime.schemas import Frame
 
 from . import auth, services, session
-from .groups import AGENTS, agents_conversation_group, agroup_send
-from .presence import PING_S, online_leave, online_touch, presence_set
-from .schemas import frame_parse
+from .groups import AGENTS, agents_conversation_group
+from .presence import PING_S, online_leave, online_touch, presence_publish, presence_set
+from .schemas import SCHEMAS, WITH_CLIENT_MSG_ID
 from .selectors import agent_to_wire
 
 logger = logging.getLogger(__name__)
 
 CLOSE_FORBIDDEN = 4403
-CLOSE_POLICY = 1008
-CLOSE_SILENT = 1001
-
-
-async def _fetch(
-    conversation_id: str, after_seq: int, upto_seq: int | None, limit: int
-) -> list[dict[str, Any]]:
-    return await db_async(event_page)(
-        conversation_id=conversation_id, after_seq=after_seq, upto_seq=upto_seq, limit=limit
-    )
 
 
 async def turns_stop_signal(turn_ids: list[str]) -> None:
@@ -67,22 +45,73 @@ async def turns_stop_signal(turn_ids: list[str]) -> None:
         logger.exception("stop signal for turns %s not sent; runners see the flag on renewal", turn_ids)
 
 
-class AgentConsumer(AsyncWebsocketConsumer):
+class AgentConsumer(SocketConsumer):
+    kind = "agent"
+    schemas = SCHEMAS
+    message_types = WITH_CLIENT_MSG_ID
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.socket_id = uuid4().hex
         self.agent: Any = None
         self.session_key: str | None = None
         self.agent_wire: dict[str, Any] = {}
-        self.closing = False
-        self.last_seen = time.monotonic()
-        self.streams = ConversationStreams(send=self._send, fetch=_fetch)
         self.notes_sent: dict[str, set[str]] = {}  # subscribed conversation -> note ids delivered
         self.tokens_from_start: dict[str, None] = {}  # answers streamed here from their first token
-        self.bad_frames = BadFrameWindow()
-        self.frame_bucket = TokenBucket(*FRAME_RATE)
-        self.message_bucket = TokenBucket(*MESSAGE_RATE)
-        self._watchdog: asyncio.Task | None = None
+
+    # -- declarations for the runtime ----------------------------------------------------
+
+    @classmethod
+    def heartbeat_s(cls) -> float:
+        return settings.CONSOLE_HEARTBEAT_S
+
+    @classmethod
+    def silent_after_s(cls) -> float:
+        return 3 * PING_S  # the console pings every PING_S, whatever the account re-check's pace
+
+    @classmethod
+    async def beat(cls, sockets: list[SocketConsumer]) -> None:
+        await asyncio.gather(*(sock.account_recheck() for sock in sockets))
+
+    def log_fields(self, frame: Frame) -> dict[str, Any]:
+        named = frame.fields.get("conversation_id")
+        return {"agent_id": self.agent.pk, "conversation_id": named and str(named)}
+
+    def groups_of(self, conversation_id: str) -> Iterable[str]:
+        return (conversation_group(conversation_id), agents_conversation_group(conversation_id))
+
+    def wants(self, event: dict[str, Any], meta: dict[str, Any]) -> bool:
+        return event["type"] != "token" or self._token_placeable(event, meta)
+
+    async def delivered(self, event: dict[str, Any]) -> None:
+        if event["type"] == "message" and event["message"]["role"] == "customer":
+            # Shown to an agent who has the conversation open: no longer unread.
+            await db_async(services.conversation_read)(
+                conversation_id=event["conversation_id"], seq=event["seq"]
+            )
+
+    async def released(self) -> None:
+        if self.agent is None:
+            return
+        for conversation_id in self.streams.following():
+            await self._presence(conversation_id, viewing=False)
+        await online_leave(agent_id=self.agent.pk, socket_id=self.socket_id)
+
+    async def account_recheck(self) -> None:
+        """Each heartbeat (h4's account re-check): close (4403) a socket whose agent was
+        deactivated, lost staff rights or was signed out since the socket opened."""
+        if self.closing:
+            return
+        try:
+            current = await db_async(auth.console_user_current)(
+                session_key=self.session_key, agent_id=self.agent.pk
+            )
+        except Exception:  # Postgres away: every frame fails anyway; check again next beat
+            logger.exception("agent socket: account re-check failed")
+            return
+        if current is None:
+            await self.close_with(CLOSE_FORBIDDEN)
+        else:
+            self.agent = current  # role changes apply to the next frame
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -93,98 +122,33 @@ class AgentConsumer(AsyncWebsocketConsumer):
             return
         self.session_key = auth.session_key_of(self.scope)
         self.agent, self.agent_wire = user, agent_to_wire(user)
-        await self.channel_layer.group_add(AGENTS, self.channel_name)
+        await self.join(AGENTS)
         await self.accept()
         await online_touch(agent_id=user.pk, socket_id=self.socket_id)
-        self._watchdog = asyncio.get_running_loop().create_task(self._heartbeat())
+        self.watch()
         queue = await db_async(session.queue_for)(agent_id=user.pk)
-        await self._send({"type": "agent_ready", "agent": self.agent_wire, "queue": queue})
-
-    async def disconnect(self, code: int) -> None:
-        self.closing = True
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-        if self.agent is None:
-            return
-        try:
-            await self.channel_layer.group_discard(AGENTS, self.channel_name)
-            for conversation_id in self.streams.following():
-                await self._leave(conversation_id)
-            await online_leave(agent_id=self.agent.pk, socket_id=self.socket_id)
-        except Exception:  # presence entries expire on their own
-            logger.exception("agent socket cleanup failed")
-
-    async def _heartbeat(self) -> None:
-        """Every CONSOLE_HEARTBEAT_S: close a silent socket, and (4403) one whose agent was
-        deactivated, lost staff rights or was signed out since the socket opened."""
-        while True:
-            await asyncio.sleep(settings.CONSOLE_HEARTBEAT_S)
-            if time.monotonic() - self.last_seen > 3 * PING_S:
-                self.closing = True
-                await self.close(CLOSE_SILENT)
-                return
-            try:
-                current = await db_async(auth.console_user_current)(
-                    session_key=self.session_key, agent_id=self.agent.pk
-                )
-            except Exception:  # Postgres away: every frame fails anyway; check again next beat
-                logger.exception("agent socket: account re-check failed")
-                continue
-            if current is None:
-                self.closing = True
-                await self.close(CLOSE_FORBIDDEN)
-                return
-            self.agent = current  # role changes apply to the next frame
+        await self.send_event({"type": "agent_ready", "agent": self.agent_wire, "queue": queue})
 
     # -- frames ------------------------------------------------------------------------
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        self.last_seen = time.monotonic()
-        if self.closing:
-            return
-        client_msg_id = None
-        try:
-            frame = frame_parse(text_data, bytes_data)
-            if frame.type in ("reply", "note"):
-                client_msg_id = str(frame.client_msg_id)
-            limited = frame.type in ("reply", "note") and not self.message_bucket.take()
-            if not self.frame_bucket.take() or limited:
-                raise FrameError(
-                    "rate_limited", "Too many frames; wait a few seconds and retry.", client_msg_id
-                )
-            await getattr(self, f"on_{frame.type}")(frame)
-        except FrameError as exc:
-            await self._error(exc.code, exc.message, exc.client_msg_id)
-        except ConversationError as exc:
-            await self._error(exc.code, exc.message, client_msg_id)
-        except OUTAGES:
-            logger.exception("agent frame failed: a backing service is unreachable")
-            await self._error(
-                "unavailable", "We can't reach our storage right now; retry in a few seconds.", client_msg_id
-            )
-        except Exception:
-            logger.exception("agent frame failed")
-            await self._error("internal", "Something went wrong on our side; please retry.", client_msg_id)
-
     async def on_subscribe(self, frame: Frame) -> None:
         conversation_id = str(frame.conversation_id)
-        if not self.streams.follows(conversation_id):
-            # Join before reading the last seq, so nothing falls between replay and live.
-            await self.channel_layer.group_add(conversation_group(conversation_id), self.channel_name)
-            await self.channel_layer.group_add(agents_conversation_group(conversation_id), self.channel_name)
-        self.streams.seq_sent[conversation_id] = frame.last_seq  # what the client holds
+        await self.follow(conversation_id)  # before reading the last seq
+        self.streams.rewind(conversation_id, frame.last_seq)  # what the client holds
         replay = await db_async(session.subscribe_replay)(conversation_id=conversation_id)
         if replay is None:
             await self._leave(conversation_id, announce=False)
             raise ConversationNotFound("No conversation has this id.")
         await self.streams.replay(conversation_id, after_seq=frame.last_seq, upto_seq=replay.last_seq)
-        # A last_seq beyond the conversation's (a client bug) must not hide the events to come.
-        self.streams.seq_sent[conversation_id] = replay.last_seq
+        if frame.last_seq > replay.last_seq:
+            # A last_seq beyond the conversation's (a client bug) must not hide the events to come.
+            self.streams.rewind(conversation_id, replay.last_seq)
         self.notes_sent[conversation_id] = set()
         for note in replay.notes:
             await self._note(note, conversation_id)
         last_seq = self.streams.last_seq(conversation_id)
-        await self._send({"type": "subscribed", "conversation_id": conversation_id, "last_seq": last_seq})
+        subscribed = {"type": "subscribed", "conversation_id": conversation_id, "last_seq": last_seq}
+        await self.send_event(subscribed)
         partial = await session.answer_partial(conversation_id=conversation_id)
         if partial is not None:
             await self.streams.partial(conversation_id, *partial)
@@ -222,7 +186,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
             client_msg_id=frame.client_msg_id,
             text=frame.text,
         )
-        await self._send(
+        await self.send_event(
             {
                 "type": "ack",
                 "client_msg_id": str(frame.client_msg_id),
@@ -239,7 +203,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
             client_msg_id=frame.client_msg_id,
             text=frame.text,
         )
-        await self._send(
+        await self.send_event(
             {
                 "type": "ack",
                 "client_msg_id": str(frame.client_msg_id),
@@ -260,41 +224,25 @@ class AgentConsumer(AsyncWebsocketConsumer):
             await self._presence(conversation_id, viewing=True, typing=frame.on)
 
     async def on_ping(self, frame: Frame) -> None:
-        await self._send({"type": "pong", "ts": frame.ts})
+        await super().on_ping(frame)
         await online_touch(agent_id=self.agent.pk, socket_id=self.socket_id)
         for conversation_id in self.streams.following():  # keep presence entries from expiring
             await presence_set(
                 conversation_id=conversation_id, socket_id=self.socket_id, agent=self.agent_wire, viewing=True
             )
 
-    # -- from the channel layer --------------------------------------------------------
-
-    async def conv_event(self, message: dict[str, Any]) -> None:
-        if self.closing:
-            return
-        event, meta = message["event"], message.get("meta") or {}
-        if event["type"] == "token" and not self._token_placeable(event, meta):
-            return
-        try:
-            delivered = await self.streams.live(event, meta)
-            if delivered and event["type"] == "message" and event["message"]["role"] == "customer":
-                # Shown to an agent who has the conversation open: no longer unread.
-                await db_async(services.conversation_read)(
-                    conversation_id=event["conversation_id"], seq=event["seq"]
-                )
-        except OUTAGES:  # the gap is repaired by the next event, or by the client's resubscribe
-            logger.exception("agent socket: gap repair failed, a backing service is unreachable")
+    # -- from the console's groups -----------------------------------------------------
 
     async def console_event(self, message: dict[str, Any]) -> None:
         event = message["event"]
         if self.closing:
             return
         if event["type"] == "conversation":
-            await self._send(event)
+            await self.send_event(event)
         elif event["type"] == "note":
             await self._note(event["note"], event["conversation_id"])
         elif self.streams.follows(event.get("conversation_id")):
-            await self._send(event)
+            await self.send_event(event)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -317,35 +265,19 @@ class AgentConsumer(AsyncWebsocketConsumer):
         if sent is None or note["id"] in sent:
             return  # not subscribed, or already delivered by the subscribe replay
         sent.add(note["id"])
-        await self._send({"type": "note", "conversation_id": conversation_id, "note": note})
+        await self.send_event({"type": "note", "conversation_id": conversation_id, "note": note})
 
     async def _presence(self, conversation_id: str, *, viewing: bool, typing: bool = False) -> None:
-        event = await presence_set(
+        await presence_publish(
             conversation_id=conversation_id,
             socket_id=self.socket_id,
             agent=self.agent_wire,
             viewing=viewing,
             typing=typing,
         )
-        await agroup_send(agents_conversation_group(conversation_id), event)
 
     async def _leave(self, conversation_id: str, *, announce: bool = True) -> None:
-        self.streams.unfollow(conversation_id)
+        await self.unfollow(conversation_id)
         self.notes_sent.pop(conversation_id, None)
-        await self.channel_layer.group_discard(conversation_group(conversation_id), self.channel_name)
-        await self.channel_layer.group_discard(agents_conversation_group(conversation_id), self.channel_name)
         if announce:
             await self._presence(conversation_id, viewing=False)
-
-    async def _error(self, code: str, message: str, client_msg_id: str | None = None) -> None:
-        event = {"type": "error", "code": code, "message": message}
-        if client_msg_id is not None:
-            event["client_msg_id"] = client_msg_id
-        await self._send(event)
-        if code in COUNTED_ERRORS and self.bad_frames.add():
-            self.closing = True
-            await self.close(CLOSE_POLICY)
-
-    async def _send(self, event: dict[str, Any]) -> None:
-        if not self.closing:
-            await self.send(text_data=json.dumps(event, separators=(",", ":")))

@@ -1,13 +1,11 @@
-"""Client frames of /ws/agent/ (PROTOCOL.md §3), validated with the chat socket's rules
-(apps/realtime/schemas.py): same framing, same error codes, same field checks."""
+"""Client frames of /ws/agent/ (PROTOCOL.md §3), validated by the socket runtime with the chat
+socket's rules (apps/realtime/schemas.py): same framing, same error codes, same field checks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from apps.realtime.schemas import MAX_INT, Frame, _any, _bool, _int_between, _text, _uuid
-from apps.realtime.schemas import frame_parse as chat_frame_parse
+from apps.realtime.schemas import MAX_INT, Schemas, _any, _bool, _int_between, _text, _uuid
 
 
 def _agent_id(value: Any) -> int:
@@ -17,7 +15,7 @@ def _agent_id(value: Any) -> int:
 
 
 _CONVERSATION = {"conversation_id": (_uuid, True)}
-SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], Any], bool]]] = {
+SCHEMAS: Schemas = {
     "subscribe": {**_CONVERSATION, "last_seq": (_int_between(0, None), True)},
     "unsubscribe": _CONVERSATION,
     "claim": _CONVERSATION,
@@ -29,10 +27,5 @@ SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], Any], bool]]] = {
     "typing": {**_CONVERSATION, "on": (_bool, True)},
     "ping": {"ts": (_any, False)},
 }
-# Frames that carry a client_msg_id the error should echo.
-_WITH_CLIENT_MSG_ID = frozenset({"reply", "note"})
-
-
-def frame_parse(text: str | None, data: bytes | None) -> Frame:
-    """The validated agent frame, or FrameError with the PROTOCOL.md error code."""
-    return chat_frame_parse(text, data, schemas=SCHEMAS, echoing_client_msg_id=_WITH_CLIENT_MSG_ID)
+# Frames that carry a client_msg_id the error should echo (and that count as messages).
+WITH_CLIENT_MSG_ID = frozenset({"reply", "note"})

@@ -1,4 +1,5 @@
-"""Exactly-once, in-order delivery of conversation events to one socket (chat or console).
+"""Exactly-once, in-order delivery of conversation events to one socket (chat or console), used
+by the socket runtime (runtime.py).
 
 A socket follows some conversations; for each it remembers the last durable `seq` it sent.
 Live events from the channel layer that a replay already delivered are dropped, a gap (a lost
@@ -34,7 +35,7 @@ class ConversationStreams:
         self.ended: dict[str, None] = {}  # answers whose message_end was delivered (recent)
         self.partial_len: dict[str, int] = {}  # answer -> length of the text a `partial` delivered
         self.shown_len: dict[str, int] = {}  # answer -> length of the text the client holds of it
-        # A socket's frames and the sweeper's gap repair run as separate tasks: one delivery at a
+        # A socket's frames and the heartbeat's gap repair run as separate tasks: one delivery at a
         # time, or two of them could each see seq n as unsent and both send it (each awaits its
         # send before marking it sent).
         self._lock = asyncio.Lock()

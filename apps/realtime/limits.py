@@ -1,4 +1,5 @@
-"""Per-socket limits of PROTOCOL.md §2: frame size, rate, and the bad-frame budget."""
+"""Per-socket limits of PROTOCOL.md §2 and §3: frame size, the auth deadline and the bad-frame
+budget. Frame and message rates are named limits of apps/core/ratelimit.py (SOCKET_LIMITS)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,6 @@ AUTH_TIMEOUT_S = 10.0
 # A socket sending this many bad frames within the window is closed with 1008.
 BAD_FRAMES_LIMIT = 20
 BAD_FRAMES_WINDOW_S = 60.0
-# Token buckets: (burst, sustained per second). Generous for people, tight for scripts.
-MESSAGE_RATE = (10, 0.5)
-FRAME_RATE = (60, 10.0)
 # Errors a client causes; enough of them within the window closes the socket (chat and console).
 COUNTED_ERRORS = frozenset(
     {"bad_json", "too_large", "unknown_type", "invalid", "unauthenticated", "forbidden", "not_found",
@@ -28,25 +26,6 @@ COUNTED_ERRORS = frozenset(
 )
 # Postgres or Redis away: the client should retry (`unavailable`), not report a bug (`internal`).
 OUTAGES = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
-
-
-class TokenBucket:
-    __slots__ = ("capacity", "rate", "tokens", "stamp")
-
-    def __init__(self, capacity: int, rate: float) -> None:
-        self.capacity, self.rate = capacity, rate
-        self.tokens = float(capacity)
-        self.stamp = time.monotonic()
-
-    def take(self) -> bool:
-        """Spend one token if there is one."""
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
 
 
 class BadFrameWindow:

@@ -1,30 +1,19 @@
-"""At most N open sockets per customer across all server processes, counted in Redis.
+"""What the chat sockets keep in Redis: at most N open sockets per customer across all server
+processes, and the conversations' newest seqs that gap repair compares against.
 
 Each socket holds a slot: a member of the customer's sorted set whose score is an expiry
-time (Redis server time, so processes' clocks do not matter). A process refreshes its
-sockets' slots every heartbeat and removes them on disconnect; the slots of a process that
-crashed simply expire (3 x heartbeat) and are swept by the next claim.
-
-The same per-process sweeper closes sockets silent for 3 x heartbeat (PROTOCOL.md §2), and
-every half heartbeat repairs gaps: it reads the newest seq of every followed conversation
-from Redis (one MGET for all the process's sockets) and lets a socket that is behind fetch
-what it missed from Postgres — a dropped broadcast reaches the client within a heartbeat.
+time (Redis server time, so processes' clocks do not matter). The process's heartbeat
+(heartbeat.py) refreshes its sockets' slots every beat, and a socket removes its own on
+disconnect; the slots of a process that crashed simply expire (3 x heartbeat) and are swept
+by the next claim.
 """
 
 from __future__ import annotations
-
-import asyncio
-import logging
-import time
-import weakref
-from typing import Any, Protocol
 
 from django.conf import settings
 
 from apps.conversations.events import seq_key
 from apps.core.redis import redis_async, redis_key
-
-logger = logging.getLogger(__name__)
 
 # KEYS[1] slot set; ARGV: member, ttl ms, limit. Returns 1 (claimed) or 0 (full).
 _CLAIM = """
@@ -93,83 +82,15 @@ async def conversation_marks(conversation_ids: list[str]) -> dict[str, int]:
     return marks
 
 
-class Watched(Protocol):
-    socket_id: str
-    customer_id: object
-    last_seen: float
-    streams: Any
-
-    async def close_silent(self) -> None: ...
-
-    async def repair_gaps(self, marks: dict[str, int] | None = None) -> None: ...
-
-
-class SocketSweeper:
-    """One task per event loop: refreshes slots each heartbeat, closes silent sockets."""
-
-    def __init__(self) -> None:
-        self.sockets: dict[Watched, None] = {}
-        self.task: asyncio.Task | None = None
-
-    def add(self, sock: Watched) -> None:
-        self.sockets[sock] = None
-        if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self._run(), name="chat-socket-sweeper")
-
-    def discard(self, sock: Watched) -> None:
-        self.sockets.pop(sock, None)
-
-    async def _run(self) -> None:
-        heartbeat = settings.CHAT_HEARTBEAT_S
-        next_refresh = time.monotonic() + heartbeat
-        next_repair = time.monotonic() + heartbeat / 2
-        while self.sockets:
-            await asyncio.sleep(min(1.0, heartbeat / 2))
-            now = time.monotonic()
-            for sock in [s for s in self.sockets if now - s.last_seen >= 3 * heartbeat]:
-                self.discard(sock)
-                asyncio.get_running_loop().create_task(sock.close_silent())
-            if now >= next_refresh:
-                next_refresh = now + heartbeat
-                try:
-                    await self._refresh()
-                except Exception:  # Redis away for a moment: the next round refreshes
-                    logger.exception("refreshing socket slots failed")
-            if now >= next_repair:
-                next_repair = now + heartbeat / 2
-                try:
-                    await self._repair()
-                except Exception:
-                    logger.exception("checking sockets for missed events failed")
-
-    async def _repair(self) -> None:
-        socks = list(self.sockets)
-        followed = sorted({c for s in socks for c in s.streams.following()})
-        marks = await conversation_marks(followed)
-        for sock in socks:
-            if any(marks.get(c, 0) > sock.streams.last_seq(c) for c in sock.streams.following()):
-                asyncio.get_running_loop().create_task(sock.repair_gaps(marks))
-
-    async def _refresh(self) -> None:
-        socks = list(self.sockets)
-        client = redis_async()
-        for i in range(0, len(socks), _REFRESH_BATCH):
-            batch = socks[i : i + _REFRESH_BATCH]
-            await client.eval(
-                _REFRESH,
-                len(batch),
-                *(slot_key(s.customer_id) for s in batch),
-                _slot_ttl_ms(),
-                *(s.socket_id for s in batch),
-            )
-
-
-_sweepers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SocketSweeper] = weakref.WeakKeyDictionary()
-
-
-def sweeper() -> SocketSweeper:
-    """This loop's sweeper."""
-    loop = asyncio.get_running_loop()
-    if loop not in _sweepers:
-        _sweepers[loop] = SocketSweeper()
-    return _sweepers[loop]
+async def slots_refresh(held: list[tuple[object, str]]) -> None:
+    """Extend the slots still held, given as (customer_id, socket_id), a batch per round trip."""
+    client = redis_async()
+    for i in range(0, len(held), _REFRESH_BATCH):
+        batch = held[i : i + _REFRESH_BATCH]
+        await client.eval(
+            _REFRESH,
+            len(batch),
+            *(slot_key(customer_id) for customer_id, _ in batch),
+            _slot_ttl_ms(),
+            *(socket_id for _, socket_id in batch),
+        )

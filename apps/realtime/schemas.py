@@ -100,7 +100,8 @@ def _any(value: Any) -> Any:
 
 
 # type -> {field: (validator, required)}; fields not listed are ignored (forward compatible).
-SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], Any], bool]]] = {
+Schemas = dict[str, dict[str, tuple[Callable[[Any], Any], bool]]]
+SCHEMAS: Schemas = {
     # Any string: a wrong one closes the socket with 4401, like a forged one.
     "auth": {"token": (_str_upto(MAX_FRAME_BYTES, empty=True, stored=False), True)},
     "resume": {"conversation_id": (_uuid, True), "last_seq": (_int_between(0, None), True)},
@@ -124,9 +125,6 @@ SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], Any], bool]]] = {
         "approve": (_bool, True),
     },
 }
-
-
-Schemas = dict[str, dict[str, tuple[Callable[[Any], Any], bool]]]
 
 
 def _too_deep(value: Any) -> bool:

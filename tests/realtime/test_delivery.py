@@ -1,5 +1,5 @@
 """ConversationStreams, the exactly-once bookkeeping of a socket, when two tasks deliver at once:
-the socket's own frame handling and the sweeper's gap repair run concurrently."""
+the socket's own frame handling and the heartbeat's gap repair run concurrently."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""End to end: two real Daphne processes behind one Redis, real `websockets` clients."""
+"""End to end: two real uvicorn processes behind one Redis, real `websockets` clients (the close
+codes on Daphne: test_daphne.py)."""
 
 import asyncio
 import uuid
@@ -16,9 +17,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def servers(daphne_server):
+def servers(web_server):
     """Two server processes; the builtin answer streams slowly enough to interrupt."""
-    return daphne_server(ASSISTANT_TOKEN_DELAY_S="0.2"), daphne_server(ASSISTANT_TOKEN_DELAY_S="0.2")
+    return web_server(ASSISTANT_TOKEN_DELAY_S="0.2"), web_server(ASSISTANT_TOKEN_DELAY_S="0.2")
 
 
 async def test_an_event_produced_in_one_process_reaches_a_socket_in_the_other(servers):
@@ -122,9 +123,9 @@ async def test_stop_sent_to_one_process_stops_the_answer_generated_in_the_other(
     await stopper.close()
 
 
-async def test_five_sockets_per_customer_across_processes_and_a_crash_frees_its_slots(daphne_server):
-    a = daphne_server(CHAT_HEARTBEAT_S="1")
-    b = daphne_server(CHAT_HEARTBEAT_S="1")
+async def test_five_sockets_per_customer_across_processes_and_a_crash_frees_its_slots(web_server):
+    a = web_server(CHAT_HEARTBEAT_S="1")
+    b = web_server(CHAT_HEARTBEAT_S="1")
     session = await widget_session(a.http_url)
     token = session["token"]
     held = [Customer(server.ws_url, token) for server in (a, a, a, b, b)]
@@ -156,22 +157,3 @@ async def test_five_sockets_per_customer_across_processes_and_a_crash_frees_its_
         await asyncio.sleep(0.1)
     assert await client.zcard(key) == 0
     await client.aclose()
-
-
-async def test_daphne_sends_the_protocol_close_codes(daphne_server):
-    server = daphne_server(CHAT_HEARTBEAT_S="1")
-    token = (await widget_session(server.http_url))["token"]
-
-    abusive = Customer(server.ws_url, token)
-    await abusive.connect()
-    for _ in range(20):
-        await abusive.ws.send("{")
-    events = await abusive.recv_until("closed")
-    assert [e["code"] for e in events] == ["bad_json"] * 20 + [1008]
-
-    silent = Customer(server.ws_url, token)
-    await silent.connect()
-    assert await silent.recv(timeout=10) == {"type": "closed", "code": 1001}  # 3 x heartbeat
-
-    forged = Customer(server.ws_url, token + "x")
-    assert await forged.connect() == {"type": "closed", "code": 4401}

@@ -54,16 +54,16 @@ async def test_a_lost_broadcast_is_delivered_within_a_heartbeat_without_a_ping(c
 
 
 async def test_a_ping_with_nothing_missed_reads_nothing_from_postgres(chat, customer, settings, monkeypatch):
-    from apps.realtime import consumers
+    from apps.realtime import runtime
 
     fetches = []
-    real_fetch = consumers._fetch_events
+    real_fetch = runtime._fetch_events
 
     async def counted(conversation_id, after_seq, upto_seq, limit):
         fetches.append((conversation_id, after_seq))
         return await real_fetch(conversation_id, after_seq, upto_seq, limit)
 
-    monkeypatch.setattr(consumers, "_fetch_events", counted)
+    monkeypatch.setattr(runtime, "_fetch_events", counted)
     settings.ASSISTANT_TOKEN_DELAY_S = 0
     socket = await chat(customer)
     await _ask(socket)

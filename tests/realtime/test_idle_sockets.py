@@ -24,8 +24,8 @@ async def redis_leftovers(client, conversation_ids, customer_ids):
     return sum(groups), sum(slots)
 
 
-async def test_100_idle_sockets_survive_35_s_and_leave_nothing_when_closed_at_once(daphne_server):
-    server = daphne_server(ASSISTANT_TOKEN_DELAY_S="0")
+async def test_100_idle_sockets_survive_35_s_and_leave_nothing_when_closed_at_once(web_server):
+    server = web_server(ASSISTANT_TOKEN_DELAY_S="0")
     client = aioredis.Redis.from_url(settings.REDIS_URL)
     sockets, conversation_ids, customer_ids = [], [], []
     for _ in range(20):  # 20 customers x 5 sockets, every socket following a conversation

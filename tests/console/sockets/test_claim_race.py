@@ -22,10 +22,10 @@ def waiting_conversation() -> Conversation:
     return conversation_request_human(conversation_id=conversation.pk)
 
 
-async def test_two_agents_in_two_processes_claim_at_once_and_exactly_one_wins(daphne_server) -> None:
+async def test_two_agents_in_two_processes_claim_at_once_and_exactly_one_wins(web_server) -> None:
     alice = await sync_to_async(make_user)("alice@example.com", "Alice", "Agent")
     bob = await sync_to_async(make_user)("bob@example.com", "Bob", "Agent")
-    servers = [daphne_server(), daphne_server()]
+    servers = [web_server(), web_server()]
     clients = [
         AgentClient(servers[0].ws_url, await sync_to_async(session_cookie)(alice), servers[0].http_url),
         AgentClient(servers[1].ws_url, await sync_to_async(session_cookie)(bob), servers[1].http_url),
@@ -58,9 +58,9 @@ async def test_two_agents_in_two_processes_claim_at_once_and_exactly_one_wins(da
             await client.close()
 
 
-async def test_the_console_socket_is_refused_from_a_forged_origin(daphne_server) -> None:
+async def test_the_console_socket_is_refused_from_a_forged_origin(web_server) -> None:
     alice = await sync_to_async(make_user)("alice@example.com", "Alice", "Agent")
-    server = daphne_server()
+    server = web_server()
     cookie = await sync_to_async(session_cookie)(alice)
     import websockets
 
