@@ -3,7 +3,8 @@
 Customer sites paste one `<script src=".../widget/kefu-widget.js">` tag and never change it,
 so the URL cannot carry a content hash; browsers revalidate with the ETag instead. Serving
 through a view (rather than `STATIC_URL`) also works under plain Daphne, where Django's
-staticfiles handler is not active, and with `DEBUG = False`.
+staticfiles handler is not active, and with `DEBUG = False`. kefu-widget.js loads kefu-client.js
+from the same folder, so both travel together here and after `collectstatic` alike.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from django.contrib.staticfiles import finders
 # The only files the view will serve: an allow-list, so no path ever reaches the filesystem.
 CONTENT_TYPES = {
     "kefu-widget.js": "text/javascript; charset=utf-8",
+    # The protocol client, which kefu-widget.js loads from beside itself (no bundling step).
+    "kefu-client.js": "text/javascript; charset=utf-8",
     "kefu-widget.css": "text/css; charset=utf-8",
 }
 

@@ -1,4 +1,4 @@
-"""Headless Chromium (Debian's `chromium`) driven by Playwright, against real Daphne servers."""
+"""Headless Chromium (Debian's `chromium`) driven by Playwright, against real uvicorn servers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The widget as a customer uses it: headless Chromium on the demo page, a real Daphne server."""
+"""The widget as a customer uses it: headless Chromium on the demo page, a real uvicorn server."""
 
 from __future__ import annotations
 
@@ -62,8 +62,8 @@ def answers(page: Page) -> Locator:
     return page.locator(".kefu-from-assistant:not(.kefu-greeting)")
 
 
-def test_a_customer_chats_and_a_reload_restores_the_history(daphne_server, page: Page) -> None:
-    server = daphne_server()
+def test_a_customer_chats_and_a_reload_restores_the_history(web_server, page: Page) -> None:
+    server = web_server()
     open_widget(page, f"{server.http_url}/")
 
     send(page, "How long does shipping take?")
@@ -86,8 +86,8 @@ def test_a_customer_chats_and_a_reload_restores_the_history(daphne_server, page:
     assert Message.objects.filter(role="customer").count() == 1
 
 
-def test_the_widget_reconnects_after_a_crash_and_resumes_without_loss(daphne_server, page: Page) -> None:
-    server = daphne_server()
+def test_the_widget_reconnects_after_a_crash_and_resumes_without_loss(web_server, page: Page) -> None:
+    server = web_server()
     open_widget(page, f"{server.http_url}/")
     send(page, "Do you ship abroad?")
     expect(answers(page)).to_have_count(1)
@@ -104,7 +104,7 @@ def test_the_widget_reconnects_after_a_crash_and_resumes_without_loss(daphne_ser
         type="update",
         payload={"kind": "order", "title": "Order KF-1001 shipped", "body": "Arrives Friday.", "data": {}},
     )
-    daphne_server(port=server.port)
+    web_server(port=server.port)
 
     expect(page.locator(".kefu-banner")).to_be_hidden()
     expect(page.locator(".kefu-card")).to_have_text(["Order KF-1001 shippedArrives Friday."])
@@ -118,8 +118,8 @@ def test_the_widget_reconnects_after_a_crash_and_resumes_without_loss(daphne_ser
     assert Message.objects.filter(text="Sent while the server was down").count() == 1
 
 
-def test_message_text_and_citations_cannot_inject_html_or_script(daphne_server, page: Page) -> None:
-    server = daphne_server()
+def test_message_text_and_citations_cannot_inject_html_or_script(web_server, page: Page) -> None:
+    server = web_server()
     open_widget(page, f"{server.http_url}/")
     attack = '<img src=x onerror="window.kefuPwned=1"><script>window.kefuPwned=2</script>'
 
@@ -163,8 +163,8 @@ def test_message_text_and_citations_cannot_inject_html_or_script(daphne_server, 
     assert page.evaluate("window.kefuPwned") is None
 
 
-def test_the_demo_page_signs_the_widget_in_as_the_demo_customer(daphne_server, page: Page) -> None:
-    server = daphne_server()
+def test_the_demo_page_signs_the_widget_in_as_the_demo_customer(web_server, page: Page) -> None:
+    server = web_server()
     open_widget(page, f"{server.http_url}/?as=demo-customer-1")
 
     send(page, "Hello from Ada")

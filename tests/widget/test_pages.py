@@ -103,8 +103,8 @@ def test_widget_script_never_builds_html_from_strings() -> None:
 
 
 @pytest.mark.e2e
-def test_daphne_serves_the_page_and_the_script(daphne_server) -> None:
-    server = daphne_server()
+def test_the_web_server_serves_the_page_and_the_script(web_server) -> None:
+    server = web_server()
 
     page = httpx.get(f"{server.http_url}/", timeout=10)
     script = httpx.get(f"{server.http_url}/widget/kefu-widget.js", timeout=10)

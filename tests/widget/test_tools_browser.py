@@ -26,9 +26,9 @@ def shot(page: Page, tmp_path: Path, name: str) -> None:
 
 
 def test_ada_tracks_her_order_and_approves_a_refund(
-    demo_connector, demo_crm, celery_worker_live, daphne_server, page: Page, tmp_path  # noqa: F811
+    demo_connector, demo_crm, celery_worker_live, web_server, page: Page, tmp_path  # noqa: F811
 ) -> None:
-    server = daphne_server(ASSISTANT_TOKEN_DELAY_S="0")
+    server = web_server(ASSISTANT_TOKEN_DELAY_S="0")
     demo_crm.faults(delay_ms=1500, times=1)  # slow enough to see the progress line
     open_widget(page, f"{server.http_url}/?as=demo-customer-1")
     expect(page.get_by_test_id("shopper")).to_have_text("Ada Lovelace")
