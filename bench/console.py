@@ -39,7 +39,8 @@ CONNECT_CONCURRENCY = 50
 
 
 def setup_django(db_name: str) -> dict[str, str]:
-    """Load settings (starting the embedded services if needed) and point Django at a new DB."""
+    """Load settings (the services from the environment: `python -m apps.devstack run`) and point
+    Django at a new DB."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
     os.environ["KEFU_REDIS_PREFIX"] = f"kefu-bench-{os.getpid()}"
     import django
@@ -95,7 +96,7 @@ def teardown(db_name: str, env: dict[str, str]) -> None:
 
 
 def start_daphne(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
-    from apps.core.embedded.ports import free_port
+    from apps.devstack.embedded.ports import free_port
 
     port = free_port()
     child_env = {
@@ -236,12 +237,11 @@ def make_data() -> tuple[str, str]:
 
 
 def publish_queue(conversation_id: str, marker: str) -> None:
-    """What the event gate calls after a commit, with a marker the clients can recognise."""
-    from apps.console import queue
+    """What the publisher does after a commit (build the entry, send it to `agents`), with a
+    marker the clients can recognise."""
+    from apps.console.queue import queue_entry_publish
 
-    event = queue.queue_entry_event(conversation_id=conversation_id)
-    event["conversation"]["bench"] = marker
-    queue.group_send(queue.AGENTS, event)
+    queue_entry_publish(conversation_id=conversation_id, bench=marker)
 
 
 def publish_bare(entry: dict, marker: str) -> None:

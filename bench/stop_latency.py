@@ -40,7 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from apps.core.embedded.ports import free_port  # noqa: E402
+from apps.devstack.embedded.ports import free_port  # noqa: E402
 from bench.ws_sessions import make_tokens, setup_django, teardown  # noqa: E402
 
 PHASES = ("queued", "retrieving", "first_token", "streaming")

@@ -179,7 +179,7 @@ def main() -> None:
 
     db_name = f"kefu_bench_streaming_{os.getpid()}"
     env = setup_django(db_name)
-    from apps.core.embedded.ports import free_port
+    from apps.devstack.embedded.ports import free_port
     from apps.knowledge.demo import demo_knowledge_base_load
 
     demo_knowledge_base_load()

@@ -34,7 +34,7 @@ from bench.webhooks import daphne, percentile, setup_django, start, stop, teardo
 
 
 def demo_crm(env: dict[str, str], log: Path, token: str) -> tuple[object, str]:
-    from apps.core.embedded.ports import free_port
+    from apps.devstack.embedded.ports import free_port
 
     port = free_port()
     crm_env = {**env, "DEMO_CRM_HOST": "127.0.0.1", "DEMO_CRM_PORT": str(port), "DEMO_CRM_TOKEN": token}

@@ -321,7 +321,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def daphne(app: str, env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
-    from apps.core.embedded.ports import free_port
+    from apps.devstack.embedded.ports import free_port
 
     port = free_port()
     argv = [sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port), app]

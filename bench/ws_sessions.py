@@ -144,7 +144,8 @@ async def _client(conn, url: str, tokens: list[str] | None, count: int, kind: st
 
 
 def setup_django(db_name: str) -> dict[str, str]:
-    """Load settings (starting the embedded services if needed) and point Django at a new DB."""
+    """Load settings (the services from the environment: `python -m apps.devstack run`) and point
+    Django at a new DB."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
     os.environ["KEFU_REDIS_PREFIX"] = f"kefu-bench-{os.getpid()}"
     import django
@@ -202,7 +203,7 @@ def make_tokens(n: int) -> list[str]:
 
 
 def start_server(server: str, app: str, env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
-    from apps.core.embedded.ports import free_port
+    from apps.devstack.embedded.ports import free_port
 
     port = free_port()
     child_env = {**os.environ, **{k: v for k, v in env.items() if not k.startswith("_")},

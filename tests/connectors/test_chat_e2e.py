@@ -39,9 +39,9 @@ def tools_of(events):
 
 
 async def test_order_question_refund_approved_and_cancel_declined(
-    demo_connector, demo_crm, celery_worker_live, daphne_server
+    demo_connector, demo_crm, celery_worker_live, web_server
 ):
-    server = daphne_server(ASSISTANT_TOKEN_DELAY_S="0")
+    server = web_server(ASSISTANT_TOKEN_DELAY_S="0")
     ada = await ada_socket(server)
     try:
         events = await ask(ada, "Where is my order PP-1001?")

@@ -13,8 +13,8 @@ from asgiref.sync import sync_to_async
 
 from apps.conversations.models import ConversationEvent
 from apps.core import redis as kefu_redis
-from apps.core.embedded.ports import free_port
-from apps.core.embedded.redis import redis_server_binary
+from apps.devstack.embedded.ports import free_port
+from apps.devstack.embedded.redis import redis_server_binary
 from tests.conftest import wait_for_port
 from tests.connectors.test_toolbox import box_for
 

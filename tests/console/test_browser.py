@@ -1,5 +1,5 @@
 """The console and the widget side by side in headless Chromium (two browser contexts, one
-real Daphne): a customer asks for a person, an agent takes over, replies, writes a private
+real uvicorn): a customer asks for a person, an agent takes over, replies, writes a private
 note, hands back to the assistant, and closes; the customer rates the conversation.
 
 Screenshots of both sides are kept in the test's tmp dir (and copied to KEFU_SCREENS_DIR when
@@ -18,8 +18,8 @@ from playwright.sync_api import Browser, Page, expect
 
 from apps.console.models import CannedReply, Note
 from apps.conversations.models import Conversation, ConversationEvent, Message
-from apps.core.demo import DEMO_CUSTOMERS
 from apps.customers.services import customer_identified_get_or_create
+from apps.devstack.demo import DEMO_CUSTOMERS
 from tests.demo_crm.service import demo_crm, demo_crm_process  # noqa: F401 (fixtures)
 from tests.widget.conftest import browser  # noqa: F401 (the fixture)
 from tests.widget.test_browser import answers, beside_playwright, open_widget, send
@@ -60,7 +60,7 @@ def shot(page: Page, tmp_path: Path, name: str) -> None:
         shutil.copy(path, Path(target) / path.name)
 
 
-def test_an_agent_takes_over_replies_notes_hands_back_and_closes(daphne_server, browser, tmp_path) -> None:  # noqa: F811
+def test_an_agent_takes_over_replies_notes_hands_back_and_closes(web_server, browser, tmp_path) -> None:  # noqa: F811
     beside_playwright(make_user, username="alice@example.com", first="Alice", last="Agent")
     beside_playwright(
         CannedReply.objects.create,
@@ -69,7 +69,7 @@ def test_an_agent_takes_over_replies_notes_hands_back_and_closes(daphne_server, 
         text="Thanks for waiting! I'm looking into it now.",
     )
     beside_playwright(customer_identified_get_or_create, **DEMO_CUSTOMERS[0])  # Ada Lovelace
-    server = daphne_server()
+    server = web_server()
     errors: list[str] = []
     customer, agent = new_page(browser, errors), new_page(browser, errors)
 
@@ -165,14 +165,14 @@ def test_an_agent_takes_over_replies_notes_hands_back_and_closes(daphne_server, 
     assert errors == []
 
 
-def test_the_console_reconnects_and_shows_what_it_missed_once(daphne_server, browser, tmp_path) -> None:  # noqa: F811
+def test_the_console_reconnects_and_shows_what_it_missed_once(web_server, browser, tmp_path) -> None:  # noqa: F811
     from apps.conversations.services import message_create
     from tests.conversations.factories import ConversationFactory
 
     alice = beside_playwright(make_user, username="alice@example.com", first="Alice", last="Agent")
     conversation = beside_playwright(ConversationFactory, state="human", assignee=alice)
     beside_playwright(message_create, conversation=conversation, role="customer", text="First")
-    server = daphne_server()
+    server = web_server()
     errors: list[str] = []
     agent = new_page(browser, errors)
     agent.goto(f"{server.http_url}/console/login/?next=/console/c/{conversation.pk}/")
@@ -186,7 +186,7 @@ def test_the_console_reconnects_and_shows_what_it_missed_once(daphne_server, bro
     beside_playwright(
         message_create, conversation=conversation, role="customer", text="Sent while you were away"
     )
-    daphne_server(port=server.port)
+    web_server(port=server.port)
 
     expect(agent.locator("#kf-conn")).to_have_text("Live · Alice Agent")
     expect(texts).to_have_text(["First", "Sent while you were away"])
@@ -196,7 +196,7 @@ def test_the_console_reconnects_and_shows_what_it_missed_once(daphne_server, bro
 
 
 def test_the_customer_panel_shows_the_crm_record_after_the_page(
-    daphne_server, browser, demo_crm, settings, tmp_path  # noqa: F811
+    web_server, browser, demo_crm, settings, tmp_path  # noqa: F811
 ) -> None:
     from apps.connectors.demo import demo_connectors_setup
     from apps.conversations.services import message_create
@@ -207,7 +207,7 @@ def test_the_customer_panel_shows_the_crm_record_after_the_page(
     ada = beside_playwright(customer_identified_get_or_create, **DEMO_CUSTOMERS[0])
     conversation = beside_playwright(Conversation.objects.create, customer=ada, state="waiting")
     beside_playwright(message_create, conversation=conversation, role="customer", text="Where is PP-1002?")
-    server = daphne_server()
+    server = web_server()
     errors: list[str] = []
     agent = new_page(browser, errors)
     agent.goto(f"{server.http_url}/console/login/?next=/console/c/{conversation.pk}/")

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from apps.core.embedded.ports import free_port
+from apps.devstack.embedded.ports import free_port
 from tests.conftest import REPO, wait_for_port
 
 TOKEN = "demo-crm-test-token"

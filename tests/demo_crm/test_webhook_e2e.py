@@ -18,10 +18,10 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 
 async def test_order_shipped_in_the_demo_system_reaches_adas_chat(
-    celery_worker_live, daphne_server, tmp_path
+    celery_worker_live, web_server, tmp_path
 ):
     await sync_to_async(webhook_source_demo_ensure)()
-    server = daphne_server(ASSISTANT_TOKEN_DELAY_S="0")
+    server = web_server(ASSISTANT_TOKEN_DELAY_S="0")
     crm = demo_crm_start(
         tmp_path / "crm.log",
         DEMO_CRM_KEFU_URL=server.http_url,

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import redis
 
-from apps.core.embedded.ports import free_port
-from apps.core.embedded.redis import redis_server_binary
+from apps.devstack.embedded.ports import free_port
+from apps.devstack.embedded.redis import redis_server_binary
 from tests.realtime.client import Customer
 
 

@@ -18,8 +18,8 @@ def log_shows(server, text, within_s=90.0):
     return False
 
 
-def test_daphne_loads_the_model_before_any_question(daphne_server):
-    server = daphne_server(EMBEDDING_WARM_UP="true", LOG_LEVEL="INFO")
+def test_the_web_server_loads_the_model_before_any_question(web_server):
+    server = web_server(EMBEDDING_WARM_UP="true", LOG_LEVEL="INFO")
     assert log_shows(server, LOADED)  # nothing was asked: only the warm-up loads it
     assert "loading the embedding model failed" not in server.log.read_text()
 

@@ -86,10 +86,7 @@ async def test_a_frame_over_1_mib_closes_1009_unbuffered_on_uvicorn(web_server):
     await assert_large_frames_refused(web_server())
 
 
-@pytest.mark.e2e
-@pytest.mark.django_db(transaction=True)
-async def test_a_frame_over_1_mib_closes_1009_unbuffered_on_daphne(daphne_server):
-    await assert_large_frames_refused(daphne_server())
+# On Daphne: tests/realtime/test_daphne.py.
 
 
 # -- resume in pages --------------------------------------------------------------------------
@@ -142,18 +139,18 @@ async def test_a_10000_event_conversation_resumes_over_a_real_socket_each_event_
 
 @pytest.mark.django_db(transaction=True)
 async def test_resume_reads_the_conversation_a_page_at_a_time(chat, monkeypatch):  # noqa: F811
-    from apps.realtime import consumers, delivery
+    from apps.realtime import delivery, runtime
 
     monkeypatch.setattr(delivery, "PAGE_SIZE", 100)
     pages: list[tuple[int, int]] = []  # (after_seq, rows) of each read
-    real_fetch = consumers._fetch_events
+    real_fetch = runtime._fetch_events
 
     async def counted(conversation_id, *args):
         page = await real_fetch(conversation_id, *args)
         pages.append((args[0], len(page)))
         return page
 
-    monkeypatch.setattr(consumers, "_fetch_events", counted)
+    monkeypatch.setattr(runtime, "_fetch_events", counted)
     customer = await sync_to_async(CustomerFactory)(name="Ada")
     conversation_id = await sync_to_async(long_conversation)(customer)
     socket = await chat(customer)
@@ -275,7 +272,7 @@ async def test_malformed_agent_frames_are_invalid_and_never_internal(web_server)
 
 
 def unreachable_redis_url() -> str:
-    from apps.core.embedded.ports import free_port
+    from apps.devstack.embedded.ports import free_port
 
     return f"redis://127.0.0.1:{free_port()}/0"  # a free loopback port: nobody listens
 

@@ -1,6 +1,6 @@
 """CRM events reach a customer only through a proved identity (issue 15, PROTOCOL.md §2): a
 visitor who typed someone's e-mail receives nothing, and the `update` carries only the fields
-the source's template allows. Real Daphne, real Celery worker, real `websockets` clients, and
+the source's template allows. Real uvicorn, real Celery worker, real `websockets` clients, and
 Standard Webhooks signed POSTs to /webhooks/demo-crm/."""
 
 from __future__ import annotations
@@ -92,9 +92,9 @@ def durable_events_of(customer_id: str) -> list[tuple[str, int]]:
     return [(e.type, e.seq) for e in rows]
 
 
-async def test_a_visitor_who_typed_someones_email_receives_nothing(daphne_server, celery_worker_live):
+async def test_a_visitor_who_typed_someones_email_receives_nothing(web_server, celery_worker_live):
     await sync_to_async(webhook_source_demo_ensure)()
-    server = daphne_server()
+    server = web_server()
     session = await widget_session(server.http_url, name="Mallory", email="victim@example.com")
     visitor = Customer(server.ws_url, session["token"])
     try:
@@ -114,10 +114,10 @@ async def test_a_visitor_who_typed_someones_email_receives_nothing(daphne_server
 
 
 async def test_an_email_proved_by_a_signed_jwt_gets_the_event_and_the_typist_does_not(
-    daphne_server, celery_worker_live
+    web_server, celery_worker_live
 ):
     await sync_to_async(webhook_source_demo_ensure)()
-    server = daphne_server(WIDGET_JWT_SECRET=JWT_SECRET, WIDGET_JWT_AUDIENCE="kefu")
+    server = web_server(WIDGET_JWT_SECRET=JWT_SECRET, WIDGET_JWT_AUDIENCE="kefu")
     token = jwt.encode({"sub": "shop-ada", "exp": int(time.time()) + 600, "aud": "kefu",
                         "email": "ada@example.com"}, JWT_SECRET, algorithm="HS256")
     ada_session = await widget_session(server.http_url, user_jwt=token)
@@ -145,9 +145,9 @@ async def test_an_email_proved_by_a_signed_jwt_gets_the_event_and_the_typist_doe
         await typist.close()
 
 
-async def test_the_update_carries_only_the_templates_fields(daphne_server, celery_worker_live):
+async def test_the_update_carries_only_the_templates_fields(web_server, celery_worker_live):
     await sync_to_async(webhook_source_demo_ensure)()
-    server = daphne_server()
+    server = web_server()
     session = await widget_session(
         server.http_url, user_id="crm-ada", user_hash=user_hash_for(user_id="crm-ada")
     )

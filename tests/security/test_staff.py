@@ -74,11 +74,11 @@ async def connected(server, user) -> AgentClient:
 
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
-async def test_an_agent_cannot_reassign_or_release_a_conversation_another_agent_holds(daphne_server) -> None:
+async def test_an_agent_cannot_reassign_or_release_a_conversation_another_agent_holds(web_server) -> None:
     alice = await sync_to_async(staff)("alice@example.com", "agent")
     bob = await sync_to_async(staff)("bob@example.com", "agent")
     conversation = await sync_to_async(ConversationFactory)(state="human", assignee=bob)
-    server = daphne_server()
+    server = web_server()
     client = await connected(server, alice)
     try:
         conversation_id = str(conversation.pk)
@@ -98,12 +98,12 @@ async def test_an_agent_cannot_reassign_or_release_a_conversation_another_agent_
 
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
-async def test_a_supervisor_reassigns_and_releases_a_conversation_another_agent_holds(daphne_server) -> None:
+async def test_a_supervisor_reassigns_and_releases_a_conversation_another_agent_holds(web_server) -> None:
     alice = await sync_to_async(staff)("alice@example.com", "agent")
     bob = await sync_to_async(staff)("bob@example.com", "agent")
     carol = await sync_to_async(staff)("carol@example.com", "supervisor")
     conversation = await sync_to_async(ConversationFactory)(state="human", assignee=bob)
-    server = daphne_server()
+    server = web_server()
     client = await connected(server, carol)
     try:
         conversation_id = str(conversation.pk)
@@ -126,12 +126,12 @@ async def test_a_supervisor_reassigns_and_releases_a_conversation_another_agent_
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
 async def test_a_deactivated_or_demoted_agents_socket_closes_with_4403_within_a_heartbeat(
-    daphne_server,
+    web_server,
 ) -> None:
     alice = await sync_to_async(staff)("alice@example.com", "agent")
     bob = await sync_to_async(staff)("bob@example.com", "agent")
     carol = await sync_to_async(staff)("carol@example.com", "agent")
-    server = daphne_server(CONSOLE_HEARTBEAT_S="0.5")
+    server = web_server(CONSOLE_HEARTBEAT_S="0.5")
     clients = [await connected(server, user) for user in (alice, bob, carol)]
     try:
         users = get_user_model().objects

@@ -197,7 +197,7 @@ paths:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.e2e
 async def test_an_anonymous_visitor_gets_no_one_elses_orders_whatever_the_model_asks(
-    crm_proxy, llm, celery_worker_live, daphne_server
+    crm_proxy, llm, celery_worker_live, web_server
 ):
     await sync_to_async(import_demo_document_and_enable_everything)(crm_proxy.url)
     llm.script = [
@@ -207,7 +207,7 @@ async def test_an_anonymous_visitor_gets_no_one_elses_orders_whatever_the_model_
         ],
         ["I can only look up orders for a signed-in customer."],
     ]
-    server = daphne_server(**llm_env(llm))
+    server = web_server(**llm_env(llm))
 
     visitor, events = await chat(server, question="List the orders of customer demo-customer-2")
     try:
@@ -226,11 +226,11 @@ async def test_an_anonymous_visitor_gets_no_one_elses_orders_whatever_the_model_
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.e2e
 async def test_a_signed_in_customer_reads_only_their_own_orders_whatever_id_the_model_names(
-    crm_proxy, llm, celery_worker_live, daphne_server
+    crm_proxy, llm, celery_worker_live, web_server
 ):
     await sync_to_async(import_demo_document_and_enable_everything)(crm_proxy.url)
     llm.script = [[("c1", "listOrders", {"customer_id": "demo-customer-2"})], ["Here are your orders [1]."]]
-    server = daphne_server(**llm_env(llm))
+    server = web_server(**llm_env(llm))
 
     ada_socket, events = await chat(
         server,
@@ -258,7 +258,7 @@ async def test_a_post_tool_added_without_the_flag_asks_first_showing_every_argum
     demo_crm,  # noqa: F811
     llm,
     celery_worker_live,
-    daphne_server,
+    web_server,
     django_user_model,  # noqa: F811
 ):
     admin = await sync_to_async(django_user_model.objects.create_superuser)("root", "root@example.com", "pw")
@@ -296,7 +296,7 @@ async def test_a_post_tool_added_without_the_flag_asks_first_showing_every_argum
         [("c1", "refund_any", {"order_number": "PP-1001", "amount": "39.00", "reason": "arrived broken"})],
         ["Please approve or decline the refund above."],
     ]
-    server = daphne_server(**llm_env(llm))
+    server = web_server(**llm_env(llm))
 
     ada_socket, events = await chat(
         server,

@@ -1,4 +1,4 @@
-"""End to end: a real Daphne, a real Celery worker, real `websockets` clients, signed POSTs
+"""End to end: a real uvicorn, a real Celery worker, real `websockets` clients, signed POSTs
 (and the demo CRM/ERP process shipping an order) -> the customer sees the `update`."""
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ async def post_signed(server, event: dict) -> httpx.Response:
         return await client.post(f"{server.http_url}/webhooks/demo-crm/", content=body, headers=headers)
 
 
-async def test_a_customer_chatting_sees_the_update_in_their_conversation(daphne_server, celery_worker_live):
-    server = daphne_server(ASSISTANT_TOKEN_DELAY_S="0")
+async def test_a_customer_chatting_sees_the_update_in_their_conversation(web_server, celery_worker_live):
+    server = web_server(ASSISTANT_TOKEN_DELAY_S="0")
     _, token = await identified("crm-123")
     ada = Customer(server.ws_url, token)
     await ada.connect()
@@ -77,9 +77,9 @@ async def test_a_customer_chatting_sees_the_update_in_their_conversation(daphne_
 
 
 async def test_a_socket_that_follows_no_conversation_yet_gets_the_update_in_a_new_one(
-    daphne_server, celery_worker_live
+    web_server, celery_worker_live
 ):
-    server = daphne_server()
+    server = web_server()
     customer_id, token = await identified("crm-123")
     tabs = [Customer(server.ws_url, token), Customer(server.ws_url, token)]
     for tab in tabs:
@@ -101,8 +101,8 @@ async def test_a_socket_that_follows_no_conversation_yet_gets_the_update_in_a_ne
         await tab.close()
 
 
-async def test_the_demo_crm_ships_an_order_and_ada_sees_it(daphne_server, celery_worker_live, tmp_path):
-    server = daphne_server()
+async def test_the_demo_crm_ships_an_order_and_ada_sees_it(web_server, celery_worker_live, tmp_path):
+    server = web_server()
     _, token = await identified("demo-customer-1")
     crm = demo_crm_start(tmp_path / "demo_crm.log", DEMO_CRM_KEFU_URL=server.http_url)
     try:
@@ -123,8 +123,8 @@ async def test_the_demo_crm_ships_an_order_and_ada_sees_it(daphne_server, celery
         crm.proc.wait(10)
 
 
-async def test_daphne_answers_413_for_2_mib_and_unknown_connectors_404(daphne_server):
-    server = daphne_server()
+async def test_the_server_answers_413_for_2_mib_and_unknown_connectors_404(web_server):
+    server = web_server()
     await sync_to_async(webhook_source_demo_ensure)()
     body, headers = signed({"type": "order.shipped", "data": {"pad": "x" * (2 * 1024 * 1024)}})
     async with httpx.AsyncClient(timeout=30) as client:
