@@ -14,7 +14,7 @@ help:
 	@echo "make run    start Kefu (embedded Postgres+pgvector and Redis unless DATABASE_URL/REDIS_URL are set)"
 	@echo "make manage ARGS='migrate'   a manage.py command with the development settings and services"
 	@echo "make test   run the whole test suite against real Postgres, Redis, Celery, Daphne and Chromium"
-	@echo "make lint   ruff"
+	@echo "make lint   ruff and the import contracts (lint-imports)"
 	@echo "make bench  run every bench/*.py at modest sizes (< 15 min on 2 cores), write docs/benchmarks.md"
 
 $(STAMP): requirements.txt
@@ -39,8 +39,10 @@ system-deps:
 test: $(STAMP) system-deps
 	$(PY) -m pytest
 
+# ruff, then the layer contracts of pyproject.toml's [tool.importlinter] (README, architecture).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 # Every bench/*.py, each in its own process with a time limit; writes docs/benchmarks.md.
 bench: $(STAMP)

@@ -1,6 +1,6 @@
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 # Production unless told otherwise, as manage.py and config.asgi: its settings refuse to start
 # without real secrets and services (`make run` and the tests set DJANGO_SETTINGS_MODULE explicitly).
@@ -9,6 +9,23 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 app = Celery("kefu")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+# The process's runtime (apps/core/runtime.py) in each process that runs tasks: a prefork child,
+# or the worker itself with the solo pool (which sends worker_process_init too). A prefork
+# child closes it on its way out; the components the apps registered start and stop with it.
+@signals.worker_process_init.connect
+def runtime_start(**kwargs) -> None:
+    from apps.core.runtime import runtime
+
+    runtime().start_sync("worker")
+
+
+@signals.worker_process_shutdown.connect
+def runtime_stop(**kwargs) -> None:
+    from apps.core.runtime import runtime
+
+    runtime().stop_sync()
 
 # Task name prefix -> the area whose worker pool runs it when KEFU_CELERY_SPLIT_QUEUES is on.
 QUEUE_AREAS = {

@@ -31,7 +31,6 @@ import logging
 import os
 import socket
 import time
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
@@ -43,6 +42,7 @@ from apps.core import metrics
 from apps.core.db import db_async, db_async_work
 from apps.core.logging import log_context
 from apps.core.ratelimit import limit_hit
+from apps.core.runtime import runtime
 
 from . import services, state
 from .providers import ProviderUnavailable, Turn, provider_get
@@ -337,7 +337,7 @@ class _TokenStream:
 
 
 def _flush_interval() -> float:
-    streaming = sum(len(r.running) for r in _runners.values())
+    streaming = sum(len(r.running) for r in runtime().loop_values(RUNNER))
     return max(settings.ASSISTANT_TOKEN_FLUSH_S, streaming / settings.ASSISTANT_TOKEN_FRAMES_PER_S)
 
 
@@ -363,15 +363,15 @@ async def _generate(turn: Turn, claimed: services.ClaimedTurn, answer: _Answer) 
 
 # -- the module API -----------------------------------------------------------------------------
 
-_runners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TurnRunner] = weakref.WeakKeyDictionary()
+# One runner per event loop, kept by the process's runtime (apps/core/runtime.py): started by
+# the ASGI lifespan through the component the app registers (apps/assistant/apps.py), or on
+# first use under Daphne, which has no lifespan.
+RUNNER = "turns.runner"
 
 
 def runner() -> TurnRunner:
     """This loop's runner (started on first use)."""
-    loop = asyncio.get_running_loop()
-    if loop not in _runners:
-        _runners[loop] = TurnRunner()
-    found = _runners[loop]
+    found = runtime().loop_get(RUNNER, TurnRunner)
     found.start()
     return found
 
@@ -381,9 +381,9 @@ def runner_start() -> None:
 
 
 async def runner_handover() -> None:
-    loop = asyncio.get_running_loop()
-    if loop in _runners:
-        await _runners[loop].handover()
+    found = runtime().loop_peek(RUNNER)
+    if found is not None:
+        await found.handover()
 
 
 async def turn_kick(*, conversation_id: UUID | str) -> None:
@@ -415,6 +415,6 @@ async def turn_partial(*, conversation_id: UUID | str) -> tuple[str, str] | None
 
 
 async def turns_settle() -> None:
-    loop = asyncio.get_running_loop()
-    if loop in _runners:
-        await _runners[loop].settle()
+    found = runtime().loop_peek(RUNNER)
+    if found is not None:
+        await found.settle()

@@ -17,6 +17,7 @@ from urllib.parse import quote
 import httpx
 
 from apps.core.outbound import OutboundRefused, OutboundResponse, outbound_client_local, outbound_request
+from apps.core.runtime import runtime
 
 from .models import AuthType, Connector, Tool
 from .registry import ExecResult, Identity, ToolError, backend_register
@@ -67,14 +68,18 @@ def _mapped(mapping: dict[str, Any], arguments: dict[str, Any], identity: Identi
     return {k: v for k, v in out.items() if v is not None and v != ""}
 
 
-# OAuth2 client-credentials tokens, per connector, until shortly before they expire.
-_tokens: dict[int, tuple[str, float]] = {}
+# OAuth2 client-credentials tokens, per connector, until shortly before they expire; the cache
+# is this process's, kept by its runtime (apps/core/runtime.py).
 _tokens_lock = threading.Lock()
+
+
+def _tokens() -> dict[int, tuple[str, float]]:
+    return runtime().get("http.tokens", dict)
 
 
 def _oauth2_token(connector: Connector, client: httpx.Client) -> str:
     with _tokens_lock:
-        cached = _tokens.get(connector.pk)
+        cached = _tokens().get(connector.pk)
         if cached and cached[1] > time.monotonic():
             return cached[0]
     data = {"grant_type": "client_credentials"}
@@ -102,7 +107,7 @@ def _oauth2_token(connector: Connector, client: httpx.Client) -> str:
     body = response.json()
     token, ttl = body["access_token"], float(body.get("expires_in", 300))
     with _tokens_lock:
-        _tokens[connector.pk] = (token, time.monotonic() + max(ttl - 30, 10))
+        _tokens()[connector.pk] = (token, time.monotonic() + max(ttl - 30, 10))
     return token
 
 

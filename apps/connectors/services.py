@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -33,6 +34,18 @@ logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 30.0
 NOTIFY_TTL_S = 600
+
+
+# What an approved write makes due: the assistant registers its follow-up answer here when Django
+# starts (apps/assistant/apps.py), so connectors never import the layer above.
+ApprovedHandler = Callable[..., object]
+_approved_handler: ApprovedHandler | None = None
+
+
+def tool_call_approved_handler_register(handler: ApprovedHandler) -> None:
+    """`handler(conversation_id=..., tool_call_id=...)` runs inside the approval's transaction."""
+    global _approved_handler
+    _approved_handler = handler
 
 
 def tool_call_done_key(call_id: UUID | str) -> str:
@@ -125,8 +138,8 @@ def tool_call_request(
 def tool_call_confirm(*, customer_id: str, conversation_id: str, call_id: str, approve: bool) -> bool:
     """The customer's answer to an `awaiting_confirmation` question. A decline leaves nothing
     done; an approval queues the write and makes a follow-up answer due that reports it."""
-    from apps.assistant.services import turn_create
-
+    if _approved_handler is None:  # without it an approved write would never be reported
+        raise RuntimeError("No follow-up handler: is apps.assistant in INSTALLED_APPS?")
     try:
         conversation = Conversation.objects.select_for_update(no_key=True).get(pk=conversation_id)
         call = ToolCall.objects.select_for_update(no_key=True).get(
@@ -150,7 +163,7 @@ def tool_call_confirm(*, customer_id: str, conversation_id: str, call_id: str, a
     call.save(update_fields=["status", "updated_at"])
     _emit(call, ToolCallStatus.QUEUED, _progress_text(call.tool, call.name))
     _enqueue(call.id)
-    turn_create(conversation_id=conversation.pk, tool_call_id=call.id)
+    _approved_handler(conversation_id=conversation.pk, tool_call_id=call.id)
     return True
 
 

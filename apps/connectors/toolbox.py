@@ -1,4 +1,4 @@
-"""The tools of one assistant turn (apps.assistant.providers.base.ToolBox), scoped to the
+"""The tools of one assistant turn (the `ToolBox` of apps/connectors/contract.py), scoped to the
 conversation's customer. The model sees names, descriptions and JSON schemas only, and only of
 the tools this customer may run: one needing an identity (or a verified e-mail) the customer has
 not proved is withheld, and a call to it is refused before anything is recorded or sent."""
@@ -14,10 +14,10 @@ from typing import Any
 import jsonschema
 from django.conf import settings
 
-from apps.assistant.providers.base import ToolOutcome
 from apps.conversations.models import Conversation
 from apps.core.redis import redis_async
 
+from .contract import ToolOutcome
 from .models import FINAL_STATUSES, Tool, ToolCall, ToolCallStatus
 from .registry import identity_missing, identity_of
 from .services import tool_call_done_key, tool_call_give_up, tool_call_request

@@ -29,6 +29,7 @@ from django.db import connection, transaction
 
 from apps.core.db import db_async_work
 from apps.core.redis import redis_async, redis_key
+from apps.core.runtime import runtime
 
 from .audiences import (
     AUDIENCES,
@@ -214,12 +215,10 @@ def _to_groups(item: Published) -> Published:
     return replace(item, to=item.audiences.difference(LISTENER_AUDIENCES))
 
 
-_publisher = Publisher()
-
-
 def publisher() -> Publisher:
-    """This process's publisher (the listeners registered at start-up live on it)."""
-    return _publisher
+    """This process's publisher, kept by the runtime (the listeners registered at start-up live
+    on it)."""
+    return runtime().get("publisher", Publisher)
 
 
 @contextlib.contextmanager
@@ -241,5 +240,5 @@ def broadcasts_deferred() -> Iterator[list[Published]]:
 async def abroadcast_deferred(pending: list[Published]) -> None:
     """Send what `broadcasts_deferred` collected, in commit order; the agents' queue and
     webhooks follow off the loop (they need not hold up the caller: an ack, an answer)."""
-    await _publisher.asend(pending)
-    _publisher.after_deferred(pending)
+    await publisher().asend(pending)
+    publisher().after_deferred(pending)

@@ -24,16 +24,18 @@ from asgiref.sync import SyncToAsync
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connections
 
+from .runtime import runtime
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_executors: dict[str, ThreadPoolExecutor] = {}
-
-
 def _executor(name: str, size: int) -> ThreadPoolExecutor:
-    if name not in _executors:
-        _executors[name] = ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"kefu-{name}")
-    return _executors[name]
+    """The process's pool `name`, kept by the runtime (shut down, not waited for, at stop)."""
+    return runtime().get(
+        f"db.{name}",
+        lambda: ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"kefu-{name}"),
+        close=lambda pool: pool.shutdown(wait=False),
+    )
 
 
 def _isolated(fn: Callable[P, R]) -> Callable[P, R]:

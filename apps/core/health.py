@@ -6,12 +6,15 @@ import asyncio
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 
 import redis
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
+
+from .runtime import runtime
 
 CHECK_TIMEOUT_S = 2.0
 # A broadcast waits its whole timeout for replies, so this one bounds /healthz latency.
@@ -57,27 +60,32 @@ async def check_channel_layer() -> str | None:
 
 # A worker ping is a broadcast that waits its whole timeout: /healthz polled every second by
 # every load balancer must not send one per request. One answer serves this process for
-# HEALTHZ_CELERY_CACHE_S seconds; the lock lets one request at a time ask.
-_celery_lock = threading.Lock()
-_celery_cached: tuple[float, str | None] | None = None  # (monotonic expiry, result)
+# HEALTHZ_CELERY_CACHE_S seconds (kept by the runtime); the lock lets one request at a time ask.
+@dataclass
+class _CeleryCache:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    cached: tuple[float, str | None] | None = None  # (monotonic expiry, result)
+
+
+def _celery_cache() -> _CeleryCache:
+    return runtime().get("health.celery", _CeleryCache)
 
 
 def celery_check_cache_clear() -> None:
-    global _celery_cached
-    _celery_cached = None
+    _celery_cache().cached = None
 
 
 def check_celery() -> str | None:
-    global _celery_cached
-    with _celery_lock:
-        if _celery_cached is not None and _celery_cached[0] > time.monotonic():
-            return _celery_cached[1]
+    cache = _celery_cache()
+    with cache.lock:
+        if cache.cached is not None and cache.cached[0] > time.monotonic():
+            return cache.cached[1]
         result = _check_celery_uncached()
         # A failure is kept briefly, so a worker that starts is seen within seconds.
         keep_s = settings.HEALTHZ_CELERY_CACHE_S
         if result is not None:
             keep_s = min(keep_s, FAILURE_CACHE_S)
-        _celery_cached = (time.monotonic() + keep_s, result)
+        cache.cached = (time.monotonic() + keep_s, result)
         return result
 
 

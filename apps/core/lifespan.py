@@ -1,7 +1,10 @@
-"""ASGI lifespan: start this process's turn runner, and hand its turns over on shutdown.
+"""ASGI lifespan: build this process's runtime (apps/core/runtime.py) at start-up and close it at
+shutdown; the components upper apps registered start and stop with it (the assistant's turn
+runner starts, and hands its turns over at shutdown).
 
 Servers that speak the lifespan protocol (uvicorn) call it; under Daphne, which does not, the
-runner starts with the first chat socket and a killed process's turns lapse to the others.
+runtime's entries are made on first use (the runner with the first chat socket) and a killed
+process's turns lapse to the others.
 """
 
 from __future__ import annotations
@@ -9,21 +12,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .runtime import runtime
+
 logger = logging.getLogger(__name__)
 
 
 async def lifespan_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    from apps.assistant.turns import runner_handover, runner_start
-
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
-            runner_start()
+            await runtime().start("asgi")
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            try:
-                await runner_handover()
-            except Exception:  # the database may be gone too: the leases lapse instead
-                logger.exception("handing turns over at shutdown failed")
+            await runtime().stop()  # logs what fails and closes the rest
             await send({"type": "lifespan.shutdown.complete"})
             return

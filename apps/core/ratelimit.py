@@ -18,13 +18,10 @@ only: a socket lives in one process, and a Redis round trip per frame would buy 
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import math
-import threading
 import time
-import weakref
 from dataclasses import dataclass
 
 import redis
@@ -34,6 +31,8 @@ from limits.aio.storage import RedisStorage as AsyncRedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter as AsyncMovingWindowRateLimiter
 from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import MovingWindowRateLimiter
+
+from .runtime import runtime
 
 logger = logging.getLogger(__name__)
 _UNREACHABLE = (redis.RedisError, OSError)
@@ -74,28 +73,27 @@ def _prefix() -> str:
 
 # --- the per-process fallback while Redis is away --------------------------------------------
 
-_memory: MovingWindowRateLimiter | None = None
-_memory_lock = threading.Lock()
 # After a failure Redis is left alone this long: an unreachable host must not add its timeout
 # to every request of an outage.
 REDIS_RETRY_S = 2.0
-_redis_down_until: dict[str, float] = {}  # REDIS_URL|prefix -> monotonic time to try again
 
 
 def _memory_limiter() -> MovingWindowRateLimiter:
-    global _memory
-    with _memory_lock:
-        if _memory is None:  # made on first need: MemoryStorage starts an expiry thread
-            _memory = MovingWindowRateLimiter(MemoryStorage())
-        return _memory
+    # Made on first need (MemoryStorage starts an expiry thread), kept by the runtime.
+    return runtime().get("ratelimit.memory", lambda: MovingWindowRateLimiter(MemoryStorage()))
+
+
+def _redis_down_until() -> dict[str, float]:
+    """REDIS_URL|prefix -> monotonic time to try Redis again (this process's)."""
+    return runtime().get("ratelimit.redis_down_until", dict)
 
 
 def _redis_usable(config: str) -> bool:
-    return time.monotonic() >= _redis_down_until.get(config, 0.0)
+    return time.monotonic() >= _redis_down_until().get(config, 0.0)
 
 
 def _redis_failed(config: str, name: str) -> None:
-    _redis_down_until[config] = time.monotonic() + REDIS_RETRY_S
+    _redis_down_until()[config] = time.monotonic() + REDIS_RETRY_S
     logger.warning("rate limit %s counted in this process only: Redis unreachable", name, exc_info=True)
 
 
@@ -114,16 +112,13 @@ def _config() -> str:
 
 # --- sync (views) ---------------------------------------------------------------------------
 
-_sync: tuple[str, MovingWindowRateLimiter] | None = None
-
-
 def _sync_limiter() -> MovingWindowRateLimiter:
-    global _sync
-    config = _config()
-    if _sync is None or _sync[0] != config:
-        storage = RedisStorage(settings.REDIS_URL, key_prefix=_prefix(), socket_timeout=5)
-        _sync = (config, MovingWindowRateLimiter(storage))
-    return _sync[1]
+    return runtime().get(
+        f"ratelimit.sync|{_config()}",
+        lambda: MovingWindowRateLimiter(
+            RedisStorage(settings.REDIS_URL, key_prefix=_prefix(), socket_timeout=5)
+        ),
+    )
 
 
 def limit_check(*, name: str, key: str) -> LimitResult:
@@ -143,21 +138,13 @@ def limit_check(*, name: str, key: str) -> LimitResult:
 # --- async (consumers) ----------------------------------------------------------------------
 
 # redis.asyncio connections belong to the loop that made them: one limiter per loop.
-_async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[str, AsyncMovingWindowRateLimiter]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def _async_limiter() -> AsyncMovingWindowRateLimiter:
-    loop = asyncio.get_running_loop()
-    config = _config()
-    cached = _async.get(loop)
-    if cached is None or cached[0] != config:
+    def make() -> AsyncMovingWindowRateLimiter:
         uri = "async+" + settings.REDIS_URL
         storage = AsyncRedisStorage(uri, implementation="redispy", key_prefix=_prefix(), socket_timeout=5)
-        cached = (config, AsyncMovingWindowRateLimiter(storage))
-        _async[loop] = cached
-    return cached[1]
+        return AsyncMovingWindowRateLimiter(storage)
+
+    return runtime().loop_get(f"ratelimit.async|{_config()}", make)
 
 
 async def limit_hit(*, name: str, key: str) -> bool:

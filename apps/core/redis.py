@@ -1,31 +1,27 @@
 """Redis for short-lived shared state (socket slots, partial answers, stop flags, rate limits).
 
 One asyncio client per event loop: redis.asyncio connections belong to the loop that made
-them, and tests run each test in its own loop. Every key carries KEFU_REDIS_PREFIX.
+them, and tests run each test in its own loop. The clients belong to the process's runtime
+(apps/core/runtime.py), which closes them. Every key carries KEFU_REDIS_PREFIX.
 """
 
 from __future__ import annotations
-
-import asyncio
-import weakref
 
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
+from .runtime import runtime
 
 
 def redis_async() -> aioredis.Redis:
-    """The calling loop's Redis client (str responses)."""
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        client = aioredis.Redis.from_url(
-            settings.REDIS_URL, decode_responses=True, socket_timeout=15, max_connections=500
-        )
-        _clients[loop] = client
-    return client
+    """The calling loop's Redis client (str responses), kept by the runtime per REDIS_URL."""
+    url = settings.REDIS_URL
+    return runtime().loop_get(
+        f"redis.async|{url}",
+        lambda: aioredis.Redis.from_url(url, decode_responses=True, socket_timeout=15, max_connections=500),
+        close=lambda client: client.aclose(),
+    )
 
 
 def redis_key(*parts: object) -> str:
@@ -33,14 +29,11 @@ def redis_key(*parts: object) -> str:
     return ":".join([settings.KEFU_REDIS_PREFIX, *(str(p) for p in parts)])
 
 
-_sync_client: redis.Redis | None = None
-
-
 def redis_sync() -> redis.Redis:
     """A process-wide Redis client for sync code (tasks, services, on-commit hooks)."""
-    global _sync_client
-    if _sync_client is None:
-        _sync_client = redis.Redis.from_url(
-            settings.REDIS_URL, decode_responses=True, socket_timeout=15, max_connections=200
-        )
-    return _sync_client
+    url = settings.REDIS_URL
+    return runtime().get(
+        f"redis.sync|{url}",
+        lambda: redis.Redis.from_url(url, decode_responses=True, socket_timeout=15, max_connections=200),
+        close=lambda client: client.close(),
+    )

@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from typing import TYPE_CHECKING
+
+from apps.core.runtime import runtime
 
 from .presence import conversation_marks
 
@@ -77,14 +78,6 @@ class Heartbeat:
                 loop.create_task(sock.repair_gaps(marks))
 
 
-_heartbeats: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[type, Heartbeat]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def heartbeat_of(kind: type[SocketConsumer]) -> Heartbeat:
-    """This loop's heartbeat for sockets of `kind`."""
-    per_kind = _heartbeats.setdefault(asyncio.get_running_loop(), {})
-    if kind not in per_kind:
-        per_kind[kind] = Heartbeat(kind)
-    return per_kind[kind]
+    """This loop's heartbeat for sockets of `kind`, kept by the process's runtime."""
+    return runtime().loop_get(f"heartbeat|{kind.__module__}.{kind.__qualname__}", lambda: Heartbeat(kind))

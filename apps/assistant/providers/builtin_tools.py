@@ -12,7 +12,9 @@ from typing import Any
 
 from django.conf import settings
 
-from .base import AnswerChunk, ToolOutcome, Turn
+from apps.connectors.contract import ToolOutcome
+
+from .base import AnswerChunk, Turn
 
 _ORDER = re.compile(r"\b([A-Za-z]{2,4}-\d{3,8})\b")
 _TICKET = re.compile(r"\b(T-\d{3,8})\b", re.IGNORECASE)

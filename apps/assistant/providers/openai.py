@@ -10,7 +10,6 @@ import asyncio
 import json
 import logging
 import re
-import weakref
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -18,8 +17,11 @@ import openai
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from apps.connectors.contract import ToolOutcome
+from apps.core.runtime import runtime
+
 from ..relevance import relevance_judge
-from .base import AnswerChunk, ProviderUnavailable, ToolOutcome, Turn
+from .base import AnswerChunk, ProviderUnavailable, Turn
 from .builtin import DONT_KNOW, knowledge_search
 
 logger = logging.getLogger(__name__)
@@ -87,18 +89,15 @@ def tool_message(outcome: ToolOutcome, cite_as: int | None) -> str:
 
 # One client (and so one pool of keep-alive connections) per event loop and endpoint: a client
 # per answer would open new connections for every one, which hundreds of answers at once feel.
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], openai.AsyncOpenAI]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
+# Kept by the process's runtime (apps/core/runtime.py), which closes them with their loop.
 def _client(base_url: str, api_key: str) -> openai.AsyncOpenAI:
-    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
-    if (base_url, api_key) not in per_loop:
-        per_loop[(base_url, api_key)] = openai.AsyncOpenAI(
+    return runtime().loop_get(
+        f"openai.client|{base_url}|{api_key}",
+        lambda: openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key, max_retries=CONNECT_ATTEMPTS - 1, timeout=TIMEOUT
-        )
-    return per_loop[(base_url, api_key)]
+        ),
+        close=lambda client: client.close(),
+    )
 
 
 class OpenAIProvider:
