@@ -31,6 +31,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from _harness import child_env, daphne_start, django_setup_scratch, scratch_teardown  # noqa: E402
 
 CONNECT_CONCURRENCY = 50
 
@@ -39,109 +40,16 @@ CONNECT_CONCURRENCY = 50
 
 
 def setup_django(db_name: str) -> dict[str, str]:
-    """Load settings (the services from the environment: `python -m apps.devstack run`) and point
-    Django at a new DB."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
-    os.environ["KEFU_REDIS_PREFIX"] = f"kefu-bench-{os.getpid()}"
-    import django
-    import psycopg
-    from django.conf import settings
-
-    django.setup()
-    base = dict(settings.DATABASES["default"])
-    admin = psycopg.connect(
-        host=base["HOST"],
-        port=base["PORT"],
-        user=base["USER"],
-        password=base.get("PASSWORD") or None,
-        dbname=base["NAME"],
-        autocommit=True,
-    )
-    admin.execute(f'CREATE DATABASE "{db_name}"')
-    admin.close()
-    settings.DATABASES["default"]["NAME"] = db_name
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    password = f":{base['PASSWORD']}" if base.get("PASSWORD") else ""
-    return {
-        "DATABASE_URL": f"postgres://{base['USER']}{password}@{base['HOST']}:{base['PORT']}/{db_name}",
-        "REDIS_URL": settings.REDIS_URL,
-        "KEFU_REDIS_PREFIX": settings.KEFU_REDIS_PREFIX,
-        "_ADMIN_DB": base["NAME"],
-    }
+    return django_setup_scratch(db_name)
 
 
 def teardown(db_name: str, env: dict[str, str]) -> None:
-    import psycopg
-    import redis
-    from django.conf import settings
-    from django.db import connections
-
-    connections.close_all()
-    base = settings.DATABASES["default"]
-    admin = psycopg.connect(
-        host=base["HOST"],
-        port=base["PORT"],
-        user=base["USER"],
-        password=base.get("PASSWORD") or None,
-        dbname=env["_ADMIN_DB"],
-        autocommit=True,
-    )
-    admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-    admin.close()
-    client = redis.Redis.from_url(env["REDIS_URL"])
-    for key in client.scan_iter(f"{env['KEFU_REDIS_PREFIX']}*", count=1000):
-        client.delete(key)
+    scratch_teardown(db_name, env)
 
 
 def start_daphne(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
-    from apps.devstack.embedded.ports import free_port
-
-    port = free_port()
-    child_env = {
-        **os.environ,
-        **{k: v for k, v in env.items() if not k.startswith("_")},
-        "DJANGO_SETTINGS_MODULE": "config.settings.base",
-        "ASSISTANT_TOKEN_DELAY_S": "0",
-        # Idle sessions: no client heartbeat, so the server must not close them as silent.
-        "CHAT_HEARTBEAT_S": "3600",
-        "DJANGO_DEBUG": "false",  # as in production: no per-query bookkeeping
-        # No embedding model in the process: its ~10 s background load would land in the
-        # middle of the RSS baseline. The bench database has no knowledge base to search.
-        "EMBEDDING_WARM_UP": "false",
-        "LOG_LEVEL": "WARNING",
-        "PYTHONUNBUFFERED": "1",
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-v",
-            "0",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "config.asgi:application",
-        ],
-        cwd=REPO,
-        env=child_env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    import socket
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"daphne exited: {log.read_text()[-2000:]}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return proc, port
-        time.sleep(0.2)
-    raise RuntimeError("daphne did not start")
+    # No assistant token pacing; idle sessions: no client heartbeat, so the server must not close them.
+    return daphne_start(child_env(env, ASSISTANT_TOKEN_DELAY_S="0", CHAT_HEARTBEAT_S="3600"), log)
 
 
 def _answer(worker, timeout: float = 900):

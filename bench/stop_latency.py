@@ -4,7 +4,7 @@
                                            [--embed-delay 0.8] [--first-token 1.5]
 
 One uvicorn process (single worker, --ws websockets-sansio, lifespan on) per provider, against a
-throw-away database holding the demo knowledge base, embedded by bench/_fake_llm.py (a local
+throw-away database holding the demo knowledge base, embedded by tests/support/fake_llm.py (a local
 OpenAI-compatible server: slow /v1/embeddings, streaming /v1/chat/completions with a slow first
 token). Both providers use that embedder (EMBEDDING_PROVIDER=openai), so every question waits
 --embed-delay for its embedding; questions carry a unique word so the per-process query cache
@@ -30,7 +30,6 @@ import os
 import platform
 import random
 import statistics
-import subprocess
 import sys
 import time
 import urllib.request
@@ -39,8 +38,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from _harness import fake_llm_start, process_stop, uvicorn_start  # noqa: E402
 
-from apps.devstack.embedded.ports import free_port  # noqa: E402
 from bench.ws_sessions import make_tokens, setup_django, teardown  # noqa: E402
 
 PHASES = ("queued", "retrieving", "first_token", "streaming")
@@ -180,35 +179,6 @@ async def run_phase(url: str, tokens: list[str], phase: str, args: argparse.Name
     return row
 
 
-def start_uvicorn(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
-    import socket
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--ws", "websockets-sansio", "--ws-max-size", "1048576", "--lifespan", "on",
-         "--no-access-log", "--log-level", "warning"],
-        cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"uvicorn exited: {log.read_text()[-2000:]}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return proc, port
-        time.sleep(0.2)
-    raise RuntimeError("uvicorn did not start")
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
 
 def fake_stats(port: int) -> dict:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=5) as response:
@@ -227,13 +197,11 @@ def main() -> None:
     args = parser.parse_args()
     providers = args.providers.split(",")
 
-    fake_port = free_port()
-    fake = subprocess.Popen(
-        [sys.executable, str(REPO / "bench" / "_fake_llm.py"), "--port", str(fake_port),
-         "--embed-delay", str(args.embed_delay), "--first-token", str(args.first_token)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-    )
-    fake_url = f"http://127.0.0.1:{fake_port}/v1"
+    # The fake chat model: its first token after --first-token, then 120 words 30 ms apart.
+    fake, fake_url = fake_llm_start(Path(f"/tmp/kefu-bench-stop-{os.getpid()}-fake.log"),
+                                    first_token_s=args.first_token, token_interval_s=0.03, tokens=121,
+                                    embed_delay_s=args.embed_delay)
+    fake_port = int(fake_url.rsplit(":", 1)[1].split("/")[0])
     embedding_env = {"EMBEDDING_PROVIDER": "openai", "EMBEDDING_BASE_URL": fake_url,
                      "EMBEDDING_MODEL": "fake-embed", "EMBEDDING_DIMENSIONS": "384",
                      "EMBEDDING_WARM_UP": "false"}
@@ -257,7 +225,7 @@ def main() -> None:
                           "LLM_PROVIDER": provider, "LLM_BASE_URL": fake_url, "LLM_MODEL": "fake-chat",
                           "DJANGO_DEBUG": "false", "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
             log = Path(f"/tmp/kefu-bench-stop-{os.getpid()}-{provider}.log")
-            proc, port = start_uvicorn(server_env, log)
+            proc, port = uvicorn_start(server_env, log)
             before = fake_stats(fake_port)
             try:
                 for ph_index, phase in enumerate(PHASES):
@@ -270,13 +238,13 @@ def main() -> None:
                     results[f"{provider}/{phase}"] = row
                     print(f"  {provider:8} {phase:11} {row}")
             finally:
-                stop_process(proc)
+                process_stop(proc)
             after = fake_stats(fake_port)
             results[f"{provider}/fake_server"] = {k: after[k] - before[k] for k in after}
     finally:
         if env is not None:
             teardown(db_name, env)
-        stop_process(fake)
+        process_stop(fake)
 
     print(f"\nstop -> message_end, uvicorn single worker ({platform.machine()}, {os.cpu_count()} cores); "
           f"fake embeddings {args.embed_delay} s, fake first token {args.first_token} s")

@@ -3,7 +3,7 @@
     .venv/bin/python bench/streaming.py [--levels 1,200] [--first-token-ms 200] [--tokens-per-s 50]
                                         [--tokens 60] [--ws-clients 4] [--server uvicorn|daphne]
 
-Starts, on free loopback ports: bench/_fake_openai.py (a fake OpenAI-compatible server with a fixed
+Starts, on free loopback ports: tests/support/fake_llm.py (the fake OpenAI-compatible server with a fixed
 first-token delay and token rate) and ONE Kefu web process (uvicorn as the Procfile runs it, or
 Daphne) with LLM_PROVIDER=openai pointing at the fake, against a throw-away database holding the
 demo help center and a throw-away Redis prefix. For each level N, in the same moment (a shared
@@ -34,6 +34,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from _harness import fake_llm_start  # noqa: E402
+
 QUESTION = "I forgot my password, how do I reset it?"
 
 
@@ -183,14 +185,12 @@ def main() -> None:
     from apps.knowledge.demo import demo_knowledge_base_load
 
     demo_knowledge_base_load()
-    fake_port, web_port = free_port(), free_port()
+    web_port = free_port()
     logs = Path(f"/tmp/kefu-bench-streaming-{os.getpid()}")
     logs.mkdir(exist_ok=True)
-    fake = subprocess.Popen(
-        [sys.executable, str(REPO / "bench" / "_fake_openai.py"), "--port", str(fake_port),
-         "--first-token-ms", str(args.first_token_ms), "--tokens-per-s", str(args.tokens_per_s),
-         "--tokens", str(args.tokens)], stdout=(logs / "fake.log").open("w"), stderr=subprocess.STDOUT,
-    )
+    fake, fake_url = fake_llm_start(logs / "fake.log", first_token_s=args.first_token_ms / 1000,
+                                    token_interval_s=1 / args.tokens_per_s, tokens=args.tokens)
+    fake_port = int(fake_url.rsplit(":", 1)[1].split("/")[0])
     child_env = {**os.environ, **{k: v for k, v in env.items() if not k.startswith("_")},
                  "DJANGO_SETTINGS_MODULE": "config.settings.base", "DJANGO_DEBUG": "false",
                  "LLM_PROVIDER": "openai", "LLM_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
@@ -208,7 +208,6 @@ def main() -> None:
                            stdout=(logs / "web.log").open("w"), stderr=subprocess.STDOUT)
     results: dict = {}
     try:
-        wait_port(fake_port, fake, "fake_openai")
         wait_port(web_port, web, args.server)
         base = f"http://127.0.0.1:{web_port}"
         # Warm-up: the web process loads the embedding model in the background after it starts.

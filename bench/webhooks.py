@@ -44,6 +44,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from _harness import child_env, django_setup_scratch, scratch_teardown  # noqa: E402
+
 SLUG = "bench-crm"
 SECRET = "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQtb2YtMzItYnl0ZXM="
 PROBE_CUSTOMERS = 10
@@ -225,71 +227,12 @@ def _answer(worker, timeout: float = 600):
 
 
 def setup_django(db_name: str) -> dict[str, str]:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
-    os.environ["KEFU_REDIS_PREFIX"] = f"kefu-bench-{os.getpid()}"
-    import django
-    import psycopg
-    from django.conf import settings
-
-    django.setup()
-    base = dict(settings.DATABASES["default"])
-    admin = psycopg.connect(
-        host=base["HOST"],
-        port=base["PORT"],
-        user=base["USER"],
-        password=base.get("PASSWORD") or None,
-        dbname=base["NAME"],
-        autocommit=True,
-    )
-    admin.execute(f'CREATE DATABASE "{db_name}"')
-    admin.close()
-    settings.DATABASES["default"]["NAME"] = db_name
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    password = f":{base['PASSWORD']}" if base.get("PASSWORD") else ""
-    return {
-        "DATABASE_URL": f"postgres://{base['USER']}{password}@{base['HOST']}:{base['PORT']}/{db_name}",
-        "REDIS_URL": settings.REDIS_URL,
-        "KEFU_REDIS_PREFIX": settings.KEFU_REDIS_PREFIX,
-        "CELERY_TASK_DEFAULT_QUEUE": settings.KEFU_REDIS_PREFIX,
-        "_ADMIN_DB": base["NAME"],
-    }
+    return django_setup_scratch(db_name)
 
 
 def teardown(db_name: str, env: dict[str, str]) -> None:
-    import psycopg
-    import redis
-    from django.conf import settings
-    from django.db import connections
+    scratch_teardown(db_name, env)
 
-    connections.close_all()
-    base = settings.DATABASES["default"]
-    admin = psycopg.connect(
-        host=base["HOST"],
-        port=base["PORT"],
-        user=base["USER"],
-        password=base.get("PASSWORD") or None,
-        dbname=env["_ADMIN_DB"],
-        autocommit=True,
-    )
-    admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-    admin.close()
-    client = redis.Redis.from_url(env["REDIS_URL"])
-    for key in client.scan_iter(f"{env['KEFU_REDIS_PREFIX']}*", count=1000):
-        client.delete(key)
-
-
-def child_env(env: dict[str, str]) -> dict[str, str]:
-    return {
-        **os.environ,
-        **{k: v for k, v in env.items() if not k.startswith("_")},
-        "DJANGO_SETTINGS_MODULE": "config.settings.base",
-        "DJANGO_DEBUG": "false",
-        "EMBEDDING_WARM_UP": "false",
-        "LOG_LEVEL": "WARNING",
-        "PYTHONUNBUFFERED": "1",
-    }
 
 
 def start(argv: list[str], env: dict[str, str], log: Path, port: int | None) -> subprocess.Popen:

@@ -44,6 +44,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from _harness import django_setup_scratch, scratch_teardown  # noqa: E402
+
 CONNECT_CONCURRENCY = 50
 
 
@@ -144,54 +146,19 @@ async def _client(conn, url: str, tokens: list[str] | None, count: int, kind: st
 
 
 def setup_django(db_name: str) -> dict[str, str]:
-    """Load settings (the services from the environment: `python -m apps.devstack run`) and point
-    Django at a new DB."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
-    os.environ["KEFU_REDIS_PREFIX"] = f"kefu-bench-{os.getpid()}"
-    import django
-    import psycopg
-    from django.conf import settings
-
-    django.setup()
-    base = dict(settings.DATABASES["default"])
-    admin = psycopg.connect(host=base["HOST"], port=base["PORT"], user=base["USER"],
-                            password=base.get("PASSWORD") or None, dbname=base["NAME"], autocommit=True)
-    admin.execute(f'CREATE DATABASE "{db_name}"')
-    admin.close()
-    settings.DATABASES["default"]["NAME"] = db_name
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    """The scratch database (bench/_harness.py), with the durable baseline's one table."""
+    env = django_setup_scratch(db_name)
     from django.db import connection
 
-    from bench.durable_app import CREATE_TABLE  # the durable baseline's one table
+    from bench.durable_app import CREATE_TABLE
 
     with connection.cursor() as cursor:
         cursor.execute(CREATE_TABLE)
-    password = f":{base['PASSWORD']}" if base.get("PASSWORD") else ""
-    return {
-        "DATABASE_URL": f"postgres://{base['USER']}{password}@{base['HOST']}:{base['PORT']}/{db_name}",
-        "REDIS_URL": settings.REDIS_URL,
-        "KEFU_REDIS_PREFIX": settings.KEFU_REDIS_PREFIX,
-        "_ADMIN_DB": base["NAME"],
-    }
+    return env
 
 
 def teardown(db_name: str, env: dict[str, str]) -> None:
-    import psycopg
-    import redis
-    from django.conf import settings
-    from django.db import connections
-
-    connections.close_all()
-    base = settings.DATABASES["default"]
-    admin = psycopg.connect(host=base["HOST"], port=base["PORT"], user=base["USER"],
-                            password=base.get("PASSWORD") or None, dbname=env["_ADMIN_DB"], autocommit=True)
-    admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-    admin.close()
-    client = redis.Redis.from_url(env["REDIS_URL"])
-    for key in client.scan_iter(f"{env['KEFU_REDIS_PREFIX']}*", count=1000):
-        client.delete(key)
+    scratch_teardown(db_name, env)
 
 
 def make_tokens(n: int) -> list[str]:

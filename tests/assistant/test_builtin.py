@@ -7,13 +7,9 @@ import pytest
 
 from apps.assistant.providers import ProviderUnavailable, provider_get
 from apps.assistant.providers.builtin import DONT_KNOW, BuiltinProvider, compose
-from apps.knowledge.retrieval import Passage, search
+from apps.knowledge.retrieval import search
 from apps.knowledge.sentences import sentence_split
-
-
-def passage(doc, title, text, similarity=0.7, coverage=0.6):
-    return Passage(document_id=doc, external_id=doc, title=title, url="", snippet=text[:40], text=text,
-                   heading_path="", score=1.0, similarity=similarity, chunk_id=1, coverage=coverage)
+from tests.support.passages import passage
 
 
 def answer(question):

@@ -8,8 +8,8 @@ import pytest
 
 from apps.assistant.providers import ProviderUnavailable, Turn, provider_get
 from apps.assistant.providers.openai import OpenAIProvider, chat_messages, cited
-from tests.assistant.fake_llm import FakeLLM
-from tests.assistant.test_builtin import passage
+from tests.support.fake_llm import FakeLLM
+from tests.support.passages import passage
 
 REFUNDS = passage("d1", "Refunds", "Refunds take 5 business days.")
 SHIPPING = passage("d2", "Shipping", "We ship worldwide.")
@@ -101,8 +101,6 @@ def test_openai_needs_a_base_url_and_a_model(settings):
 
 # -- function calling against the demo CRM/ERP (real Celery worker, real HTTP) -------------------
 
-from tests.connectors.conftest import ada, conversation_of, demo_connector  # noqa: E402,F401
-from tests.demo_crm.service import demo_crm, demo_crm_process  # noqa: E402,F401
 
 
 def tool_turn(conversation, question):

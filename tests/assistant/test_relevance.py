@@ -12,7 +12,6 @@ from apps.assistant.providers.builtin import DONT_KNOW
 from apps.assistant.relevance import relevance_judge
 from apps.knowledge.demo import demo_knowledge_base_load
 from apps.knowledge.retrieval import Passage, search
-from tests.realtime.conftest import chat, customer  # noqa: F401 (fixtures)
 
 QUESTIONS = Path(__file__).resolve().parents[2] / "apps" / "assistant"
 

@@ -25,7 +25,7 @@ from apps.conversations.events import conversation_group
 from apps.conversations.models import Message
 from apps.conversations.services import conversation_request_human
 from apps.realtime.session import message_receive_deferred
-from tests.customers.factories import CustomerFactory
+from tests.support.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,7 +10,7 @@ from apps.assistant.providers.builtin import BuiltinProvider
 from apps.assistant.providers.builtin_tools import tool_intent
 from apps.connectors.demo import DEMO_TOOLS
 from apps.connectors.services import tool_call_confirm
-from tests.connectors.test_toolbox import box_for
+from tests.support.toolbox import box_for
 
 ALL = {t["name"] for t in DEMO_TOOLS}
 

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from apps.customers.services import user_hash_for
-from tests.realtime.client import Customer, widget_session
+from tests.support.sockets import Customer, widget_session
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 

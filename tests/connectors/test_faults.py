@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 
 from apps.connectors.models import Connector, ToolCall
 from apps.connectors.services import tool_call_confirm, tool_call_execute
-from tests.connectors.test_toolbox import box_for, statuses
+from tests.support.toolbox import box_for, statuses
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 

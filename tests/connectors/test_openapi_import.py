@@ -161,8 +161,8 @@ async def test_tools_imported_from_the_demo_systems_document_run_against_it(
 ):
     from asgiref.sync import sync_to_async
 
-    from tests.connectors.test_toolbox import box_for
-    from tests.demo_crm.service import TOKEN
+    from tests.support.process import DEMO_CRM_TOKEN as TOKEN
+    from tests.support.toolbox import box_for
 
     report = await sync_to_async(run_import)(
         "--openapi", str(DEMO_OPENAPI), "--connector", "crm", "--base-url", demo_crm.url

@@ -15,8 +15,8 @@ from apps.conversations.models import ConversationEvent
 from apps.core import redis as kefu_redis
 from apps.devstack.embedded.ports import free_port
 from apps.devstack.embedded.redis import redis_server_binary
-from tests.conftest import wait_for_port
-from tests.connectors.test_toolbox import box_for
+from tests.support.process import wait_for_port
+from tests.support.toolbox import box_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
@@ -51,8 +51,10 @@ def private_redis(settings, monkeypatch, tmp_path):
     port = free_port()
     state = {"proc": redis_start(port, tmp_path)}
     settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
-    monkeypatch.setattr(kefu_redis, "_sync_client", None)
-    monkeypatch.setattr(kefu_redis, "_clients", weakref.WeakKeyDictionary())
+    # Fresh clients for the new URL: the runtime keys them by REDIS_URL (h12's apps/core/runtime.py);
+    # the module globals are reset only while they still exist.
+    monkeypatch.setattr(kefu_redis, "_sync_client", None, raising=False)
+    monkeypatch.setattr(kefu_redis, "_clients", weakref.WeakKeyDictionary(), raising=False)
 
     def kill():
         state["proc"].kill()

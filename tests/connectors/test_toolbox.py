@@ -8,20 +8,10 @@ from asgiref.sync import sync_to_async
 
 from apps.connectors.models import ToolCall
 from apps.connectors.services import tool_call_confirm
-from apps.connectors.toolbox import toolbox_for
 from apps.conversations.errors import ConversationConflict, ConversationForbidden
+from tests.support.toolbox import box_for, statuses
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
-
-
-async def box_for(conversation):
-    return await sync_to_async(toolbox_for)(
-        conversation_id=str(conversation.pk), customer_id=str(conversation.customer_id), turn_id=""
-    )
-
-
-def statuses(events):
-    return [e["status"] for e in events]
 
 
 async def test_order_status_runs_in_a_worker_with_events_in_order(
@@ -173,7 +163,7 @@ async def test_every_auth_type_reaches_the_system_and_no_secret_leaks(
 ):
     from apps.connectors.models import Connector
     from apps.conversations.models import ConversationEvent
-    from tests.demo_crm.service import TOKEN
+    from tests.support.process import DEMO_CRM_TOKEN as TOKEN
 
     await Connector.objects.filter(pk=demo_connector.pk).aupdate(
         auth_type=auth_type,

@@ -13,8 +13,8 @@ from asgiref.sync import sync_to_async
 
 from apps.connectors.models import ToolCall
 from apps.connectors.services import tool_call_confirm
-from tests.conftest import REPO, service_env
-from tests.connectors.test_toolbox import box_for, statuses
+from tests.support.process import REPO, service_env
+from tests.support.toolbox import box_for, statuses
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 VISIBILITY_S = 3

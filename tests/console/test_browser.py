@@ -20,11 +20,8 @@ from apps.console.models import CannedReply, Note
 from apps.conversations.models import Conversation, ConversationEvent, Message
 from apps.customers.services import customer_identified_get_or_create
 from apps.devstack.demo import DEMO_CUSTOMERS
-from tests.demo_crm.service import demo_crm, demo_crm_process  # noqa: F401 (fixtures)
-from tests.widget.conftest import browser  # noqa: F401 (the fixture)
-from tests.widget.test_browser import answers, beside_playwright, open_widget, send
-
-from .conftest import make_user
+from tests.support.browser import answers, beside_playwright, open_widget, send
+from tests.support.people import make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -167,7 +164,7 @@ def test_an_agent_takes_over_replies_notes_hands_back_and_closes(web_server, bro
 
 def test_the_console_reconnects_and_shows_what_it_missed_once(web_server, browser, tmp_path) -> None:  # noqa: F811
     from apps.conversations.services import message_create
-    from tests.conversations.factories import ConversationFactory
+    from tests.support.factories import ConversationFactory
 
     alice = beside_playwright(make_user, username="alice@example.com", first="Alice", last="Agent")
     conversation = beside_playwright(ConversationFactory, state="human", assignee=alice)

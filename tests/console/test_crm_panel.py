@@ -8,11 +8,8 @@ from django.test import Client
 from django.urls import reverse
 
 from apps.conversations.models import Conversation
-from tests.connectors.conftest import ada, anonymous_customer, demo_connector  # noqa: F401 (fixtures)
-from tests.customers.factories import CustomerFactory
-from tests.demo_crm.service import demo_crm, demo_crm_process  # noqa: F401 (fixtures)
-
-from .conftest import make_user
+from tests.support.factories import CustomerFactory
+from tests.support.people import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,10 +14,8 @@ from apps.connectors.models import ToolCall
 from apps.console.models import CannedReply, Note
 from apps.conversations.models import Message
 from apps.conversations.services import message_create
-from tests.conversations.factories import ConversationFactory
-from tests.customers.factories import CustomerFactory
-
-from .conftest import make_user
+from tests.support.factories import ConversationFactory, CustomerFactory
+from tests.support.people import make_user
 
 pytestmark = pytest.mark.django_db
 

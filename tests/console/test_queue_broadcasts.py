@@ -14,8 +14,7 @@ from django.db import connections
 from apps.console import services
 from apps.conversations.models import Conversation
 from apps.conversations.services import message_create
-from tests.conversations.factories import ConversationFactory
-from tests.customers.factories import CustomerFactory
+from tests.support.factories import ConversationFactory, CustomerFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from apps.console.roles import role_join, staff_role
-from tests.console.conftest import make_user
+from tests.support.people import make_user
 
 
 def perms(role: str) -> set[str]:

@@ -17,8 +17,8 @@ from apps.conversations.events import (
     event_emit,
 )
 from apps.conversations.models import Conversation, ConversationEvent
-from tests.conftest import REPO, service_env
-from tests.conversations.factories import ConversationFactory
+from tests.support.factories import ConversationFactory
+from tests.support.process import REPO, service_env
 
 
 async def _listen(conversation_id):

@@ -15,8 +15,7 @@ from apps.conversations.services import (
     conversation_request_human,
     message_receive,
 )
-from tests.conversations.factories import ConversationFactory
-from tests.customers.factories import CustomerFactory
+from tests.support.factories import ConversationFactory, CustomerFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from django.test import override_settings
 
 from apps.core.health import celery_check_cache_clear, check_celery
 from apps.devstack.embedded import EmbeddedRedis
-from tests.conftest import REPO, service_env
+from tests.support.process import REPO, service_env
 
 ALL_OK = {"database": "ok", "redis": "ok", "channel_layer": "ok", "celery": "ok"}
 

@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from tests.conftest import REPO
+from tests.support.process import REPO
 
 SECRETS = {
     "DJANGO_SECRET_KEY": "x7#Lq9!vR2mZ@pW4sT6^yU8&iO0*aS3dF5gH1jK7lZ9xC2vB4nM6",

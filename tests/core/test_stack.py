@@ -14,7 +14,7 @@ import pytest
 import websockets
 
 from apps.devstack.embedded.ports import free_port
-from tests.conftest import REPO, service_env
+from tests.support.process import REPO, service_env
 
 
 def wait_for_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> dict:

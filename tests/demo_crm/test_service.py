@@ -10,7 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 from standardwebhooks.webhooks import Webhook
 
-from tests.demo_crm.service import TOKEN, demo_crm_start
+from tests.support.process import DEMO_CRM_TOKEN as TOKEN
+from tests.support.process import demo_crm_start
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -11,8 +11,8 @@ from django.conf import settings
 
 from apps.customers.services import user_hash_for
 from apps.webhooks.services import webhook_source_demo_ensure
-from tests.demo_crm.service import demo_crm_start
-from tests.realtime.client import Customer, widget_session
+from tests.support.process import demo_crm_start
+from tests.support.sockets import Customer, widget_session
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 

@@ -27,7 +27,7 @@ from apps.conversations.services import conversation_request_human
 from apps.realtime.session import message_receive_deferred
 from apps.webhooks.models import WebhookEvent, WebhookEventStatus
 from apps.webhooks.services import webhook_event_process, webhook_source_demo_ensure
-from tests.customers.factories import CustomerFactory
+from tests.support.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,10 +9,8 @@ import pytest
 from django.db import connections
 
 from apps.conversations.models import Message
-from tests.assistant.fake_llm import FakeLLM
-from tests.faults.conftest import answer_of
-from tests.realtime.client import Customer, widget_session
-from tests.realtime.test_messages import shown_text
+from tests.support.fake_llm import FakeLLM
+from tests.support.sockets import Customer, answer_of, shown_text, widget_session
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -13,9 +13,8 @@ from asgiref.sync import sync_to_async
 
 from apps.conversations.events import event_emit
 from apps.conversations.models import Message
-from tests.faults.conftest import answer_of, database_url_via
-from tests.realtime.client import Customer, widget_session
-from tests.realtime.test_messages import shown_text
+from tests.support.faults import database_url_via
+from tests.support.sockets import Customer, answer_of, shown_text, widget_session
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -7,8 +7,7 @@ from django.core.management.base import CommandError
 from django.test import override_settings
 
 from apps.knowledge.models import Chunk, Document, KnowledgeBase
-
-from .conftest import make_pdf
+from tests.support.documents import make_pdf
 
 
 def run(*args) -> str:

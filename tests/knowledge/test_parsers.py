@@ -2,8 +2,7 @@ import pytest
 
 from apps.knowledge.errors import UnsupportedDocument
 from apps.knowledge.parsers import Section, parse
-
-from .conftest import make_pdf
+from tests.support.documents import make_pdf
 
 
 def test_markdown_keeps_heading_path_and_cleans_links():

@@ -9,8 +9,8 @@ from django.core import signing
 from django.utils import timezone
 
 from apps.realtime.presence import slot_count
-from tests.conversations.factories import ConversationFactory
-from tests.realtime.conftest import token_for
+from tests.support.factories import ConversationFactory
+from tests.support.people import token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

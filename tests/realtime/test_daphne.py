@@ -6,8 +6,8 @@ that the socket runtime closes the same way on both servers."""
 
 import pytest
 
-from tests.realtime.client import Customer, widget_session
-from tests.security.test_abuse import assert_large_frames_refused
+from tests.support.large_frames import assert_large_frames_refused
+from tests.support.sockets import Customer, widget_session
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -10,8 +10,7 @@ from django.conf import settings
 
 from apps.conversations.models import Message
 from apps.realtime.presence import slot_key
-from tests.realtime.client import Customer, widget_session
-from tests.realtime.test_messages import shown_text
+from tests.support.sockets import Customer, shown_text, widget_session
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

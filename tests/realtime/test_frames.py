@@ -11,7 +11,7 @@ from apps.conversations.events import aevent_broadcast
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import conversation_close
 from apps.realtime import session
-from tests.conversations.factories import ConversationFactory
+from tests.support.factories import ConversationFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 
 from apps.realtime.presence import slot_key
-from tests.realtime.client import Customer, widget_session
+from tests.support.sockets import Customer, widget_session
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -6,21 +6,9 @@ import pytest
 
 from apps.assistant.providers.builtin import DONT_KNOW
 from apps.conversations.models import ConversationEvent, Message
+from tests.support.sockets import shown_text
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def shown_text(events, message_id):
-    """What a widget shows for an answer: the last `partial`, plus the `token`s after it."""
-    text = ""
-    for event in events:
-        if event.get("message_id") != message_id:
-            continue
-        if event["type"] == "partial":
-            text = event["text"]
-        elif event["type"] == "token":
-            text += event["text"]
-    return text
 
 
 async def test_message_is_acked_echoed_with_the_ack_seq_and_answered(chat, customer, settings):

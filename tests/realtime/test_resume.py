@@ -7,8 +7,8 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from apps.conversations.events import event_emit
-from tests.realtime.conftest import token_for
-from tests.realtime.test_messages import shown_text
+from tests.support.people import token_for
+from tests.support.sockets import shown_text
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

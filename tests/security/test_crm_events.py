@@ -20,8 +20,8 @@ from apps.customers.models import Customer as CustomerRow
 from apps.customers.services import user_hash_for
 from apps.webhooks.models import WebhookEvent
 from apps.webhooks.services import webhook_source_demo_ensure
-from tests.realtime.client import Customer, widget_session
-from tests.webhooks.conftest import signed
+from tests.support.sockets import Customer, widget_session
+from tests.support.webhooks import signed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 JWT_SECRET = "the-host-sites-separate-jwt-secret-of-40-c"

@@ -32,8 +32,7 @@ from apps.connectors.toolbox import toolbox_for
 from apps.conversations.models import Conversation
 from apps.webhooks.delivery import outgoing_delivery_attempt
 from apps.webhooks.models import EventDelivery, EventDeliveryAttempt, EventPayload, WebhookEndpoint
-from tests.customers.factories import CustomerFactory
-from tests.demo_crm.service import demo_crm, demo_crm_process  # noqa: F401 (fixtures)
+from tests.support.factories import CustomerFactory
 
 PUBLIC = "93.184.216.34"  # a globally routable address; the guard stops any attempt to reach it
 SECRET = "whsec_c3Vic2NyaWJlci1zZWNyZXQtb2YtMzItYnl0ZXMhIQ=="

@@ -21,12 +21,12 @@ from apps.webhooks.delivery import outgoing_delivery_attempt
 from apps.webhooks.models import EventDelivery, WebhookEndpoint, WebhookSource
 from apps.webhooks.outgoing import outgoing_cache_clear, outgoing_event_publish
 from apps.webhooks.services import webhook_source_ensure
-from tests.connectors.conftest import _close_thread_connections, ada, conversation_of, demo_connector  # noqa: F401
-from tests.connectors.test_toolbox import box_for
-from tests.demo_crm.service import TOKEN as DEMO_CRM_TOKEN
-from tests.demo_crm.service import demo_crm, demo_crm_process  # noqa: F401
-from tests.webhooks.conftest import shipped, signed
-from tests.webhooks.receiver import receiver
+from tests.support.process import DEMO_CRM_TOKEN
+from tests.support.toolbox import box_for
+from tests.support.webhooks import receiver, shipped, signed
+
+# Every test here: no ORM connection left on asgiref's thread (async tests reach the ORM through it).
+pytestmark = pytest.mark.usefixtures("thread_connections_closed")
 
 CONNECTOR_TOKEN = "tok_live_Qm9uZCBqYW1lcyBib25k7f3a"
 NEW_CONNECTOR_TOKEN = "tok_live_c2Vjb25kIHRva2VuIGhlcmU91bc"

@@ -20,10 +20,12 @@ from apps.conversations.models import Conversation
 from apps.knowledge.models import Document
 from apps.webhooks.models import DeliveryStatus, EventDelivery, EventPayload, WebhookEndpoint, WebhookEvent
 from apps.webhooks.services import webhook_source_demo_ensure
-from tests.console.agent_client import AgentClient
-from tests.console.conftest import make_user, session_cookie
-from tests.conversations.factories import ConversationFactory
-from tests.realtime.conftest import _isolated_async_state  # noqa: F401  (autouse: fresh layer, no open connection)
+from tests.support.factories import ConversationFactory
+from tests.support.people import make_user, session_cookie
+from tests.support.sockets import AgentClient
+
+# Every test here: a fresh channel layer per loop, no ORM connection left on asgiref's thread.
+pytestmark = pytest.mark.usefixtures("isolated_async_state")
 
 PASSWORD = "a long and unusual passphrase"
 

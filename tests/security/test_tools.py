@@ -23,11 +23,10 @@ from django.urls import reverse
 from apps.connectors.models import Connector, Tool, ToolCall
 from apps.conversations.models import Conversation, ConversationEvent
 from apps.customers.services import user_hash_for
-from tests.assistant.fake_llm import FakeLLM
-from tests.connectors.conftest import ada, demo_connector  # noqa: F401 (fixtures)
-from tests.console.conftest import make_user
-from tests.demo_crm.service import TOKEN, demo_crm, demo_crm_process  # noqa: F401 (fixtures)
-from tests.realtime.client import Customer, widget_session
+from tests.support.fake_llm import FakeLLM
+from tests.support.people import make_user
+from tests.support.process import DEMO_CRM_TOKEN as TOKEN
+from tests.support.sockets import Customer, widget_session
 
 DEMO_OPENAPI = settings.BASE_DIR / "apps" / "demo_crm" / "openapi.yaml"
 # How a parameter naming the customer may be spelt (case and separators aside).

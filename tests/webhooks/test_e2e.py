@@ -13,10 +13,10 @@ from django.db import connections
 from apps.conversations.models import ConversationEvent
 from apps.customers.tokens import widget_token_issue
 from apps.webhooks.services import webhook_source_demo_ensure
-from tests.customers.factories import CustomerFactory
-from tests.demo_crm.service import demo_crm_start
-from tests.realtime.client import Customer
-from tests.webhooks.conftest import shipped, signed
+from tests.support.factories import CustomerFactory
+from tests.support.process import demo_crm_start
+from tests.support.sockets import Customer
+from tests.support.webhooks import shipped, signed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

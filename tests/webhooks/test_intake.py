@@ -8,7 +8,7 @@ import pytest
 
 from apps.webhooks.models import WebhookEvent, WebhookEventStatus
 from apps.webhooks.services import webhook_source_ensure
-from tests.webhooks.conftest import shipped, signed
+from tests.support.webhooks import shipped, signed
 
 # The view does its database work on the DB pool's own connections (apps/core/db.py), which
 # see only committed data.

@@ -22,7 +22,7 @@ from apps.webhooks.models import (
     WebhookEndpoint,
 )
 from apps.webhooks.outgoing import outgoing_durable_event, outgoing_event_publish, outgoing_types_for
-from tests.webhooks.receiver import receiver
+from tests.support.webhooks import receiver
 
 SECRET = "whsec_c3Vic2NyaWJlci1zZWNyZXQtb2YtMzItYnl0ZXMhIQ=="
 
@@ -135,7 +135,7 @@ def test_a_failing_receiver_gets_retries_until_it_recovers(settings, celery_work
 
 @pytest.mark.django_db(transaction=True)
 def test_a_conversation_message_reaches_a_subscriber(celery_worker_live):
-    from tests.customers.factories import CustomerFactory
+    from tests.support.factories import CustomerFactory
 
     customer = CustomerFactory()
     with receiver([204]) as hooks:

@@ -14,8 +14,8 @@ from apps.conversations.services import conversation_close, message_receive
 from apps.webhooks.models import WebhookEvent, WebhookEventStatus
 from apps.webhooks.services import webhook_event_process, webhook_events_reprocess
 from apps.webhooks.tasks import webhook_event_process_task
-from tests.customers.factories import CustomerFactory
-from tests.webhooks.conftest import shipped, signed
+from tests.support.factories import CustomerFactory
+from tests.support.webhooks import shipped, signed
 
 
 def stored(source, event: dict, webhook_id: str | None = None) -> WebhookEvent:

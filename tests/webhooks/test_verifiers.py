@@ -15,7 +15,7 @@ import pytest
 from apps.webhooks.models import Verifier, WebhookEvent
 from apps.webhooks.services import webhook_source_ensure
 from apps.webhooks.verifiers import Incoming, PayloadInvalid, Request, SignatureInvalid, verify
-from tests.webhooks.conftest import SHARED_FIXTURES
+from tests.support.webhooks import SHARED_FIXTURES
 
 
 def fixture(name: str) -> dict:

@@ -4,49 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
-from django.db import connection
 from playwright.sync_api import Locator, Page, expect
 
 from apps.conversations.events import event_emit
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import message_create
+from tests.support.browser import answers, beside_playwright, open_widget, send
 
 T = TypeVar("T")
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def open_widget(page: Page, url: str) -> None:
-    page.goto(url)
-    page.get_by_role("button", name="Open chat").click()
-    expect(page.get_by_role("dialog", name="Kefu demo shop")).to_be_visible()
-
-
-def send(page: Page, text: str, *, wait_for_ack: bool = True) -> None:
-    box = page.get_by_role("textbox", name="Message")
-    box.fill(text)
-    box.press("Enter")
-    if wait_for_ack:  # the server stored it: the bubble is no longer pending
-        expect(page.locator(".kefu-pending")).to_have_count(0)
-
-
-def beside_playwright(fn: Callable[..., T], **kwargs: Any) -> T:
-    """Run server-side code (ORM, channel layer) in a thread of its own: Playwright's sync API
-    keeps an event loop in this one, where `async_to_sync` broadcasts cannot run."""
-
-    def call() -> T:
-        try:
-            return fn(**kwargs)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(call).result()
 
 
 def the_conversation() -> Conversation:
@@ -55,11 +25,6 @@ def the_conversation() -> Conversation:
 
 def customer_texts(page: Page) -> Locator:
     return page.locator(".kefu-from-customer .kefu-text")
-
-
-def answers(page: Page) -> Locator:
-    """The assistant's answers (not the host page's greeting)."""
-    return page.locator(".kefu-from-assistant:not(.kefu-greeting)")
 
 
 def test_a_customer_chats_and_a_reload_restores_the_history(web_server, page: Page) -> None:

@@ -17,7 +17,7 @@ from playwright.sync_api import Page
 from apps.conversations.events import event_emit
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import message_create
-from tests.widget.test_browser import beside_playwright
+from tests.support.browser import beside_playwright
 
 STATIC = Path(__file__).resolve().parents[2] / "apps" / "widget" / "static" / "kefu"
 DURABLE = ("message", "message_end", "tool", "handoff", "update", "csat_request")

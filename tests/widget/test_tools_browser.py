@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.connectors.conftest import demo_connector  # noqa: F401 (fixture)
-from tests.demo_crm.service import demo_crm, demo_crm_process  # noqa: F401 (fixtures)
-from tests.widget.test_browser import answers, open_widget, send
+from tests.support.browser import answers, open_widget, send
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 SCREENS = Path(__file__).resolve().parents[2] / ".notes" / "screens"

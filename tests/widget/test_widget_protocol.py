@@ -1,4 +1,4 @@
-"""The widget's side of PROTOCOL.md §2 against a scripted server (tests/widget/fake_kefu.py):
+"""The widget's side of PROTOCOL.md §2 against a scripted server (tests/support/fake_kefu.py):
 the cases a real server shows only when something goes wrong at the right moment."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, WebSocketRoute, expect
 
-from tests.widget.fake_kefu import BASE, FakeKefu, Frame
+from tests.support.fake_kefu import BASE, FakeKefu, Frame
 
 pytestmark = pytest.mark.browser
 

@@ -14,9 +14,9 @@ from apps.console.models import Note
 from apps.conversations.models import Conversation, ConversationEvent, Message
 from apps.conversations.selectors import event_list, message_history
 from apps.conversations.services import conversation_close, message_create
-from tests.console.conftest import communicator, session_cookie
-from tests.conversations.factories import ConversationFactory
-from tests.realtime.chat import Chat
+from tests.support.factories import ConversationFactory
+from tests.support.people import session_cookie
+from tests.support.sockets import Chat, communicator
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -357,7 +357,7 @@ async def test_assign_gives_the_conversation_to_a_named_agent(
 
 async def test_round_robin_assignment_respects_the_limit(settings, agent, other_agent, agent_socket) -> None:
     from apps.conversations.services import conversation_request_human
-    from tests.customers.factories import CustomerFactory
+    from tests.support.factories import CustomerFactory
 
     settings.CONSOLE_AUTO_ASSIGN = True
     settings.CONSOLE_AUTO_ASSIGN_LIMIT = 1

@@ -10,9 +10,9 @@ from asgiref.sync import sync_to_async
 
 from apps.conversations.models import Conversation, ConversationEvent
 from apps.conversations.services import conversation_request_human
-from tests.console.agent_client import AgentClient
-from tests.console.conftest import make_user, session_cookie
-from tests.conversations.factories import ConversationFactory
+from tests.support.factories import ConversationFactory
+from tests.support.people import make_user, session_cookie
+from tests.support.sockets import AgentClient
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

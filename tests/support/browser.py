@@ -1,12 +1,18 @@
-"""Headless Chromium (Debian's `chromium`) driven by Playwright, against real uvicorn servers."""
+"""Headless Chromium (Debian's `chromium`) driven by Playwright, against real uvicorn servers:
+the `browser` and `page` fixtures and the widget helpers browser tests share."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from django.db import connection
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+
+T = TypeVar("T")
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -48,3 +54,36 @@ def page(browser: Browser) -> Iterator[Page]:
     yield page
     context.close()
     assert errors == [], f"script errors on the page: {errors}"
+
+
+def open_widget(page: Page, url: str) -> None:
+    page.goto(url)
+    page.get_by_role("button", name="Open chat").click()
+    expect(page.get_by_role("dialog", name="Kefu demo shop")).to_be_visible()
+
+
+def send(page: Page, text: str, *, wait_for_ack: bool = True) -> None:
+    box = page.get_by_role("textbox", name="Message")
+    box.fill(text)
+    box.press("Enter")
+    if wait_for_ack:  # the server stored it: the bubble is no longer pending
+        expect(page.locator(".kefu-pending")).to_have_count(0)
+
+
+def beside_playwright(fn: Callable[..., T], **kwargs: Any) -> T:
+    """Run server-side code (ORM, channel layer) in a thread of its own: Playwright's sync API
+    keeps an event loop in this one, where `async_to_sync` broadcasts cannot run."""
+
+    def call() -> T:
+        try:
+            return fn(**kwargs)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(call).result()
+
+
+def answers(page: Page) -> Locator:
+    """The assistant's answers (not the host page's greeting)."""
+    return page.locator(".kefu-from-assistant:not(.kefu-greeting)")

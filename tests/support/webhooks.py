@@ -1,12 +1,54 @@
-"""A loopback HTTP receiver for outgoing webhooks: answers with scripted statuses, records requests."""
+"""Webhook helpers: Standard-Webhooks signing as the demo CRM signs, its events, the shared
+fixture files, and a loopback receiver for outgoing webhooks (scripted statuses, recorded requests)."""
 
 from __future__ import annotations
 
+import json
 import threading
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from django.conf import settings
+from standardwebhooks.webhooks import Webhook
+
+SHARED_FIXTURES = settings.BASE_DIR.parent / "shared" / "fixtures" / "webhooks"
+
+
+def signed(
+    body: bytes | str | dict[str, Any],
+    *,
+    secret: str | None = None,
+    msg_id: str | None = None,
+    timestamp: float | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    """A body and the Standard Webhooks headers a sender with `secret` would send."""
+    if isinstance(body, dict):
+        body = json.dumps(body)
+    raw = body.encode() if isinstance(body, str) else body
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    when = datetime.fromtimestamp(time.time() if timestamp is None else timestamp, tz=UTC)
+    signature = Webhook(secret or settings.DEMO_WEBHOOK_SECRET).sign(msg_id, when, raw.decode())
+    return raw, {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(when.timestamp())),
+        "webhook-signature": signature,
+    }
+
+
+def shipped(external_id: str = "crm-123", order_id: str = "PP-1002", **customer: str) -> dict[str, Any]:
+    return {
+        "type": "order.shipped",
+        "data": {
+            "customer": {"external_id": external_id, **customer},
+            "order": {"id": order_id, "tracking_number": "1Z999"},
+        },
+    }
 
 
 @dataclass

@@ -1,5 +1,8 @@
+"""factory_boy factories for the rows most tests need."""
+
 import factory
 
+from apps.conversations.models import Conversation
 from apps.customers.models import Customer
 
 
@@ -9,3 +12,10 @@ class CustomerFactory(factory.django.DjangoModelFactory):
 
     name = factory.Sequence(lambda n: f"Customer {n}")
     email = factory.Sequence(lambda n: f"customer{n}@example.com")
+
+
+class ConversationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Conversation
+
+    customer = factory.SubFactory(CustomerFactory)
