@@ -10,7 +10,7 @@ class AssistantConfig(AppConfig):
         from apps.connectors.services import tool_call_approved_handler_register
         from apps.core.runtime import runtime_component_register
 
-        from .services import turn_create
+        from .turn_store import turn_create
         from .turns import runner_handover, runner_start
 
         tool_call_approved_handler_register(turn_create)

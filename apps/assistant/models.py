@@ -2,7 +2,7 @@
 
 A turn is created in the same transaction as the customer message it answers. A runner (any
 web process) claims it with a lease it keeps renewing; if the runner dies, the lease lapses
-and another runner takes the turn over (apps/assistant/runner.py). The answer's message id is
+and another runner takes the turn over (apps/assistant/turns.py). The answer's message id is
 fixed when the turn is created, so a takeover streams and stores under the same id and the
 customer sees exactly one `message_end` for it.
 """

@@ -8,7 +8,7 @@ renews its leases, and stores the answer once (`turn_finish` checks the lease is
 Public API (async, from the server's event loop):
 - `turn_kick(conversation_id=)`: an answer may be due in this conversation; run it here now.
 - `turn_stop(conversation_id=)`: stop every answer due or being generated in it, in any process.
-- `turns_stop_signal(turn_ids)`: after committing `services.turns_stop` yourself (the console's
+- `turns_stop_signal(turn_ids)`: after committing `turn_store.turns_stop` yourself (the console's
   claim), make the runners notice within STOP_POLL_S.
 - `turn_partial(conversation_id=)`: (message_id, text so far) of the answer being generated.
 - `runner_start()` / `runner_handover()`: ASGI lifespan start and graceful shutdown.
@@ -44,7 +44,7 @@ from apps.core.logging import log_context
 from apps.core.ratelimit import limit_hit
 from apps.core.runtime import runtime
 
-from . import services, state
+from . import live_state, turn_store
 from .providers import ProviderUnavailable, Turn, provider_get
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class _Answer:
 
 @dataclass
 class _Running:
-    claimed: services.ClaimedTurn
+    claimed: turn_store.ClaimedTurn
     task: asyncio.Task
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     lost: bool = False
@@ -106,7 +106,7 @@ class TurnRunner:
         while not self.closed and len(self.running) < settings.ASSISTANT_MAX_TURNS_PER_PROCESS:
             self.again.discard(key)
             try:
-                claimed = await db_async_work(services.turn_claim)(
+                claimed = await db_async_work(turn_store.turn_claim)(
                     owner=self.owner, conversation_id=conversation_id
                 )
             except Exception:
@@ -122,7 +122,7 @@ class TurnRunner:
             else:
                 run.add_done_callback(lambda t, c=claimed.conversation_id: self.kick(c))
 
-    def _run(self, claimed: services.ClaimedTurn) -> asyncio.Task:
+    def _run(self, claimed: turn_store.ClaimedTurn) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(self._turn(claimed), name=f"turn:{claimed.id}")
         running = _Running(claimed, task)
         if claimed.stop_requested:
@@ -139,7 +139,7 @@ class TurnRunner:
             now = time.monotonic()
             try:
                 if self.running:
-                    for turn_id in await state.stop_flags_get(list(self.running)):
+                    for turn_id in await live_state.stop_flags_get(list(self.running)):
                         self.running[turn_id].stop.set()
                 if now >= next_renew:
                     next_renew = now + LEASE_RENEW_S
@@ -156,7 +156,7 @@ class TurnRunner:
         held = list(self.running)
         if not held:
             return
-        kept = await db_async_work(services.turns_renew)(owner=self.owner, turn_ids=held)
+        kept = await db_async_work(turn_store.turns_renew)(owner=self.owner, turn_ids=held)
         for turn_id in held:
             running = self.running.get(turn_id)
             if running is None:
@@ -169,11 +169,11 @@ class TurnRunner:
 
     # -- one answer -------------------------------------------------------------------------
 
-    async def _turn(self, claimed: services.ClaimedTurn) -> None:
+    async def _turn(self, claimed: turn_store.ClaimedTurn) -> None:
         with log_context(conversation_id=claimed.conversation_id, turn_id=claimed.id):
             await self._answer(claimed)
 
-    async def _answer(self, claimed: services.ClaimedTurn) -> None:
+    async def _answer(self, claimed: turn_store.ClaimedTurn) -> None:
         running = self.running[claimed.id]
         conversation_id, message_id = claimed.conversation_id, claimed.message_id
         answer = _Answer()
@@ -184,7 +184,7 @@ class TurnRunner:
             if turn is not None and await limit_hit(name="answer_customer_hour", key=turn.customer_id):
                 answer.text = OVER_LIMIT  # the cost guard: no provider call
             elif turn is not None and not running.stop.is_set():
-                await state.partial_start(conversation_id, message_id)
+                await live_state.partial_start(conversation_id, message_id)
                 if claimed.attempts > 1:
                     await aevent_broadcast(
                         conversation_id=conversation_id, type="partial",
@@ -201,11 +201,11 @@ class TurnRunner:
         if running.lost:
             return
         with contextlib.suppress(Exception):
-            await state.partial_clear(conversation_id)
+            await live_state.partial_clear(conversation_id)
         await self._finish(claimed, answer, stopped=stopped, answered=answered)
 
     async def _generate_until_stopped(
-        self, turn: Turn, claimed: services.ClaimedTurn, running: _Running, answer: _Answer
+        self, turn: Turn, claimed: turn_store.ClaimedTurn, running: _Running, answer: _Answer
     ) -> bool:
         """Stream the answer until it ends or a stop arrives; True when stopped."""
         generating = asyncio.get_running_loop().create_task(_generate(turn, claimed, answer))
@@ -226,11 +226,11 @@ class TurnRunner:
         return False
 
     async def _finish(
-        self, claimed: services.ClaimedTurn, answer: _Answer, *, stopped: bool, answered: bool
+        self, claimed: turn_store.ClaimedTurn, answer: _Answer, *, stopped: bool, answered: bool
     ) -> None:
         for attempt in range(FINISH_ATTEMPTS):
             try:
-                await db_async_work(services.turn_finish)(
+                await db_async_work(turn_store.turn_finish)(
                     turn_id=claimed.id, owner=self.owner, text=answer.text, citations=answer.citations,
                     stopped=stopped, answered=answered,
                 )
@@ -254,7 +254,7 @@ class TurnRunner:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        released = await db_async_work(services.turns_release)(owner=self.owner)
+        released = await db_async_work(turn_store.turns_release)(owner=self.owner)
         if released:
             logger.info("handed %d running turn(s) over to other processes", released)
 
@@ -270,8 +270,8 @@ class TurnRunner:
             self.maintenance = None
 
 
-def _turn_context(*, claimed: services.ClaimedTurn) -> Turn | None:
-    turn = services.turn_context(turn_id=claimed.id)
+def _turn_context(*, claimed: turn_store.ClaimedTurn) -> Turn | None:
+    turn = turn_store.turn_context(turn_id=claimed.id)
     if turn is None:
         return None
     return dataclasses.replace(turn, tools=_toolbox(turn, claimed.id))
@@ -327,7 +327,7 @@ class _TokenStream:
         answer.flushed = len(answer.text)
         whole = answer.text[: answer.flushed]
         try:
-            await state.partial_append(self.conversation_id, self.message_id, text, whole)
+            await live_state.partial_append(self.conversation_id, self.message_id, text, whole)
             await aevent_broadcast(
                 conversation_id=self.conversation_id, type="token",
                 payload={"message_id": self.message_id, "text": text}, meta={"offset": offset},
@@ -341,7 +341,7 @@ def _flush_interval() -> float:
     return max(settings.ASSISTANT_TOKEN_FLUSH_S, streaming / settings.ASSISTANT_TOKEN_FRAMES_PER_S)
 
 
-async def _generate(turn: Turn, claimed: services.ClaimedTurn, answer: _Answer) -> None:
+async def _generate(turn: Turn, claimed: turn_store.ClaimedTurn, answer: _Answer) -> None:
     try:
         provider = provider_get()
     except ProviderUnavailable as exc:
@@ -392,7 +392,7 @@ async def turn_kick(*, conversation_id: UUID | str) -> None:
 
 async def turn_stop(*, conversation_id: UUID | str) -> list[str]:
     """Stop every answer due or being generated in the conversation (from any process)."""
-    turn_ids = await db_async(services.turns_stop)(conversation_id=conversation_id)
+    turn_ids = await db_async(turn_store.turns_stop)(conversation_id=conversation_id)
     await turns_stop_signal(turn_ids)
     if turn_ids:  # due ones nobody runs yet end here, at once
         runner().kick(str(conversation_id))
@@ -407,11 +407,11 @@ async def turns_stop_signal(turn_ids: list[str]) -> None:
     for turn_id in turn_ids:
         if turn_id in mine:
             mine[turn_id].stop.set()
-    await state.stop_flags_set(turn_ids)
+    await live_state.stop_flags_set(turn_ids)
 
 
 async def turn_partial(*, conversation_id: UUID | str) -> tuple[str, str] | None:
-    return await state.partial_get(conversation_id)
+    return await live_state.partial_get(conversation_id)
 
 
 async def turns_settle() -> None:

@@ -22,7 +22,7 @@ from apps.core.db import db_async
 from apps.realtime.runtime import SocketConsumer
 from apps.realtime.schemas import Frame
 
-from . import auth, services, session
+from . import agent_queries, auth, services
 from .groups import AGENTS, agents_conversation_group
 from .presence import PING_S, online_leave, online_touch, presence_publish, presence_set
 from .schemas import SCHEMAS, WITH_CLIENT_MSG_ID
@@ -126,7 +126,7 @@ class AgentConsumer(SocketConsumer):
         await self.accept()
         await online_touch(agent_id=user.pk, socket_id=self.socket_id)
         self.watch()
-        queue = await db_async(session.queue_for)(agent_id=user.pk)
+        queue = await db_async(agent_queries.queue_for)(agent_id=user.pk)
         await self.send_event({"type": "agent_ready", "agent": self.agent_wire, "queue": queue})
 
     # -- frames ------------------------------------------------------------------------
@@ -135,7 +135,7 @@ class AgentConsumer(SocketConsumer):
         conversation_id = str(frame.conversation_id)
         await self.follow(conversation_id)  # before reading the last seq
         self.streams.rewind(conversation_id, frame.last_seq)  # what the client holds
-        replay = await db_async(session.subscribe_replay)(conversation_id=conversation_id)
+        replay = await db_async(agent_queries.subscribe_replay)(conversation_id=conversation_id)
         if replay is None:
             await self._leave(conversation_id, announce=False)
             raise ConversationNotFound("No conversation has this id.")
@@ -149,7 +149,7 @@ class AgentConsumer(SocketConsumer):
         last_seq = self.streams.last_seq(conversation_id)
         subscribed = {"type": "subscribed", "conversation_id": conversation_id, "last_seq": last_seq}
         await self.send_event(subscribed)
-        partial = await session.answer_partial(conversation_id=conversation_id)
+        partial = await agent_queries.answer_partial(conversation_id=conversation_id)
         if partial is not None:
             await self.streams.partial(conversation_id, *partial)
         await self._presence(conversation_id, viewing=True)
@@ -216,7 +216,7 @@ class AgentConsumer(SocketConsumer):
         conversation_id = str(frame.conversation_id)
         # The customer sees an agent typing only from the agent who has the conversation;
         # the other agents see everyone typing (replies and notes alike) through presence.
-        if await db_async(session.assigned_to)(conversation_id=conversation_id, agent_id=self.agent.pk):
+        if await db_async(agent_queries.assigned_to)(conversation_id=conversation_id, agent_id=self.agent.pk):
             await aevent_broadcast(
                 conversation_id=conversation_id, type="typing", payload={"role": "agent", "on": frame.on}
             )

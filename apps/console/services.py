@@ -71,8 +71,8 @@ def _holder_or_lead(conversation: Conversation, agent: Any) -> None:
 
 
 def _turns_stop(conversation_id: UUID | str) -> list[str]:
-    # The assistant's durable turns (apps/assistant/services.py); in the caller's transaction.
-    from apps.assistant.services import turns_stop
+    # The assistant's durable turns (apps/assistant/turn_store.py); in the caller's transaction.
+    from apps.assistant.turn_store import turns_stop
 
     return turns_stop(conversation_id=conversation_id)
 

@@ -26,11 +26,11 @@ from apps.core.db import db_async
 from apps.core.ratelimit import limit_hit
 from apps.customers.tokens import TokenInvalid, widget_token_verify
 
-from . import session
+from . import chat_queries
 from .limits import AUTH_TIMEOUT_S, COUNTED_ERRORS  # noqa: F401  (COUNTED_ERRORS: tests read it here)
-from .presence import slot_claim, slot_release, slots_refresh
 from .runtime import CLOSE_POLICY, CLOSE_SILENT, CLOSE_TOO_SLOW, SocketConsumer  # noqa: F401
 from .schemas import SCHEMAS, Frame, FrameError
+from .socket_slots import slot_claim, slot_release, slots_refresh
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_TOO_MANY_SOCKETS = 4429
@@ -101,7 +101,7 @@ class ChatConsumer(SocketConsumer):
             await self.close_with(CLOSE_UNAUTHENTICATED)
             return
         self._authenticating = True
-        exists, open_id = await db_async(session.customer_open_conversation)(customer_id=customer_id)
+        exists, open_id = await db_async(chat_queries.customer_open_conversation)(customer_id=customer_id)
         if not exists or self.closing:
             await self.close_with(CLOSE_UNAUTHENTICATED)
             return
@@ -119,7 +119,7 @@ class ChatConsumer(SocketConsumer):
         last_seq = 0
         if open_id is not None:
             await self.follow(open_id)
-            last_seq = await db_async(session.conversation_last_seq)(conversation_id=open_id)
+            last_seq = await db_async(chat_queries.conversation_last_seq)(conversation_id=open_id)
             self.streams.follow(str(open_id), delivered_seq=last_seq)
         await self.send_event(
             {
@@ -137,7 +137,7 @@ class ChatConsumer(SocketConsumer):
         await self.follow(conversation_id)
         self.streams.rewind(conversation_id, frame.last_seq)
         # Up to the last seq as read now (later events reach this subscribed socket live), in pages.
-        last_seq = await db_async(session.conversation_last_seq)(conversation_id=conversation_id)
+        last_seq = await db_async(chat_queries.conversation_last_seq)(conversation_id=conversation_id)
         await self.streams.replay(conversation_id, after_seq=frame.last_seq, upto_seq=last_seq)
         self.streams.follow(conversation_id, delivered_seq=last_seq)
         await self.send_event({"type": "resumed", "conversation_id": conversation_id, "last_seq": last_seq})
@@ -164,7 +164,7 @@ class ChatConsumer(SocketConsumer):
             await self.follow(new_id)
         conversation_id = None
         try:
-            receipt, committed = await db_async(session.message_receive_deferred)(
+            receipt, committed = await db_async(chat_queries.message_receive_deferred)(
                 customer_id=self.customer_id,
                 client_msg_id=frame.client_msg_id,
                 text=frame.text,

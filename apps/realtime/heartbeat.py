@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from apps.core.runtime import runtime
 
-from .presence import conversation_marks
+from .socket_slots import conversation_marks
 
 if TYPE_CHECKING:
     from .runtime import SocketConsumer

@@ -36,8 +36,8 @@ from apps.core.ratelimit import limit_hit
 from .delivery import ConversationStreams
 from .heartbeat import heartbeat_of
 from .limits import COUNTED_ERRORS, OUTAGES, BadFrameWindow
-from .presence import conversation_marks
 from .schemas import Frame, FrameError, Schemas, frame_parse
+from .socket_slots import conversation_marks
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from channels.layers import channel_layers, get_channel_layer
 from django.db import connections
 from django.utils import timezone
 
-from apps.assistant import services, state
+from apps.assistant import live_state, turn_store
 from apps.assistant.models import AssistantTurn, TurnState
 from apps.assistant.providers.builtin import DONT_KNOW
 from apps.assistant.turns import (
@@ -24,7 +24,7 @@ from apps.assistant.turns import (
 from apps.conversations.events import conversation_group
 from apps.conversations.models import Message
 from apps.conversations.services import conversation_request_human
-from apps.realtime.session import message_receive_deferred
+from apps.realtime.chat_queries import message_receive_deferred
 from tests.support.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -125,8 +125,8 @@ async def test_a_stop_flag_set_by_another_process_stops_the_answer(settings):
     await turn_kick(conversation_id=conversation_id)
     first = (await layer.receive(channel))["event"]
     # What turn_stop does in another process: the flag in Postgres, then the Redis fast path.
-    turn_ids = await sync_to_async(services.turns_stop)(conversation_id=conversation_id)
-    await state.stop_flags_set(turn_ids)
+    turn_ids = await sync_to_async(turn_store.turns_stop)(conversation_id=conversation_id)
+    await live_state.stop_flags_set(turn_ids)
     events = await events_until_end(layer, channel)
     assert events[-1]["message_id"] == first["message_id"] and events[-1]["stopped"] is True
 
@@ -185,7 +185,7 @@ async def test_a_turn_whose_runner_died_is_taken_over_and_answered_once(settings
     settings.ASSISTANT_TOKEN_DELAY_S = 0
     receipt, conversation_id, layer, channel = await ask()
     # A runner in a process that died: it claimed the turn, then stopped renewing its lease.
-    await sync_to_async(services.turn_claim)(owner="dead-process", conversation_id=conversation_id)
+    await sync_to_async(turn_store.turn_claim)(owner="dead-process", conversation_id=conversation_id)
     await AssistantTurn.objects.filter(conversation_id=conversation_id).aupdate(
         lease_until=timezone.now() - timedelta(seconds=1)
     )
@@ -198,7 +198,7 @@ async def test_a_turn_whose_runner_died_is_taken_over_and_answered_once(settings
     assert [(e["type"], e["seq"]) for e in events if "seq" in e] == [("message", 2), ("message_end", 3)]
     assert (turn.state, turn.attempts) == (TurnState.DONE, 2)
     # The dead runner, were it to wake up, cannot store a second answer.
-    assert await sync_to_async(services.turn_finish)(
+    assert await sync_to_async(turn_store.turn_finish)(
         turn_id=str(turn.pk), owner="dead-process", text="late", citations=[], stopped=False
     ) is None
     assert await Message.objects.filter(role="assistant").acount() == 1

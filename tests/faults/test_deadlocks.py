@@ -16,7 +16,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection, connections
 
-from apps.assistant import services as turns
+from apps.assistant import turn_store
 from apps.assistant.models import AssistantTurn, TurnState
 from apps.connectors.models import ToolCall, ToolCallStatus
 from apps.connectors.services import tool_call_give_up
@@ -24,7 +24,7 @@ from apps.console import services as console
 from apps.conversations.errors import ConversationConflict
 from apps.conversations.models import Conversation, ConversationEvent, ConversationState, Message
 from apps.conversations.services import conversation_request_human
-from apps.realtime.session import message_receive_deferred
+from apps.realtime.chat_queries import message_receive_deferred
 from apps.webhooks.models import WebhookEvent, WebhookEventStatus
 from apps.webhooks.services import webhook_event_process, webhook_source_demo_ensure
 from tests.support.factories import CustomerFactory
@@ -52,7 +52,7 @@ def _round(source: Any, number: int) -> dict[str, Any]:
     tool call), with a CRM event about them waiting to be processed."""
     customer = CustomerFactory(external_id=f"lock-{number}-{uuid.uuid4().hex[:6]}")
     receipt, _ = message_receive_deferred(customer_id=customer.pk, client_msg_id=uuid.uuid4(), text="hi")
-    claimed = turns.turn_claim(owner=OWNER, conversation_id=receipt.conversation.pk)
+    claimed = turn_store.turn_claim(owner=OWNER, conversation_id=receipt.conversation.pk)
     assert claimed is not None
     call = ToolCall.objects.create(
         conversation_id=receipt.conversation.pk, turn_id=claimed.id, name="order_status",
@@ -69,13 +69,13 @@ def _round(source: Any, number: int) -> dict[str, Any]:
 def _ops(r: dict[str, Any], agent: Any, other: Any, lead: Any, number: int) -> list[Callable[[], Any]]:
     conversation_id = r["conversation_id"]
     ops: list[Callable[[], Any]] = [
-        lambda: turns.turn_finish(
+        lambda: turn_store.turn_finish(
             turn_id=r["turn"].id, owner=OWNER, text="Here is your answer.", citations=[], stopped=False
         ),
         lambda: console.conversation_claim(conversation_id=conversation_id, agent=agent),
         lambda: console.conversation_assign(conversation_id=conversation_id, agent_id=other.pk, by=lead),
         lambda: console.conversation_release(conversation_id=conversation_id, agent=lead),
-        lambda: turns.turns_stop(conversation_id=conversation_id),  # the customer's `stop`
+        lambda: turn_store.turns_stop(conversation_id=conversation_id),  # the customer's `stop`
         lambda: webhook_event_process(event_id=r["event_id"]),
         lambda: tool_call_give_up(call_id=r["call_id"], reason="the answer stopped waiting"),
         lambda: message_receive_deferred(

@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 from django.core import signing
 from django.utils import timezone
 
-from apps.realtime.presence import slot_count
+from apps.realtime.socket_slots import slot_count
 from tests.support.factories import ConversationFactory
 from tests.support.people import token_for
 
@@ -140,7 +140,7 @@ async def test_sixth_socket_of_a_customer_closes_4429_and_a_freed_slot_is_reusab
 
 async def test_slots_of_sockets_that_vanished_expire(chat, customer, settings):
     settings.CHAT_HEARTBEAT_S = 1  # slots live 3 x heartbeat unless refreshed
-    from apps.realtime.presence import slot_claim
+    from apps.realtime.socket_slots import slot_claim
 
     for n in range(5):  # as a crashed process leaves them: claimed, never released
         assert await slot_claim(customer_id=customer.pk, socket_id=f"ghost-{n}")

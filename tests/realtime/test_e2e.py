@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 
 from apps.conversations.models import Message
-from apps.realtime.presence import slot_key
+from apps.realtime.socket_slots import slot_key
 from tests.support.sockets import Customer, shown_text, widget_session
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

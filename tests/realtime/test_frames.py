@@ -10,7 +10,7 @@ from django.db import OperationalError
 from apps.conversations.events import aevent_broadcast
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import conversation_close
-from apps.realtime import session
+from apps.realtime import chat_queries
 from tests.support.factories import ConversationFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -329,7 +329,7 @@ async def test_a_failing_service_is_an_error_event_and_a_retry_is_stored_once(
         raise failure
 
     with monkeypatch.context() as patch:
-        patch.setattr(session, "message_receive_in", broken)
+        patch.setattr(chat_queries, "message_receive_in", broken)
         await socket.send(frame)
         assert await socket.recv() == error(code, message, client_msg_id=frame["client_msg_id"])
 

@@ -8,7 +8,7 @@ import pytest
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from apps.realtime.presence import slot_key
+from apps.realtime.socket_slots import slot_key
 from tests.support.sockets import Customer, widget_session
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

@@ -9,7 +9,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from apps.assistant.models import AssistantTurn
-from apps.assistant.services import turn_context, turn_create
+from apps.assistant.turn_store import turn_context, turn_create
 from apps.console.models import Note
 from apps.conversations.models import Conversation, ConversationEvent, Message
 from apps.conversations.selectors import event_list, message_history

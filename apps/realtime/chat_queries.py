@@ -1,4 +1,4 @@
-"""Reads the chat consumer needs, each one database round trip (run via database_sync_to_async)."""
+"""Database work the chat consumer needs, each one round trip (run via apps.core.db.db_async)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from uuid import UUID
 
 from django.db import transaction
 
-from apps.assistant.services import turn_create
+from apps.assistant.turn_store import turn_create
 from apps.conversations.events import Published, broadcasts_deferred
 from apps.conversations.models import Conversation
 from apps.conversations.selectors import conversation_open_for_customer

@@ -40,9 +40,9 @@ def assigned_to(*, conversation_id: UUID | str, agent_id: int) -> bool:
 async def answer_partial(*, conversation_id: UUID | str) -> tuple[str, str] | None:
     """(message_id, text so far) of an answer being generated, as a resuming customer gets it."""
     try:
-        from apps.assistant import state
+        from apps.assistant import live_state
 
-        return await state.partial_get(conversation_id)
+        return await live_state.partial_get(conversation_id)
     except Exception:
         logger.exception("partial answer of %s not read", conversation_id)
         return None

@@ -1,7 +1,7 @@
 """Durable assistant turns in Postgres: create, stop, claim, renew, finish, hand back.
 
 Every function here is sync (run it through apps.core.db.db_async from async code). The turn
-runner (apps/assistant/runner.py) is the only caller of the claim/renew/finish functions;
+runner (apps/assistant/turns.py) is the only caller of the claim/renew/finish functions;
 anything that makes an answer due or stops answers (the chat socket, the console's claim,
 a tool confirmation) calls `turn_create` / `turns_stop` inside its own transaction.
 Row locks follow apps/conversations/locking.py: a turn's conversation before the turn.
