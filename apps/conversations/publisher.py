@@ -34,6 +34,7 @@ from apps.core.runtime import runtime
 from .audiences import (
     AUDIENCES,
     DURABLE_TYPES,
+    GROUP_AUDIENCES,
     LISTENER_AUDIENCES,
     Audience,
     audiences_for,
@@ -138,10 +139,12 @@ class Publisher:
 
     def deliver(self, batch: list[Published]) -> None:
         """Send committed events now, from sync code: groups, then listeners. Never raises."""
-        try:
-            async_to_sync(self.asend)(batch)
-        except Exception:
-            logger.exception("broadcast of %d events failed", len(batch))
+        # A batch for listeners only (a read mark's queue change) needs no trip to the event loop.
+        if any(_needs_layer(item) for item in batch):
+            try:
+                async_to_sync(self.asend)(batch)
+            except Exception:
+                logger.exception("broadcast of %d events failed", len(batch))
         self.notify(batch)
 
     async def asend(self, batch: list[Published]) -> None:
@@ -180,7 +183,7 @@ class Publisher:
 
     # -- internals ---------------------------------------------------------------------
 
-    async def _send(self, item: Published) -> None:
+    async def _send(self, item: Published) -> None:  # keep in step with _needs_layer
         wire = item.wire
         if wire["type"] in DURABLE_TYPES:  # the mark first: a socket that hears of it can repair
             await redis_async().eval(_SEQ_MAX, 1, seq_key(item.conversation_id), wire["seq"], SEQ_TTL_S)
@@ -242,3 +245,8 @@ async def abroadcast_deferred(pending: list[Published]) -> None:
     webhooks follow off the loop (they need not hold up the caller: an ack, an answer)."""
     await publisher().asend(pending)
     publisher().after_deferred(pending)
+
+
+def _needs_layer(item: Published) -> bool:
+    """Whether `_send` has anything to do for this event: a seq mark or a channel-layer group."""
+    return item.wire["type"] in DURABLE_TYPES or not item.audiences.isdisjoint(GROUP_AUDIENCES)

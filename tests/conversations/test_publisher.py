@@ -172,3 +172,18 @@ class _FakeRedis:
 
     async def eval(self, *args: Any) -> int:
         return 1
+
+
+def test_a_batch_for_listeners_only_makes_no_trip_to_the_event_loop(recorder, layer, monkeypatch):
+    """A read mark's `queue_change` reaches the queue listener without an `async_to_sync` hop."""
+    import apps.conversations.publisher as publisher_module
+
+    hops: list[object] = []
+    real = publisher_module.async_to_sync
+    monkeypatch.setattr(publisher_module, "async_to_sync", lambda fn: hops.append(fn) or real(fn))
+    pub, heard = recorder
+    change = Published(CID, CUSTOMER, {"type": "queue_change", "conversation_id": CID})
+
+    pub.deliver([change])
+
+    assert (len(hops), layer.sent, [p.wire["type"] for p in heard[A.QUEUE]]) == (0, [], ["queue_change"])
