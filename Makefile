@@ -13,7 +13,7 @@ STAMP := $(VENV)/.requirements-installed
 help:
 	@echo "make run    start Kefu (embedded Postgres+pgvector and Redis unless DATABASE_URL/REDIS_URL are set)"
 	@echo "make manage ARGS='migrate'   a manage.py command with the development settings and services"
-	@echo "make test   run the whole test suite against real Postgres, Redis, Celery, Daphne and Chromium"
+	@echo "make test   run the whole test suite against real Postgres, Redis, Celery, uvicorn and Chromium"
 	@echo "make lint   ruff and the import contracts (lint-imports)"
 	@echo "make bench  run every bench/*.py at modest sizes (< 15 min on 2 cores), write docs/benchmarks.md"
 
