@@ -68,6 +68,10 @@ class Message(models.Model):
     stopped = models.BooleanField(default=False)
     # The seq of this message's durable `message` event (what `ack` reports).
     seq = models.PositiveBigIntegerField(null=True, blank=True)
+    # An assistant answer's outcome (PROTOCOL.md §2 `message_end`: answered, clarify, declined,
+    # tool, stopped) and, for `clarify`, the topics it offered ([{"title", "document_id"}]).
+    outcome = models.CharField(max_length=10, blank=True, default="")
+    suggestions = models.JSONField(default=list, blank=True)
     # Set in Python (not auto_now_add) so the `message` event can be built before the insert.
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -84,6 +88,23 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.text[:40]}"
+
+
+class MessageFeedback(models.Model):
+    """A customer's thumbs up/down on one assistant answer (PROTOCOL.md §2 `feedback`); sending
+    it again replaces it, so there is at most one per message."""
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="feedback")
+    helpful = models.BooleanField()
+    comment = models.TextField(blank=True, max_length=1000)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["helpful", "updated_at"], name="feedback_helpful_updated")]
+
+    def __str__(self) -> str:
+        return f"{'helpful' if self.helpful else 'unhelpful'}: {self.message_id}"
 
 
 class ConversationEvent(models.Model):

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from apps.connectors.contract import ToolBox, ToolOutcome
 
-__all__ = ["AnswerChunk", "Provider", "ProviderUnavailable", "ToolBox", "ToolOutcome", "Turn"]
+__all__ = ["OUTCOMES", "AnswerChunk", "Provider", "ProviderUnavailable", "ToolBox", "ToolOutcome", "Turn"]
 
 
 @dataclass(frozen=True)
@@ -28,10 +28,18 @@ class Turn:
     tool_call_id: str | None = None
 
 
+# What became of a question (PROTOCOL.md §2 `message_end.outcome`); `stopped` is set by the runner.
+OUTCOMES = ("answered", "clarify", "declined", "tool", "stopped")
+
+
 @dataclass(frozen=True)
 class AnswerChunk:
     text: str = ""  # a delta to append to the answer
     citations: list[dict[str, Any]] | None = None  # when set: the answer's whole citation list
+    # When set: what the answer is (one of OUTCOMES; the last one a provider yields wins).
+    outcome: str | None = None
+    # When set: the topics a `clarify` answer offers, up to 3 `{"title", "document_id"}`.
+    suggestions: list[dict[str, Any]] | None = None
 
 
 class Provider(Protocol):
