@@ -18,11 +18,11 @@ from django.db import close_old_connections
 from apps.knowledge.embeddings import Embedder, embed_query
 from apps.knowledge.sentences import sentence_split
 
+from ..phrases import DONT_KNOW
 from .base import AnswerChunk, Turn
 
 logger = logging.getLogger(__name__)
 
-DONT_KNOW = "I don't know that one, sorry. Would you like to talk to a person?"
 # The answer quotes at most this many sentences of one passage: those whose similarity to the
 # question is within SENTENCE_BAND of the best one (and above SENTENCE_FLOOR), in article order.
 MAX_SENTENCES = 3

@@ -20,9 +20,10 @@ from django.conf import settings
 from apps.connectors.contract import ToolOutcome
 from apps.core.runtime import runtime
 
+from ..grounding import knowledge_search
+from ..phrases import DONT_KNOW
 from ..relevance import relevance_judge
 from .base import AnswerChunk, ProviderUnavailable, Turn
-from .builtin import DONT_KNOW, knowledge_search
 
 logger = logging.getLogger(__name__)
 
