@@ -3,20 +3,27 @@
 - `django_setup_scratch(db_name)`: the services of the development stack (embedded Postgres/Redis
   unless DATABASE_URL/REDIS_URL are set: `apps.devstack.environment.environment_prepare()`),
   Django on production settings, and a scratch database migrated for this run;
-  `scratch_teardown` drops it and this run's Redis keys.
+  `scratch_teardown` drops it and this run's Redis keys; `customer_tokens(n)`: customers to connect as.
 - `child_env`: the environment of a Kefu process started against that database.
-- `uvicorn_start` (as the Procfile runs it), `daphne_start`, `process_stop`.
+- `uvicorn_start` (as the Procfile runs it), `daphne_start`, `server_start` (either, by name),
+  `celery_worker_start`, `process_start` (any other process), `process_stop`.
+- the socket client: `ws_connect` (websockets with the benches' options, retried while a loaded
+  server refuses), `chat_token` (POST /api/widget/session), `chat_connect` (/ws/chat/ and `auth`,
+  up to `ready`), `recv_json`.
 - `fake_llm_start`: the fake OpenAI-compatible server of tests/support/fake_llm.py, paced.
-- `results_write`: bench/results/<name>.json (or --out), and `table_print`.
+- `results_write`: bench/results/<name>.json (or --out), and `table_print`. (Each bench keeps its own
+  percentile rule, so its figures stay comparable with its earlier results.)
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -25,8 +32,11 @@ if str(REPO) not in sys.path:
 
 from tests.support.process import daphne_argv, process_stop, uvicorn_argv, wait_for_port  # noqa: E402
 
-__all__ = ["REPO", "RESULTS", "child_env", "daphne_start", "django_setup_scratch", "fake_llm_start",
-           "process_stop", "results_write", "scratch_teardown", "table_print", "uvicorn_start"]
+__all__ = [
+    "REPO", "RESULTS", "celery_worker_start", "chat_connect", "chat_token", "child_env", "customer_tokens",
+    "daphne_start", "django_setup_scratch", "fake_llm_start", "process_start", "process_stop", "recv_json",
+    "results_write", "scratch_teardown", "server_start", "table_print", "uvicorn_start", "ws_connect",
+]
 
 
 def django_setup_scratch(db_name: str) -> dict[str, str]:
@@ -77,6 +87,15 @@ def scratch_teardown(db_name: str, env: dict[str, str]) -> None:
         client.delete(key)
 
 
+def customer_tokens(n: int) -> list[str]:
+    """`n` new customers in the scratch database and a widget token for each."""
+    from apps.customers.models import Customer
+    from apps.customers.tokens import widget_token_issue
+
+    customers = Customer.objects.bulk_create([Customer() for _ in range(n)], batch_size=1000)
+    return [widget_token_issue(customer_id=c.pk)[0] for c in customers]
+
+
 def child_env(env: dict[str, str], **extra: str) -> dict[str, str]:
     """A Kefu process on the scratch database, as in production (no DEBUG bookkeeping), quiet, no
     embedding model loading in the background unless `extra` says otherwise."""
@@ -85,14 +104,22 @@ def child_env(env: dict[str, str], **extra: str) -> dict[str, str]:
             "EMBEDDING_WARM_UP": "false", "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1", **extra}
 
 
-def _start(argv: list[str], port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
+def process_start(argv: list[str], env: dict[str, str], log: Path, *,
+                  port: int | None = None) -> subprocess.Popen:
+    """`argv` in the repository with its output in `log`; with `port`, once it listens there."""
     proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    if port is None:
+        return proc
     try:
         wait_for_port(port, proc, log, timeout=90)
     except RuntimeError:
         process_stop(proc)
         raise
     return proc
+
+
+def _start(argv: list[str], port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
+    return process_start(argv, env, log, port=port)
 
 
 def uvicorn_start(env: dict[str, str], log: Path, *, app: str = "config.asgi:application",
@@ -113,6 +140,24 @@ def daphne_start(env: dict[str, str], log: Path, *,
 
     port = free_port()
     return _start(daphne_argv(port, app=app, extra=("-v", "0")), port, env, log), port
+
+
+def server_start(server: str, env: dict[str, str], log: Path, *, app: str = "config.asgi:application",
+                 extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, int]:
+    """`server` ("uvicorn" or "daphne") serving `app`; `extra`: uvicorn's own options only."""
+    if server == "daphne":
+        return daphne_start(env, log, app=app)
+    if server != "uvicorn":
+        raise ValueError(f"server {server!r}: use 'uvicorn' or 'daphne'")
+    return uvicorn_start(env, log, app=app, extra=extra)
+
+
+def celery_worker_start(env: dict[str, str], log: Path, *, threads: int,
+                        extra: tuple[str, ...] = ()) -> subprocess.Popen:
+    """A Celery worker (threads pool) on the run's queue (`env`: the full environment)."""
+    argv = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", env["CELERY_TASK_DEFAULT_QUEUE"],
+            "--pool", "threads", "-c", str(threads), *extra, "-l", "WARNING"]
+    return process_start(argv, env, log)
 
 
 def fake_llm_start(log: Path, *, first_token_s: float, token_interval_s: float, tokens: int,
@@ -142,3 +187,51 @@ def table_print(header: list[str], rows: list[list[object]]) -> None:
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     for n, row in enumerate(cells):
         print("  ".join(c.rjust(w) if n else c.ljust(w) for c, w in zip(row, widths, strict=True)))
+
+
+# -- the socket client -----------------------------------------------------------------------
+
+
+async def ws_connect(url: str, *, attempts: int = 1, **options: Any) -> Any:
+    """A websockets client connection with the benches' defaults (no client pings: a bench's
+    sockets stay quiet unless it says; no receive-queue bound: a slow reader is measured, not
+    throttled). `attempts` > 1 retries a refused connection (a loaded server's full backlog)."""
+    import websockets
+
+    options = {"open_timeout": 60, "ping_interval": None, "max_queue": None, "max_size": 2**22, **options}
+    for attempt in range(1, attempts + 1):
+        try:
+            return await websockets.connect(url, **options)
+        except (OSError, TimeoutError, websockets.InvalidHandshake):
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
+async def recv_json(ws: Any, timeout: float | None = None) -> dict[str, Any]:
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def chat_token(http_url: str) -> str:
+    """A new anonymous customer's widget token (PROTOCOL.md §1, POST /api/widget/session)."""
+    import httpx
+
+    async with httpx.AsyncClient() as http:
+        response = await http.post(f"{http_url}/api/widget/session", json={})
+        response.raise_for_status()
+        return response.json()["token"]
+
+
+async def chat_connect(url: str, token: str, **options: Any) -> tuple[Any, dict[str, Any]]:
+    """A customer's socket (PROTOCOL.md §2), authenticated: (the connection, its `ready`).
+    `url`: the server's http(s):// or ws(s):// base, or the /ws/chat/ URL itself."""
+    if url.startswith("http"):
+        url = "ws" + url[len("http"):]
+    if not url.rstrip("/").endswith("/ws/chat"):
+        url = url.rstrip("/") + "/ws/chat/"
+    ws = await ws_connect(url, **options)
+    await ws.send(json.dumps({"type": "auth", "token": token}))
+    while (frame := await recv_json(ws, 60))["type"] != "ready":
+        pass
+    return ws, frame

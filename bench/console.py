@@ -31,20 +31,19 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from _harness import child_env, daphne_start, django_setup_scratch, scratch_teardown  # noqa: E402
+from _harness import (  # noqa: E402
+    child_env,
+    daphne_start,
+    django_setup_scratch,
+    process_stop,
+    scratch_teardown,
+    ws_connect,
+)
 
 CONNECT_CONCURRENCY = 50
 
 
-# -- server and data (as in bench/ws_sessions.py) -----------------------------------------------
-
-
-def setup_django(db_name: str) -> dict[str, str]:
-    return django_setup_scratch(db_name)
-
-
-def teardown(db_name: str, env: dict[str, str]) -> None:
-    scratch_teardown(db_name, env)
+# -- server and data (bench/_harness.py) --------------------------------------------------------
 
 
 def start_daphne(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
@@ -70,21 +69,13 @@ def client_main(conn, url: str, origin: str, cookie: str, count: int) -> None:
 
 
 async def _client(conn, url: str, origin: str, cookie: str, count: int) -> None:
-    import websockets
-
     gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
     state = {"marker": None, "times": [], "done": asyncio.Event()}
 
     async def open_one():
         async with gate:
-            ws = await websockets.connect(
-                url,
-                origin=origin,
-                additional_headers=[("Cookie", f"sessionid={cookie}")],
-                open_timeout=60,
-                ping_interval=None,
-                max_size=None,
-            )
+            ws = await ws_connect(url, origin=origin, additional_headers=[("Cookie", f"sessionid={cookie}")],
+                                  max_size=None, max_queue=16)
             ready = json.loads(await ws.recv())
             assert ready["type"] == "agent_ready", ready
             return ws
@@ -176,7 +167,7 @@ def main() -> None:
     args = parser.parse_args()
 
     db_name = f"kefu_bench_console_{os.getpid()}"
-    env = setup_django(db_name)
+    env = django_setup_scratch(db_name)
     log = Path(f"/tmp/kefu-bench-console-daphne-{os.getpid()}.log")
     proc = None
     try:
@@ -227,9 +218,8 @@ def main() -> None:
         _answer(worker)
     finally:
         if proc is not None:
-            proc.terminate()
-            proc.wait(15)
-        teardown(db_name, env)
+            process_stop(proc, timeout=15)
+        scratch_teardown(db_name, env)
 
     summary = {}
     for kind, data in results.items():

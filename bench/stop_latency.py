@@ -38,9 +38,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from _harness import fake_llm_start, process_stop, uvicorn_start  # noqa: E402
-
-from bench.ws_sessions import make_tokens, setup_django, teardown  # noqa: E402
+from _harness import (  # noqa: E402
+    child_env,
+    customer_tokens,
+    django_setup_scratch,
+    fake_llm_start,
+    process_stop,
+    scratch_teardown,
+    uvicorn_start,
+    ws_connect,
+)
 
 PHASES = ("queued", "retrieving", "first_token", "streaming")
 END_TIMEOUT_S = 20.0
@@ -116,9 +123,7 @@ async def _ends(sock: Socket, count: int, since: float) -> tuple[float, list[dic
 
 
 async def trial(url: str, token: str, phase: str, args: argparse.Namespace, rng: random.Random) -> dict:
-    import websockets
-
-    ws = await websockets.connect(url, open_timeout=30, ping_interval=None, max_queue=None)
+    ws = await ws_connect(url, open_timeout=30)
     sock = Socket(ws)
     try:
         await sock.send({"type": "auth", "token": token})
@@ -211,19 +216,17 @@ def main() -> None:
     env: dict[str, str] | None = None
     try:
         time.sleep(0.5)
-        env = setup_django(db_name)
+        env = django_setup_scratch(db_name)
         from apps.knowledge.demo import demo_knowledge_base_load
 
         loaded = time.perf_counter()
         kb = demo_knowledge_base_load()
         print(f"demo knowledge base {kb.slug!r} embedded by the fake server "
               f"in {time.perf_counter() - loaded:.1f} s")
-        tokens = make_tokens(len(providers) * len(PHASES) * args.trials)
+        tokens = customer_tokens(len(providers) * len(PHASES) * args.trials)
         for p_index, provider in enumerate(providers):
-            server_env = {**os.environ, **{k: v for k, v in env.items() if not k.startswith("_")},
-                          **embedding_env, "DJANGO_SETTINGS_MODULE": "config.settings.base",
-                          "LLM_PROVIDER": provider, "LLM_BASE_URL": fake_url, "LLM_MODEL": "fake-chat",
-                          "DJANGO_DEBUG": "false", "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
+            server_env = child_env(env, **embedding_env, LLM_PROVIDER=provider, LLM_BASE_URL=fake_url,
+                                   LLM_MODEL="fake-chat")
             log = Path(f"/tmp/kefu-bench-stop-{os.getpid()}-{provider}.log")
             proc, port = uvicorn_start(server_env, log)
             before = fake_stats(fake_port)
@@ -243,7 +246,7 @@ def main() -> None:
             results[f"{provider}/fake_server"] = {k: after[k] - before[k] for k in after}
     finally:
         if env is not None:
-            teardown(db_name, env)
+            scratch_teardown(db_name, env)
         process_stop(fake)
 
     print(f"\nstop -> message_end, uvicorn single worker ({platform.machine()}, {os.cpu_count()} cores); "

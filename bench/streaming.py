@@ -34,7 +34,17 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from _harness import fake_llm_start  # noqa: E402
+from _harness import (  # noqa: E402
+    chat_connect,
+    chat_token,
+    child_env,
+    django_setup_scratch,
+    fake_llm_start,
+    process_stop,
+    recv_json,
+    scratch_teardown,
+    server_start,
+)
 
 QUESTION = "I forgot my password, how do I reset it?"
 
@@ -43,21 +53,14 @@ QUESTION = "I forgot my password, how do I reset it?"
 
 
 async def _ws_customer(base: str, start_at: float) -> dict:
-    import httpx
-    import websockets
-
-    async with httpx.AsyncClient() as http:
-        token = (await http.post(f"{base}/api/widget/session", json={})).json()["token"]
-    async with websockets.connect(base.replace("http", "ws", 1) + "/ws/chat/", max_size=2**22) as ws:
-        await ws.send(json.dumps({"type": "auth", "token": token}))
-        while json.loads(await ws.recv())["type"] != "ready":
-            pass
+    ws, _ = await chat_connect(base, await chat_token(base))
+    async with ws:
         await asyncio.sleep(max(0.0, start_at - time.time()))
         sent = time.perf_counter()
         await ws.send(json.dumps({"type": "message", "client_msg_id": str(uuid.uuid4()), "text": QUESTION}))
         arrivals: list[float] = []
         while True:
-            event = json.loads(await asyncio.wait_for(ws.recv(), timeout=300))
+            event = await recv_json(ws, timeout=300)
             if event["type"] == "token" and event["text"]:
                 arrivals.append(time.perf_counter() - sent)
             elif event["type"] == "message_end":
@@ -101,20 +104,6 @@ def spawn_client(kind: str, base: str, count: int, start_at: float) -> subproces
         [sys.executable, __file__, "--client", kind, "--base", base, "--count", str(count),
          "--start-at", repr(start_at)], cwd=REPO, stdout=subprocess.PIPE, text=True,
     )
-
-
-def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 90) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"{what} did not open port {port} in {timeout:.0f} s")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -177,38 +166,22 @@ def main() -> None:
         print(json.dumps(asyncio.run(_client(args.client, args.base, args.count, args.start_at))))
         return
 
-    from bench.ws_sessions import setup_django, teardown
-
     db_name = f"kefu_bench_streaming_{os.getpid()}"
-    env = setup_django(db_name)
-    from apps.devstack.embedded.ports import free_port
+    env = django_setup_scratch(db_name)
     from apps.knowledge.demo import demo_knowledge_base_load
 
     demo_knowledge_base_load()
-    web_port = free_port()
     logs = Path(f"/tmp/kefu-bench-streaming-{os.getpid()}")
     logs.mkdir(exist_ok=True)
     fake, fake_url = fake_llm_start(logs / "fake.log", first_token_s=args.first_token_ms / 1000,
                                     token_interval_s=1 / args.tokens_per_s, tokens=args.tokens)
     fake_port = int(fake_url.rsplit(":", 1)[1].split("/")[0])
-    child_env = {**os.environ, **{k: v for k, v in env.items() if not k.startswith("_")},
-                 "DJANGO_SETTINGS_MODULE": "config.settings.base", "DJANGO_DEBUG": "false",
-                 "LLM_PROVIDER": "openai", "LLM_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
-                 "LLM_MODEL": "fake", "LLM_API_KEY": "fake", "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
-                 "RATELIMIT_SESSION_IP": "100000/minute"}  # 200 sessions from one loopback address
-    if args.server == "daphne":
-        command = ["-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(web_port),
-                   "config.asgi:application"]
-    else:
-        command = ["-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(web_port),
-                   "--ws", "websockets-sansio", "--ws-max-size", "1048576", "--lifespan", "on",
-                   "--no-access-log", "--log-level", "warning",
-                   "--backlog", "2048"]
-    web = subprocess.Popen([sys.executable, *command], cwd=REPO, env=child_env,
-                           stdout=(logs / "web.log").open("w"), stderr=subprocess.STDOUT)
+    web_env = child_env(env, LLM_PROVIDER="openai", LLM_BASE_URL=f"http://127.0.0.1:{fake_port}/v1",
+                        LLM_MODEL="fake", LLM_API_KEY="fake", EMBEDDING_WARM_UP="true",
+                        RATELIMIT_SESSION_IP="100000/minute")  # 200 sessions from one loopback address
+    web, web_port = server_start(args.server, web_env, logs / "web.log", extra=("--backlog", "2048"))
     results: dict = {}
     try:
-        wait_port(web_port, web, args.server)
         base = f"http://127.0.0.1:{web_port}"
         # Warm-up: the web process loads the embedding model in the background after it starts.
         for _ in range(10):
@@ -219,12 +192,8 @@ def main() -> None:
             results[str(n)] = run_level(n, base, f"http://127.0.0.1:{fake_port}/v1", args.ws_clients)
     finally:
         for proc in (web, fake):
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        teardown(db_name, env)
+            process_stop(proc, timeout=15)
+        scratch_teardown(db_name, env)
 
     print(f"\nfake model: first token {args.first_token_ms:.0f} ms, {args.tokens_per_s:.0f} tokens/s, "
           f"{args.tokens} tokens; one {args.server} web process")

@@ -2,6 +2,7 @@
 Celery round trip, and throughput of concurrent calls against a slow system.
 
     .venv/bin/python bench/tools.py [--samples 100] [--concurrent 50] [--latency-ms 200] [--worker-threads 8]
+                                    [--out PATH]
 
 A throw-away database and Redis prefix; real processes on loopback: Daphne (the customer's
 socket, `resume`d on the conversation), a Celery worker (threads pool), the demo CRM/ERP.
@@ -30,7 +31,22 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.webhooks import daphne, percentile, setup_django, start, stop, teardown  # noqa: E402
+from _harness import (  # noqa: E402
+    celery_worker_start,
+    chat_connect,
+    child_env,
+    daphne_start,
+    django_setup_scratch,
+    process_start,
+    process_stop,
+    scratch_teardown,
+)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest rank, q in [0, 1] (bench/webhooks.py's rule: these figures compare with earlier runs)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))]
 
 
 def demo_crm(env: dict[str, str], log: Path, token: str) -> tuple[object, str]:
@@ -38,7 +54,8 @@ def demo_crm(env: dict[str, str], log: Path, token: str) -> tuple[object, str]:
 
     port = free_port()
     crm_env = {**env, "DEMO_CRM_HOST": "127.0.0.1", "DEMO_CRM_PORT": str(port), "DEMO_CRM_TOKEN": token}
-    return start([sys.executable, "-m", "apps.demo_crm"], crm_env, log, port), f"http://127.0.0.1:{port}"
+    proc = process_start([sys.executable, "-m", "apps.demo_crm"], child_env(crm_env), log, port=port)
+    return proc, f"http://127.0.0.1:{port}"
 
 
 def stats(values: list[float]) -> dict[str, float]:
@@ -52,7 +69,6 @@ def stats(values: list[float]) -> dict[str, float]:
 
 async def measure(args, ws_url: str, crm_url: str) -> dict:
     import httpx
-    import websockets
     from asgiref.sync import sync_to_async
 
     from apps.connectors.demo import demo_connectors_setup
@@ -72,9 +88,7 @@ async def measure(args, ws_url: str, crm_url: str) -> dict:
     )
     conversation = await Conversation.objects.acreate(customer_id=session.customer.pk)
     tool = await Tool.objects.select_related("connector").aget(name="order_status")
-    ws = await websockets.connect(f"{ws_url}/ws/chat/", ping_interval=None, max_queue=None)
-    await ws.send(json.dumps({"type": "auth", "token": session.token}))
-    assert json.loads(await ws.recv())["type"] == "ready"
+    ws, _ = await chat_connect(ws_url, session.token)
     await ws.send(json.dumps({"type": "resume", "conversation_id": str(conversation.pk), "last_seq": 0}))
     while json.loads(await ws.recv())["type"] != "resumed":
         pass
@@ -156,46 +170,28 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=50)
     parser.add_argument("--latency-ms", type=int, default=200)
     parser.add_argument("--worker-threads", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "tools.json")
     args = parser.parse_args()
     db_name = f"kefu_bench_tools_{os.getpid()}"
-    env = setup_django(db_name)
+    env = django_setup_scratch(db_name)
     env["DB_THREADS"] = "16"
     env["CHAT_HEARTBEAT_S"] = "3600"  # the bench socket sends no pings
+    # The demo CRM listens on a free port, which the default allow-list (its usual port) does not name:
+    # without this the worker's outbound policy refuses every call to it.
+    env["OUTBOUND_ALLOWED_HOSTS"] = "127.0.0.1"
     from django.conf import settings
 
     tmp = Path(f"/tmp/kefu-bench-tools-{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=True)
     procs = []
     try:
-        server, port = daphne("config.asgi:application", env, tmp / "daphne.log")
+        server, port = daphne_start(child_env(env), tmp / "daphne.log")
         procs.append(server)
         crm, crm_url = demo_crm(env, tmp / "crm.log", settings.DEMO_CRM_TOKEN)
         procs.append(crm)
-        procs.append(
-            start(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "config",
-                    "worker",
-                    "-Q",
-                    env["CELERY_TASK_DEFAULT_QUEUE"],
-                    "--pool",
-                    "threads",
-                    "-c",
-                    str(args.worker_threads),
-                    "--prefetch-multiplier",
-                    "1",
-                    "-l",
-                    "WARNING",
-                ],
-                env,
-                tmp / "celery.log",
-                None,
-            )
-        )
+        worker_options = ("--prefetch-multiplier", "1")
+        procs.append(celery_worker_start(child_env(env), tmp / "celery.log", threads=args.worker_threads,
+                                         extra=worker_options))
         settings.CELERY_TASK_DEFAULT_QUEUE = env["CELERY_TASK_DEFAULT_QUEUE"]
         from config.celery import app
 
@@ -204,8 +200,8 @@ def main() -> None:
         result = asyncio.run(measure(args, f"ws://127.0.0.1:{port}", crm_url))
     finally:
         for proc in procs:
-            stop(proc)
-        teardown(db_name, env)
+            process_stop(proc, timeout=20)
+        scratch_teardown(db_name, env)
     result["machine"] = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
@@ -223,9 +219,8 @@ def main() -> None:
         f"{t['worker_threads']} worker threads: {t['succeeded']} succeeded in {t['elapsed_s']} s "
         f"= {t['calls_per_s']} calls/s"
     )
-    out = REPO / "bench" / "results" / "tools.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out.relative_to(REPO)}")
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

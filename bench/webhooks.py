@@ -44,7 +44,16 @@ from django.views.decorators.csrf import csrf_exempt
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from _harness import child_env, django_setup_scratch, scratch_teardown  # noqa: E402
+# As bench._harness: Daphne imports this module as `bench.webhooks` to serve `bare_app`.
+from bench._harness import (  # noqa: E402
+    celery_worker_start,
+    chat_connect,
+    child_env,
+    daphne_start,
+    django_setup_scratch,
+    process_stop,
+    scratch_teardown,
+)
 
 SLUG = "bench-crm"
 SECRET = "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQtb2YtMzItYnl0ZXM="
@@ -149,22 +158,16 @@ def sockets_main(conn, ws_url: str, tokens: list[str]) -> None:
 
 
 async def _sockets(conn, ws_url: str, tokens: list[str]) -> dict[str, float]:
-    import websockets
-
-    sockets = []
-    for token in tokens:
-        ws = await websockets.connect(f"{ws_url}/ws/chat/", open_timeout=30, ping_interval=None)
-        await ws.send(json.dumps({"type": "auth", "token": token}))
-        assert json.loads(await ws.recv())["type"] == "ready"
-        sockets.append(ws)
+    sockets = [(await chat_connect(ws_url, token, open_timeout=30))[0] for token in tokens]
     conn.send("ready")
     seen: dict[str, float] = {}
 
     async def listen(ws):
         async for frame in ws:
             event = json.loads(frame)
-            if event["type"] == "update":
-                seen.setdefault(event["data"]["probe"], time.time())
+            # An update carries only its template's data fields: the probe is its order's id.
+            if event["type"] == "update" and event["data"].get("order_id"):
+                seen.setdefault(event["data"]["order_id"], time.time())
 
     async def heartbeat(ws):
         while True:
@@ -226,49 +229,8 @@ def _answer(worker, timeout: float = 600):
 # -- servers and data ----------------------------------------------------------------------------
 
 
-def setup_django(db_name: str) -> dict[str, str]:
-    return django_setup_scratch(db_name)
-
-
-def teardown(db_name: str, env: dict[str, str]) -> None:
-    scratch_teardown(db_name, env)
-
-
-
-def start(argv: list[str], env: dict[str, str], log: Path, port: int | None) -> subprocess.Popen:
-    import socket
-
-    proc = subprocess.Popen(
-        argv, cwd=REPO, env=child_env(env), stdout=log.open("w"), stderr=subprocess.STDOUT
-    )
-    deadline = time.monotonic() + 60
-    while port is not None and time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{argv[2]} exited: {log.read_text()[-2000:]}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return proc
-        time.sleep(0.2)
-    if port is not None:
-        raise RuntimeError(f"{argv} did not listen on {port}")
-    return proc
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def daphne(app: str, env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
-    from apps.devstack.embedded.ports import free_port
-
-    port = free_port()
-    argv = [sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port), app]
-    return start(argv, env, log, port), port
+    return daphne_start(child_env(env), log, app=app)
 
 
 def cpu_s(pid: int) -> float:
@@ -315,27 +277,7 @@ def percentile(values: list[float], q: float) -> float:
 def measure_kefu(env: dict[str, str], args, tokens: list[str]) -> dict:
     tmp = Path(f"/tmp/kefu-bench-webhooks-{os.getpid()}")
     server, port = daphne("config.asgi:application", env, tmp / "daphne-kefu.log")
-    worker = start(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            env["CELERY_TASK_DEFAULT_QUEUE"],
-            "--pool",
-            "threads",
-            "-c",
-            "4",
-            "-l",
-            "WARNING",
-        ],
-        env,
-        tmp / "celery.log",
-        None,
-    )
+    worker = celery_worker_start(child_env(env), tmp / "celery.log", threads=4)
     url = f"http://127.0.0.1:{port}/webhooks/{SLUG}/"
     try:
         run_load(url, 100, 8, 1)  # warm up: imports, connections
@@ -377,8 +319,8 @@ def measure_kefu(env: dict[str, str], args, tokens: list[str]) -> dict:
         )
         return result
     finally:
-        stop(server)
-        stop(worker)
+        process_stop(server, timeout=20)
+        process_stop(worker, timeout=20)
 
 
 def _wait_processed(timeout: float = 120) -> float | None:
@@ -420,7 +362,7 @@ def measure_intake(env: dict[str, str], args) -> dict[str, dict]:
                 rounds[name].append(run_load(url, per_round, args.concurrency, args.clients, pid=proc.pid))
     finally:
         for proc, _ in servers.values():
-            stop(proc)
+            process_stop(proc, timeout=20)
     summary = {}
     for name, results in rounds.items():
         statuses: dict[str, int] = {}
@@ -447,7 +389,7 @@ def main() -> None:
     args = parser.parse_args()
 
     db_name = f"kefu_bench_{os.getpid()}"
-    env = setup_django(db_name)
+    env = django_setup_scratch(db_name)
     try:
         from apps.customers.models import Customer
         from apps.customers.tokens import widget_token_issue
@@ -463,7 +405,7 @@ def main() -> None:
         purge_queue(env)
         results["kefu"] = measure_kefu(env, args, tokens)
     finally:
-        teardown(db_name, env)
+        scratch_teardown(db_name, env)
 
     bare, kefu = results["bare"], results["kefu"]
     ratio = kefu["accepted_per_s"] / bare["accepted_per_s"] if bare["accepted_per_s"] else float("nan")

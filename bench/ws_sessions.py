@@ -44,7 +44,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from _harness import django_setup_scratch, scratch_teardown  # noqa: E402
+from _harness import (  # noqa: E402
+    child_env,
+    customer_tokens,
+    django_setup_scratch,
+    process_stop,
+    scratch_teardown,
+    server_start,
+    ws_connect,
+)
 
 CONNECT_CONCURRENCY = 50
 
@@ -79,22 +87,13 @@ async def _burst_one(ws, kind: str, start: float, i: int) -> float:
 
 
 async def _client(conn, url: str, tokens: list[str] | None, count: int, kind: str) -> None:
-    import websockets
-
     sockets: list = []
     gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
     drains: list[asyncio.Task] = []
 
     async def open_one(i: int):
         async with gate:
-            for attempt in range(5):
-                try:
-                    ws = await websockets.connect(url, open_timeout=60, ping_interval=None, max_queue=None)
-                    break
-                except (OSError, TimeoutError, websockets.InvalidHandshake):
-                    if attempt == 4:
-                        raise
-                    await asyncio.sleep(0.5)
+            ws = await ws_connect(url, attempts=5, max_size=2**20)
             if tokens is not None:
                 await ws.send(json.dumps({"type": "auth", "token": tokens[i]}))
                 ready = json.loads(await ws.recv())
@@ -157,52 +156,16 @@ def setup_django(db_name: str) -> dict[str, str]:
     return env
 
 
-def teardown(db_name: str, env: dict[str, str]) -> None:
-    scratch_teardown(db_name, env)
-
-
-def make_tokens(n: int) -> list[str]:
-    from apps.customers.models import Customer
-    from apps.customers.tokens import widget_token_issue
-
-    customers = Customer.objects.bulk_create([Customer() for _ in range(n)], batch_size=1000)
-    return [widget_token_issue(customer_id=c.pk)[0] for c in customers]
-
-
 def start_server(server: str, app: str, env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
-    from apps.devstack.embedded.ports import free_port
-
-    port = free_port()
-    child_env = {**os.environ, **{k: v for k, v in env.items() if not k.startswith("_")},
-                 "DJANGO_SETTINGS_MODULE": "config.settings.base", "ASSISTANT_TOKEN_DELAY_S": "0",
-                 # Idle sessions: no client heartbeat, so the server must not close them as silent.
-                 "CHAT_HEARTBEAT_S": "3600",
-                 "DJANGO_DEBUG": "false",  # as in production: no per-query bookkeeping
-                 # No embedding model in the process: its ~10 s background load would land in the
-                 # middle of the RSS baseline. The bench database has no knowledge base to search.
-                 "EMBEDDING_WARM_UP": "false",
-                 "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
-    if server == "daphne":
-        command = ["-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port), app]
-    else:  # as the Procfile runs it, one worker: the process whose RSS is measured
-        lifespan = "on" if app.startswith("config.") else "off"
-        command = ["-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-                   "--ws", "websockets-sansio", "--ws-max-size", "1048576", "--lifespan", lifespan,
-                   "--no-access-log", "--log-level", "warning"]
-    proc = subprocess.Popen(
-        [sys.executable, *command], cwd=REPO, env=child_env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    """`server` as the Procfile runs it (bench/_harness.py), one worker: the process whose RSS is measured."""
+    server_env = child_env(
+        env, ASSISTANT_TOKEN_DELAY_S="0",
+        # Idle sessions: no client heartbeat, so the server must not close them as silent.
+        CHAT_HEARTBEAT_S="3600",
+        # No embedding model in the process (child_env's default): its ~10 s background load would
+        # land in the middle of the RSS baseline. The bench database has no knowledge base to search.
     )
-    import socket
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{server} exited: {log.read_text()[-2000:]}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return proc, port
-        time.sleep(0.2)
-    raise RuntimeError(f"{server} did not start")
+    return server_start(server, server_env, log, app=app)
 
 
 def rss(pid: int) -> int:
@@ -275,12 +238,7 @@ def measure(
             "burst": len(bursts),
         }
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        process_stop(proc, timeout=15)
 
 
 def _spawn(url, tokens, count, kind):
@@ -339,13 +297,13 @@ def main() -> None:
     db_name = f"kefu_bench_{os.getpid()}"
     env = setup_django(db_name)
     try:
-        tokens = make_tokens(args.n + args.clients)
+        tokens = customer_tokens(args.n + args.clients)
         results = {
             name: measure(kind, server, env, args.n, args.clients, args.samples, args.burst, tokens)
             for name, kind, server in targets
         }
     finally:
-        teardown(db_name, env)
+        scratch_teardown(db_name, env)
     from django.conf import settings
 
     rows = [

@@ -1,4 +1,6 @@
-"""Reads the agent socket needs, each run through apps.core.db.db_async (one round trip or two)."""
+"""What the agent socket reads that is the console's own: its queue (console read marks),
+a subscription's notes, and the answer being generated. Reads of conversations themselves
+are conversations' selectors (apps/conversations/selectors.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from apps.conversations.models import Conversation
+from apps.conversations.selectors import conversation_last_seq_or_none
 
 from .selectors import note_list, note_to_wire, queue_wire
 
@@ -26,15 +28,11 @@ def queue_for(*, agent_id: int) -> list[dict[str, Any]]:
 
 
 def subscribe_replay(*, conversation_id: UUID | str) -> Replay | None:
-    last_seq = Conversation.objects.filter(pk=conversation_id).values_list("last_seq", flat=True).first()
+    last_seq = conversation_last_seq_or_none(conversation_id=conversation_id)
     if last_seq is None:
         return None
     notes = [note_to_wire(note) for note in note_list(conversation_id=conversation_id)]
     return Replay(last_seq, notes)
-
-
-def assigned_to(*, conversation_id: UUID | str, agent_id: int) -> bool:
-    return Conversation.objects.filter(pk=conversation_id, assignee_id=agent_id, state="human").exists()
 
 
 async def answer_partial(*, conversation_id: UUID | str) -> tuple[str, str] | None:

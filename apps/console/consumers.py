@@ -18,6 +18,7 @@ from django.conf import settings
 
 from apps.conversations.errors import ConversationNotFound
 from apps.conversations.events import aevent_broadcast, conversation_group
+from apps.conversations.selectors import conversation_assigned_to
 from apps.core.db import db_async
 from apps.realtime.runtime import SocketConsumer
 from apps.realtime.schemas import Frame
@@ -216,7 +217,7 @@ class AgentConsumer(SocketConsumer):
         conversation_id = str(frame.conversation_id)
         # The customer sees an agent typing only from the agent who has the conversation;
         # the other agents see everyone typing (replies and notes alike) through presence.
-        if await db_async(agent_queries.assigned_to)(conversation_id=conversation_id, agent_id=self.agent.pk):
+        if await db_async(conversation_assigned_to)(conversation_id=conversation_id, agent_id=self.agent.pk):
             await aevent_broadcast(
                 conversation_id=conversation_id, type="typing", payload={"role": "agent", "on": frame.on}
             )

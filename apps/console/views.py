@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 from apps.conversations.errors import ConversationError
 from apps.conversations.models import Conversation
 from apps.core.db import db_async_work
+from apps.core.runtime import runtime
 
 from . import services
 from .consumers import turns_stop_signal
@@ -102,8 +103,14 @@ def conversation_page(request: HttpRequest, conversation_id: UUID) -> HttpRespon
 
 
 # CRM calls wait on another system (up to its connector's timeouts) in the answers' thread pool:
-# a few panels at a time per process, so agents opening pages never starve the answers.
-_CRM_PANELS = asyncio.Semaphore(2)
+# a few panels at a time per event loop, so agents opening pages never starve the answers. One
+# semaphore per loop, kept by the runtime: an asyncio.Semaphore belongs to the loop that first
+# waits on it (a module-level one fails in a second loop: tests, async_to_sync under WSGI).
+CRM_PANELS_AT_ONCE = 2
+
+
+def _crm_panels() -> asyncio.Semaphore:
+    return runtime().loop_get("console.crm_panels", lambda: asyncio.Semaphore(CRM_PANELS_AT_ONCE))
 
 
 @require_GET
@@ -115,7 +122,7 @@ async def conversation_crm(request: HttpRequest, conversation_id: UUID) -> HttpR
         return redirect_to_login(request.get_full_path(), reverse("console:login"))
     if not user.is_staff:
         raise PermissionDenied("The console is for staff accounts.")
-    async with _CRM_PANELS:
+    async with _crm_panels():
         panel = await db_async_work(crm_panel_for_conversation)(conversation_id=conversation_id, user=user)
     if panel is None:
         raise Http404("No such conversation.")

@@ -1,9 +1,12 @@
-"""Reading conversations: what a customer may see, and the event log for replay."""
+"""Reading conversations: what a customer may see, the event log for replay, and the reads the
+chat and agent sockets make (each one round trip, run through apps.core.db.db_async)."""
 
 from __future__ import annotations
 
 from typing import Any
 from uuid import UUID
+
+from apps.customers.models import Customer
 
 from .errors import ConversationForbidden, ConversationNotFound
 from .events import event_to_wire
@@ -18,6 +21,31 @@ def conversation_open_for_customer(*, customer_id: UUID | str) -> Conversation |
         .order_by("-created_at")
         .first()
     )
+
+
+def customer_open_conversation(*, customer_id: UUID | str) -> tuple[bool, UUID | None]:
+    """(the customer exists, id of their open conversation or None): the chat socket's auth."""
+    if not Customer.objects.filter(pk=customer_id).exists():
+        return False, None
+    conversation = conversation_open_for_customer(customer_id=customer_id)
+    return True, conversation.pk if conversation else None
+
+
+def conversation_last_seq(*, conversation_id: UUID | str) -> int:
+    """The seq of the conversation's newest event (0 if none, or no such conversation)."""
+    return conversation_last_seq_or_none(conversation_id=conversation_id) or 0
+
+
+def conversation_last_seq_or_none(*, conversation_id: UUID | str) -> int | None:
+    """The seq of the conversation's newest event, None if no conversation has this id."""
+    return Conversation.objects.filter(pk=conversation_id).values_list("last_seq", flat=True).first()
+
+
+def conversation_assigned_to(*, conversation_id: UUID | str, agent_id: int) -> bool:
+    """Whether this agent has the conversation (it is with a human, and that human is them)."""
+    return Conversation.objects.filter(
+        pk=conversation_id, assignee_id=agent_id, state=ConversationState.HUMAN
+    ).exists()
 
 
 def conversation_get_for_customer(*, customer_id: UUID | str, conversation_id: UUID | str) -> Conversation:

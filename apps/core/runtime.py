@@ -10,16 +10,22 @@ What it owns (the name each is kept under):
   `redis.sync` (apps/core/redis.py), `ratelimit.memory` / `ratelimit.sync` (apps/core/ratelimit.py),
   `health.celery` (the cached worker ping, apps/core/health.py), `db.<pool>` (the thread pools of
   apps/core/db.py), `publisher` (apps/conversations/publisher.py), `http.tokens` (OAuth2 tokens,
-  apps/connectors/http.py);
+  apps/connectors/http.py), `knowledge.embedder|<provider>|<model>` (an openai one closes its
+  HTTP client; a local model stays loaded), `knowledge.query_cache` (query vectors, LRU) and
+  `knowledge.vector_dimensions` (apps/knowledge/embeddings.py, selectors.py),
+  `webhooks.any_enabled` (apps/webhooks/outgoing.py);
 - per event loop (redis.asyncio connections belong to the loop that made them; tests run a loop
   per test), made on first use in that loop and closed at stop when it is the stopping loop:
   `redis.async`, `ratelimit.async`, `turns.runner` (apps/assistant/turns.py), `openai.clients`
-  (apps/assistant/providers/openai.py), `heartbeat` (apps/realtime/heartbeat.py);
+  (apps/assistant/providers/openai.py), `heartbeat` (apps/realtime/heartbeat.py),
+  `console.crm_panels` (the CRM panels' semaphore, apps/console/views.py);
 - components: what upper apps register from their AppConfig.ready
   (`runtime_component_register`), started in order and stopped in reverse, so this layer never
   imports them (e.g. the assistant starts its turn runner and hands its turns over).
 
-Constants (compiled regexes, prometheus metrics, contextvars) stay module globals.
+Constants (compiled regexes, prometheus metrics, contextvars) stay module globals, and so do
+caches of pure functions of their arguments that hold no connection (parsed rate strings,
+Fernet keys, the tokenizer) and apps.widget's file cache (the widget may not import this layer).
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Embedding providers: `local` (sentence-transformers, offline, loaded once per process) and
 `openai` (any OpenAI-compatible `/v1/embeddings`). Vectors are unit-normalised, so cosine
-distance and inner product rank alike. Query embeddings are cached per process."""
+distance and inner product rank alike. The embedders and the query embeddings are the
+process's, kept by its runtime (apps/core/runtime.py): an openai embedder's HTTP connections
+are closed when the process stops."""
 
 from __future__ import annotations
 
@@ -10,13 +12,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from functools import cache
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 import numpy as np
 from django.conf import settings
+
+from apps.core.runtime import runtime
 
 from .errors import EmbeddingError, EmbeddingMismatch
 
@@ -100,6 +103,9 @@ class OpenAIEmbedder:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=60)
 
+    def close(self) -> None:
+        self._client.close()
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         rows: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
@@ -135,13 +141,22 @@ class OpenAIEmbedder:
         )
 
 
-@cache
 def get_embedder(provider: str, model: str) -> Embedder:
-    """One embedder per (provider, model) and process."""
+    """One embedder per (provider, model) and process. A local model stays loaded for the
+    process's life (loading it takes seconds); an openai embedder's client is closed at the
+    runtime's stop and made again on next use."""
+    name = f"knowledge.embedder|{provider}|{model}"
+    found = runtime().peek(name)  # no lock on the hot path: every query asks
+    if found is not None:
+        return found
     if provider == "local":
-        return LocalEmbedder(model)
+        return runtime().get(name, lambda: LocalEmbedder(model))
     if provider == "openai":
-        return OpenAIEmbedder(model, settings.EMBEDDING_BASE_URL, settings.EMBEDDING_API_KEY)
+        return runtime().get(
+            name,
+            lambda: OpenAIEmbedder(model, settings.EMBEDDING_BASE_URL, settings.EMBEDDING_API_KEY),
+            close=OpenAIEmbedder.close,
+        )
     raise EmbeddingError(f"EMBEDDING_PROVIDER={provider!r} is unknown: use 'local' or 'openai'.")
 
 
@@ -209,8 +224,19 @@ class _QueryCache:
             self.hits = self.misses = 0
 
 
-query_cache = _QueryCache(QUERY_CACHE_SIZE)
+def _query_cache() -> _QueryCache:
+    return runtime().get("knowledge.query_cache", lambda: _QueryCache(QUERY_CACHE_SIZE))
+
+
+class _QueryCacheOfRuntime:
+    """`query_cache`: the runtime's query cache under the name tests and benches read."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_query_cache(), name)
+
+
+query_cache = _QueryCacheOfRuntime()
 
 
 def embed_query(embedder: Embedder, query: str) -> np.ndarray:
-    return query_cache.get(embedder, query)
+    return _query_cache().get(embedder, query)

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 from django.db import connection
 
-from .models import Document, DocumentStatus, KnowledgeBase
+from apps.core.runtime import runtime
 
-_column_dimensions: dict[str, int] = {}
+from .models import Document, DocumentStatus, KnowledgeBase
 
 
 def vector_column_dimensions() -> int:
     """The dimension of the chunk table's vector column as created in the database."""
+    # Read once per database and process (the runtime keeps it): the column never changes while
+    # the process runs, and the ingestion of every document asks.
+    known: dict[str, int] = runtime().get("knowledge.vector_dimensions", dict)
     alias = connection.settings_dict["NAME"]
-    if alias not in _column_dimensions:
+    if alias not in known:
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT atttypmod FROM pg_attribute "
                 "WHERE attrelid = 'knowledge_chunk'::regclass AND attname = 'embedding'"
             )
-            _column_dimensions[alias] = cursor.fetchone()[0]
-    return _column_dimensions[alias]
+            known[alias] = cursor.fetchone()[0]
+    return known[alias]
 
 
 def knowledge_base_get(*, slug: str) -> KnowledgeBase | None:

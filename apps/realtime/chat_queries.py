@@ -1,30 +1,15 @@
-"""Database work the chat consumer needs, each one round trip (run via apps.core.db.db_async)."""
+"""The chat socket's one write that spans two apps (run via apps.core.db.db_async). Its reads
+are conversations' selectors (apps/conversations/selectors.py)."""
 
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 from django.db import transaction
 
 from apps.assistant.turn_store import turn_create
 from apps.conversations.events import Published, broadcasts_deferred
-from apps.conversations.models import Conversation
-from apps.conversations.selectors import conversation_open_for_customer
 from apps.conversations.services import MessageReceipt, message_receive_in
-from apps.customers.models import Customer
-
-
-def customer_open_conversation(*, customer_id: UUID) -> tuple[bool, UUID | None]:
-    """(the customer exists, id of their open conversation or None)."""
-    if not Customer.objects.filter(pk=customer_id).exists():
-        return False, None
-    conversation = conversation_open_for_customer(customer_id=customer_id)
-    return True, conversation.pk if conversation else None
-
-
-def conversation_last_seq(*, conversation_id: UUID) -> int:
-    return Conversation.objects.filter(pk=conversation_id).values_list("last_seq", flat=True).first() or 0
 
 
 def message_receive_deferred(**kwargs: Any) -> tuple[MessageReceipt, list[Published]]:

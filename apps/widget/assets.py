@@ -31,6 +31,9 @@ class Asset:
     content_type: str
 
 
+# A module global, not the runtime's (apps.widget imports nothing of the layers, apps.core
+# included): it holds file bytes only, no connection and nothing bound to a loop, and every
+# read checks the file's mtime, so it is right in any process, after a fork or a restart.
 _cache: dict[str, tuple[float, Asset]] = {}
 
 

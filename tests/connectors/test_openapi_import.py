@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from apps.connectors.models import Connector, Tool
+from tests.fixtures import FIXTURES
 
 pytestmark = pytest.mark.django_db
 GITHUB = settings.BASE_DIR.parent / "shared" / "fixtures" / "openapi" / "github-rest-api.json"
@@ -73,55 +74,11 @@ def test_chosen_operations_only_and_reimport_updates_in_place():
     assert Connector.objects.get(slug="tickets").base_url == "https://ghe.example.com/api/v3"
 
 
-SWAGGER_YAML = """
-swagger: "2.0"
-info: {title: Tiny shop, version: "1"}
-host: shop.example.com
-basePath: /api
-schemes: [https]
-definitions:
-  Category:
-    type: object
-    properties:
-      name: {type: string}
-      parent: {$ref: "#/definitions/Category"}
-  NewTicket:
-    type: object
-    required: [subject]
-    properties:
-      subject: {type: string, example: Broken lamp}
-      category: {$ref: "#/definitions/Category"}
-paths:
-  /orders/{number}:
-    parameters:
-      - {name: number, in: path, required: true, type: string}
-    get:
-      operationId: getOrder
-      summary: One order
-      parameters:
-        - {name: expand, in: query, type: boolean}
-  /tickets:
-    post:
-      operationId: createTicket
-      summary: Open a ticket.
-      parameters:
-        - {name: ticket, in: body, required: true, schema: {$ref: "#/definitions/NewTicket"}}
-  /avatar:
-    post:
-      operationId: uploadAvatar
-      parameters:
-        - {name: file, in: formData, type: file}
-  /signed:
-    get:
-      operationId: signedThing
-      parameters:
-        - {name: X-Signature, in: header, required: true, type: string}
-"""
 
 
 def test_swagger_2_yaml_with_a_recursive_schema(tmp_path):
     path = tmp_path / "shop.yaml"
-    path.write_text(SWAGGER_YAML)
+    path.write_text((FIXTURES / "connectors" / "tiny-shop.swagger.yaml").read_text())
     report = run_import("--openapi", str(path), "--connector", "shop")
     tools = {t["name"]: t for t in report["tools"]}
     assert sorted(tools) == ["createTicket", "getOrder"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import REPO
+from tests.support.process import REPO
 
 SETTINGS_MODULES = sorted(
     f"config.settings.{p.stem}" for p in (REPO / "config" / "settings").glob("*.py") if p.stem != "__init__"
