@@ -16,7 +16,7 @@ from uuid import UUID
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.conversations.events import event_emit
+from apps.conversations.events import Published, broadcasts_deferred, event_emit
 from apps.conversations.locking import conversation_lock_for
 from apps.conversations.models import ConversationState, Message, MessageRole
 from apps.conversations.selectors import message_history
@@ -166,6 +166,8 @@ def turn_finish(
     citations: list[dict[str, Any]],
     stopped: bool,
     answered: bool = True,
+    outcome: str = "answered",
+    suggestions: list[dict[str, Any]] | None = None,
 ) -> Message | None:
     """End a turn: the assistant `message` (seq n), then `message_end` (seq n + 1), once.
 
@@ -173,7 +175,8 @@ def turn_finish(
     so a stalled runner that wakes up late cannot store a second answer. With `answered` False
     (the assistant must stay silent and nothing was streamed) the turn ends without events.
     The message is dated when the turn was created, so a customer message sent while it
-    streamed is newer than it.
+    streamed is newer than it. `outcome` is PROTOCOL.md §2's; `suggestions` are kept for a
+    `clarify` only.
     """
     # The conversation before the turn (apps/conversations/locking.py): an agent's claim holds
     # the conversation while it stops this turn, and the seq bumps below need it anyway.
@@ -187,6 +190,7 @@ def turn_finish(
     turn.save(update_fields=["state", "finished_at"])
     if not answered:
         return None
+    suggestions = list(suggestions or [])[:3] if outcome == "clarify" else []
     message = message_create(
         conversation=conversation,
         role=MessageRole.ASSISTANT,
@@ -195,11 +199,24 @@ def turn_finish(
         message_id=turn.message_id,
         stopped=stopped,
         created_at=turn.created_at,
+        outcome=outcome,
+        suggestions=suggestions,
     )
     event_emit(
         conversation=conversation,
         type="message_end",
-        payload={"message_id": str(message.id), "text": text, "citations": citations, "stopped": stopped},
+        payload={
+            "message_id": str(message.id), "text": text, "citations": citations, "stopped": stopped,
+            "outcome": outcome, "suggestions": suggestions,
+        },
     )
     return message
 
+
+def turn_finish_deferred(**kwargs: Any) -> tuple[Message | None, list[Published]]:
+    """`turn_finish`, its committed events held back for the runner to send from its event loop
+    (`abroadcast_deferred`): storing an answer then takes one trip to a database thread, instead
+    of that thread also waiting for the loop once per event (and per queue entry)."""
+    with broadcasts_deferred() as pending:
+        message = turn_finish(**kwargs)
+    return message, pending

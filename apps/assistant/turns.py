@@ -4,6 +4,9 @@ One runner per event loop. It claims turns from Postgres (the conversation a soc
 wrote to at once, and every SWEEP_S any turn nobody holds: new ones made elsewhere, or ones
 whose runner died and whose lease lapsed), streams each answer to the conversation's group,
 renews its leases, and stores the answer once (`turn_finish` checks the lease is still ours).
+Storing an answer is one trip to a database thread: the events it commits come back to the
+loop and are sent from there (`turn_finish_deferred`), shielded from a cancellation that
+arrives meanwhile, so a stored answer is always broadcast.
 
 Public API (async, from the server's event loop):
 - `turn_kick(conversation_id=)`: an answer may be due in this conversation; run it here now.
@@ -17,9 +20,15 @@ Public API (async, from the server's event loop):
 One answer, as the conversation's sockets see it:
     token* (live, `message_id`, coalesced deltas)   while generating; text so far kept in Redis
     message (durable, seq n, role assistant, final text, citations)
-    message_end (durable, seq n + 1, `message_id`, final text, citations, stopped)
+    message_end (durable, seq n + 1, `message_id`, final text, citations, stopped, outcome,
+                 suggestions)
 A runner that takes over a turn first sends a live `partial` with empty text (the answer
 restarts) and then streams it again under the same message id.
+
+The outcome (PROTOCOL.md §2, stored on the Message too): the last `AnswerChunk.outcome` the
+provider yielded, with its `suggestions` (kept for `clarify` only); `stopped` when the customer
+stopped the answer; `declined` for the runner's own apology or over-limit text. A provider that
+names none gets `answered` when its answer cites something and `declined` when it does not.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ from uuid import UUID, uuid4
 
 from django.conf import settings
 
-from apps.conversations.events import aevent_broadcast
+from apps.conversations.events import abroadcast_deferred, aevent_broadcast
 from apps.core import metrics
 from apps.core.db import db_async, db_async_work
 from apps.core.logging import log_context
@@ -46,6 +55,7 @@ from apps.core.runtime import runtime
 
 from . import live_state, turn_store
 from .providers import ProviderUnavailable, Turn, provider_get
+from .providers.base import OUTCOMES
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +72,24 @@ class _Answer:
     text: str = ""
     flushed: int = 0  # characters sent as `token` events so far
     citations: list[dict[str, Any]] = field(default_factory=list)
+    outcome: str | None = None  # the provider's (the last one it yielded wins)
+    suggestions: list[dict[str, Any]] = field(default_factory=list)
+
+    def runner_says(self, text: str) -> None:
+        """The runner answers instead of the provider (an apology, the cost guard): a decline."""
+        self.text, self.citations, self.outcome, self.suggestions = text, [], "declined", []
+
+    def outcome_of(self, *, stopped: bool) -> str:
+        if stopped:
+            return "stopped"
+        if self.outcome in _PROVIDER_OUTCOMES:
+            return self.outcome
+        if self.outcome is not None:
+            logger.warning("the provider gave the unknown outcome %r", self.outcome)
+        return "answered" if self.citations else "declined"
+
+
+_PROVIDER_OUTCOMES = frozenset(OUTCOMES) - {"stopped"}
 
 
 @dataclass
@@ -79,6 +107,7 @@ class TurnRunner:
         self.kicked: dict[str, asyncio.Task] = {}  # conversation ("*": any) -> its claim loop
         self.again: set[str] = set()  # kicked while its claim loop ran: claim once more
         self.maintenance: asyncio.Task | None = None
+        self.storing: set[asyncio.Task] = set()  # answers being stored (shielded from cancellation)
         self.closed = False
 
     def start(self) -> None:
@@ -182,7 +211,7 @@ class TurnRunner:
             turn = await db_async_work(_turn_context)(claimed=claimed)
             answered = turn is not None or claimed.attempts > 1  # a restarted stream must end
             if turn is not None and await limit_hit(name="answer_customer_hour", key=turn.customer_id):
-                answer.text = OVER_LIMIT  # the cost guard: no provider call
+                answer.runner_says(OVER_LIMIT)  # the cost guard: no provider call
             elif turn is not None and not running.stop.is_set():
                 await live_state.partial_start(conversation_id, message_id)
                 if claimed.attempts > 1:
@@ -197,7 +226,8 @@ class TurnRunner:
             raise  # handover or test teardown: the lease lapses or was released; another runner answers
         except Exception:
             logger.exception("answer of conversation %s failed", conversation_id)
-            answer.text = answer.text or APOLOGY
+            if not answer.text:
+                answer.runner_says(APOLOGY)
         if running.lost:
             return
         with contextlib.suppress(Exception):
@@ -222,20 +252,26 @@ class TurnRunner:
             return True
         if generating.exception() is not None:
             logger.error("answer generation failed", exc_info=generating.exception())
-            answer.text = answer.text or APOLOGY
+            if not answer.text:
+                answer.runner_says(APOLOGY)
         return False
 
     async def _finish(
         self, claimed: turn_store.ClaimedTurn, answer: _Answer, *, stopped: bool, answered: bool
     ) -> None:
+        outcome = answer.outcome_of(stopped=stopped)
+        fields = {
+            "turn_id": claimed.id, "owner": self.owner, "text": answer.text, "citations": answer.citations,
+            "stopped": stopped, "answered": answered, "outcome": outcome, "suggestions": answer.suggestions,
+        }
         for attempt in range(FINISH_ATTEMPTS):
+            storing = asyncio.get_running_loop().create_task(_store(fields))
+            self.storing.add(storing)
+            storing.add_done_callback(self.storing.discard)
             try:
-                await db_async_work(turn_store.turn_finish)(
-                    turn_id=claimed.id, owner=self.owner, text=answer.text, citations=answer.citations,
-                    stopped=stopped, answered=answered,
-                )
-                outcome = "silent" if not answered else "stopped" if stopped else "answered"
-                metrics.answers_total.labels(outcome=outcome).inc()
+                # Once committed, its events must go out even if this task is cancelled now.
+                await asyncio.shield(storing)
+                metrics.answers_total.labels(outcome=outcome if answered else "silent").inc()
                 return
             except Exception:
                 # Postgres away: retry while our lease may still hold; after that the turn
@@ -254,6 +290,7 @@ class TurnRunner:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self.storing, return_exceptions=True)  # stored answers go out first
         released = await db_async_work(turn_store.turns_release)(owner=self.owner)
         if released:
             logger.info("handed %d running turn(s) over to other processes", released)
@@ -264,10 +301,17 @@ class TurnRunner:
             for running in list(self.running.values()):
                 running.stop.set()
             await asyncio.sleep(0.05)
+        await asyncio.gather(*self.storing, return_exceptions=True)
         if self.maintenance is not None:  # the loop may end with the test: leave no task behind
             self.maintenance.cancel()
             await asyncio.gather(self.maintenance, return_exceptions=True)
             self.maintenance = None
+
+
+async def _store(fields: dict[str, Any]) -> None:
+    """Store the answer (one trip to a database thread), then send its events from this loop."""
+    _message, committed = await db_async_work(turn_store.turn_finish_deferred)(**fields)
+    await abroadcast_deferred(committed)
 
 
 def _turn_context(*, claimed: turn_store.ClaimedTurn) -> Turn | None:
@@ -346,13 +390,17 @@ async def _generate(turn: Turn, claimed: turn_store.ClaimedTurn, answer: _Answer
         provider = provider_get()
     except ProviderUnavailable as exc:
         logger.error("%s", exc)
-        answer.text = APOLOGY
+        answer.runner_says(APOLOGY)
         return
     stream = _TokenStream(claimed.conversation_id, claimed.message_id, answer)
     try:
         async for chunk in provider.answer(turn):
             if chunk.citations is not None:
                 answer.citations = chunk.citations
+            if chunk.outcome is not None:
+                answer.outcome = chunk.outcome
+            if chunk.suggestions is not None:
+                answer.suggestions = chunk.suggestions
             if chunk.text:
                 answer.text += chunk.text
                 stream.push()

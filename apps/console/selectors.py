@@ -195,8 +195,10 @@ def conversation_history(*, conversation_id: UUID | str) -> list[HistoryItem]:
     """Everything agents see of a conversation: messages (all roles), tool calls with their
     arguments and results, CRM updates, handoffs, the CSAT question, and internal notes."""
     items: list[HistoryItem] = []
-    for message in Message.objects.filter(conversation_id=conversation_id).select_related("author"):
+    messages = Message.objects.filter(conversation_id=conversation_id).select_related("author", "feedback")
+    for message in messages:
         author = agent_name(message.author) if message.author_id else None
+        feedback = getattr(message, "feedback", None)  # the customer's verdict on an answer
         items.append(
             HistoryItem(
                 "message",
@@ -208,6 +210,8 @@ def conversation_history(*, conversation_id: UUID | str) -> list[HistoryItem]:
                     "author": author,
                     "seq": message.seq,
                     "citations": message.citations,
+                    "outcome": message.outcome,
+                    "feedback": feedback and {"helpful": feedback.helpful, "comment": feedback.comment},
                 },
             )
         )
@@ -246,7 +250,3 @@ def _tool_calls(conversation_id: UUID | str) -> list[HistoryItem]:
 
 def canned_replies() -> list[dict[str, str]]:
     return [{"shortcut": c.shortcut, "title": c.title, "text": c.text} for c in CannedReply.objects.all()]
-
-
-def conversation_last_seq(*, conversation_id: UUID | str) -> int:
-    return Conversation.objects.filter(pk=conversation_id).values_list("last_seq", flat=True).first() or 0

@@ -59,6 +59,9 @@ AUDIENCES: dict[str, frozenset[Audience]] = {
     "typing": frozenset({A.CONVERSATION}),
     # Agent-only events (PROTOCOL.md §3).
     "note": frozenset({A.CONVERSATION_AGENTS}),
+    # A customer's thumbs up/down on an answer: not a customer event (no seq); the agents who
+    # have the conversation open see it live, subscribers get `feedback.received`.
+    "feedback": frozenset({A.CONVERSATION_AGENTS, A.WEBHOOKS}),
     "presence": frozenset({A.CONVERSATION_AGENTS}),
     "conversation": frozenset({A.AGENTS}),  # a queue entry, built by the queue listener
     # Changes no socket sees as such: the queue entry changes alone (assignment, unread count),

@@ -162,24 +162,46 @@ class Publisher:
             if not addressed:
                 continue
             for listener in listeners:
-                try:
-                    produced = list(listener(addressed) or ())
-                except Exception:
-                    logger.exception("listener %s failed", getattr(listener, "__name__", listener))
-                    continue
+                produced = self._listener_run(listener, addressed)
                 if produced:
                     try:
-                        async_to_sync(self.asend)([_to_groups(item) for item in produced])
+                        async_to_sync(self.asend)(produced)
                     except Exception:
                         logger.exception("broadcast of %d listener events failed", len(produced))
 
+    def notify_collect(self, batch: list[Published]) -> list[Published]:
+        """`notify` that returns the listeners' events instead of sending them (for a caller on
+        the event loop: no trip back to it from the listeners' thread). Never raises."""
+        produced: list[Published] = []
+        for audience, listeners in self._listeners.items():
+            addressed = [item for item in batch if audience in item.audiences]
+            if addressed:
+                for listener in listeners:
+                    produced.extend(self._listener_run(listener, addressed))
+        return produced
+
     def after_deferred(self, pending: list[Published]) -> None:
-        """Run the listeners of a deferred batch off the event loop; the caller does not wait."""
-        if not pending:
+        """Run the listeners of a deferred batch off the event loop (one trip to a database
+        thread) and send what they produce from the loop; the caller does not wait."""
+        if not pending or not any(self._listeners[a] for a in _listened(pending)):
             return
-        task = asyncio.get_running_loop().create_task(db_async_work(self.notify)(list(pending)))
+        task = asyncio.get_running_loop().create_task(self._anotify(list(pending)))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _anotify(self, batch: list[Published]) -> None:
+        try:
+            await self.asend(await db_async_work(self.notify_collect)(batch))
+        except Exception:
+            logger.exception("listeners of %d deferred events failed", len(batch))
+
+    @staticmethod
+    def _listener_run(listener: Listener, addressed: list[Published]) -> list[Published]:
+        try:
+            return [_to_groups(item) for item in listener(addressed) or ()]
+        except Exception:
+            logger.exception("listener %s failed", getattr(listener, "__name__", listener))
+            return []
 
     # -- internals ---------------------------------------------------------------------
 
@@ -245,6 +267,11 @@ async def abroadcast_deferred(pending: list[Published]) -> None:
     webhooks follow off the loop (they need not hold up the caller: an ack, an answer)."""
     await publisher().asend(pending)
     publisher().after_deferred(pending)
+
+
+def _listened(batch: list[Published]) -> set[Audience]:
+    """The listener audiences a batch names."""
+    return {a for item in batch for a in item.audiences if a in LISTENER_AUDIENCES}
 
 
 def _needs_layer(item: Published) -> bool:

@@ -15,17 +15,18 @@ from uuid import UUID, uuid4
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .errors import ConversationConflict, ConversationForbidden, ConversationNotFound
+from .errors import ConversationConflict, ConversationError, ConversationForbidden, ConversationNotFound
 from .events import event_emit
 from .locking import customer_lock
-from .models import Conversation, ConversationState, Message, MessageRole
+from .models import Conversation, ConversationState, Message, MessageFeedback, MessageRole
 from .publisher import Published, publisher
 from .selectors import conversation_open_for_customer
-from .serializers import message_to_wire
+from .serializers import feedback_to_wire, message_to_wire
 
 logger = logging.getLogger(__name__)
 
 CSAT_QUESTION = "How did we do? Rate this conversation from 1 to 5."
+FEEDBACK_COMMENT_MAX = 1000  # PROTOCOL.md §2 `feedback.comment`
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,11 @@ def message_create(
     message_id: UUID | None = None,
     stopped: bool = False,
     created_at: datetime | None = None,
+    outcome: str = "",
+    suggestions: list[dict[str, Any]] | None = None,
 ) -> Message:
-    """Store a message and emit its durable `message` event; `message.seq` is that event's seq."""
+    """Store a message and emit its durable `message` event; `message.seq` is that event's seq.
+    An assistant answer also has its `outcome` and, for a clarify, its `suggestions`."""
     message = Message(
         id=message_id or uuid4(),
         conversation=conversation,
@@ -61,6 +65,8 @@ def message_create(
         author_id=author_id,
         client_msg_id=client_msg_id,
         stopped=stopped,
+        outcome=outcome,
+        suggestions=suggestions or [],
         created_at=created_at or timezone.now(),
     )
     event = event_emit(
@@ -215,6 +221,42 @@ def _csat_published(conversation: Conversation) -> None:
         "comment": conversation.csat_comment,
     }
     publisher().publish(Published(str(conversation.pk), str(conversation.customer_id), wire))
+
+
+@transaction.atomic
+def feedback_record(
+    *,
+    customer_id: UUID | str,
+    conversation_id: UUID | str,
+    message_id: UUID | str,
+    helpful: bool,
+    comment: str = "",
+) -> MessageFeedback:
+    """The customer's thumbs up/down on one of the assistant's answers in their conversation;
+    sending it again replaces it. Not a customer event (no seq): the agents who have the
+    conversation open see it live, and subscribers get `feedback.received` (on commit)."""
+    if len(comment) > FEEDBACK_COMMENT_MAX:
+        raise ConversationError(f"A feedback comment is limited to {FEEDBACK_COMMENT_MAX} characters.")
+    message = (
+        Message.objects.select_related("conversation")
+        .only("id", "role", "conversation__id", "conversation__customer_id")
+        .filter(pk=message_id, conversation_id=conversation_id)
+        .first()
+    )
+    if message is None:
+        raise ConversationNotFound("This conversation has no message with this id.")
+    if str(message.conversation.customer_id) != str(customer_id):
+        raise ConversationForbidden("This conversation belongs to someone else.")
+    if message.role != MessageRole.ASSISTANT:
+        raise ConversationError("Feedback is for the assistant's answers; this message is not one.")
+    # One statement, race-free: a second verdict (or two at once) updates the one row.
+    [feedback] = MessageFeedback.objects.bulk_create(
+        [MessageFeedback(message_id=message.pk, helpful=helpful, comment=comment)],
+        update_conflicts=True, unique_fields=["message"], update_fields=["helpful", "comment", "updated_at"],
+    )
+    wire = feedback_to_wire(feedback, conversation_id=str(message.conversation_id))
+    publisher().publish(Published(str(message.conversation_id), str(customer_id), wire))
+    return feedback
 
 
 # What happens once a conversation waits for a person: the console registers its automatic

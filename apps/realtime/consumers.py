@@ -19,8 +19,12 @@ from django.conf import settings
 
 from apps.assistant.turns import runner_start, turn_kick, turn_partial, turn_stop
 from apps.conversations.events import abroadcast_deferred, aevent_broadcast, customer_group
-from apps.conversations.selectors import conversation_get_for_customer
-from apps.conversations.services import conversation_rate, conversation_request_human
+from apps.conversations.selectors import (
+    conversation_get_for_customer,
+    conversation_last_seq,
+    customer_open_conversation,
+)
+from apps.conversations.services import conversation_rate, conversation_request_human, feedback_record
 from apps.core import metrics
 from apps.core.db import db_async
 from apps.core.ratelimit import limit_hit
@@ -101,7 +105,7 @@ class ChatConsumer(SocketConsumer):
             await self.close_with(CLOSE_UNAUTHENTICATED)
             return
         self._authenticating = True
-        exists, open_id = await db_async(chat_queries.customer_open_conversation)(customer_id=customer_id)
+        exists, open_id = await db_async(customer_open_conversation)(customer_id=customer_id)
         if not exists or self.closing:
             await self.close_with(CLOSE_UNAUTHENTICATED)
             return
@@ -119,7 +123,7 @@ class ChatConsumer(SocketConsumer):
         last_seq = 0
         if open_id is not None:
             await self.follow(open_id)
-            last_seq = await db_async(chat_queries.conversation_last_seq)(conversation_id=open_id)
+            last_seq = await db_async(conversation_last_seq)(conversation_id=open_id)
             self.streams.follow(str(open_id), delivered_seq=last_seq)
         await self.send_event(
             {
@@ -137,7 +141,7 @@ class ChatConsumer(SocketConsumer):
         await self.follow(conversation_id)
         self.streams.rewind(conversation_id, frame.last_seq)
         # Up to the last seq as read now (later events reach this subscribed socket live), in pages.
-        last_seq = await db_async(chat_queries.conversation_last_seq)(conversation_id=conversation_id)
+        last_seq = await db_async(conversation_last_seq)(conversation_id=conversation_id)
         await self.streams.replay(conversation_id, after_seq=frame.last_seq, upto_seq=last_seq)
         self.streams.follow(conversation_id, delivered_seq=last_seq)
         await self.send_event({"type": "resumed", "conversation_id": conversation_id, "last_seq": last_seq})
@@ -226,6 +230,13 @@ class ChatConsumer(SocketConsumer):
         await self._check_owned(str(frame.conversation_id))
         await db_async(conversation_rate)(
             conversation_id=frame.conversation_id, score=frame.score, comment=frame.comment or ""
+        )
+
+    async def on_feedback(self, frame: Frame) -> None:
+        await self._check_owned(str(frame.conversation_id))
+        await db_async(feedback_record)(
+            customer_id=self.customer_id, conversation_id=frame.conversation_id,
+            message_id=frame.message_id, helpful=frame.helpful, comment=frame.comment or "",
         )
 
     # -- from the channel layer ---------------------------------------------------------

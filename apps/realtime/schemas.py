@@ -12,6 +12,7 @@ from .limits import MAX_FRAME_BYTES
 
 MAX_TEXT = 4000
 MAX_COMMENT = 2000
+MAX_FEEDBACK_COMMENT = 1000
 # Integers are stored in 64-bit columns (seq, ids): larger ones are a bad field, not a crash.
 MAX_INT = 2**63 - 1
 # JSON nesting a frame may have: deeper ones would blow the parser's (or the echo's) recursion.
@@ -123,6 +124,12 @@ SCHEMAS: Schemas = {
         "conversation_id": (_uuid, True),
         "call_id": (_uuid, True),
         "approve": (_bool, True),
+    },
+    "feedback": {
+        "conversation_id": (_uuid, True),
+        "message_id": (_uuid, True),
+        "helpful": (_bool, True),
+        "comment": (_str_upto(MAX_FEEDBACK_COMMENT, empty=True), False),
     },
 }
 

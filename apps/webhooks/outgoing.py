@@ -1,11 +1,11 @@
 """Kefu's own events to subscribers (PROTOCOL.md §4 "Outgoing"), Standard-Webhooks signed.
 
 This app listens to the publisher's WEBHOOKS audience (registered in apps.py):
-`outgoing_events_listen` gets every committed durable conversation event and every rating
-(apps/conversations/audiences.py). It sits on every chat message's path, so with no enabled
-endpoint it costs a dict lookup (the answer is cached in-process for a few seconds), and it
-never raises. With subscribers, the payload row and one delivery row per
-endpoint are stored once, and one Celery task moves them forward (apps/webhooks/delivery.py).
+`outgoing_events_listen` gets every committed durable conversation event, every rating and
+every answer's feedback (apps/conversations/audiences.py). It sits on every chat message's
+path, so with no enabled endpoint it costs a dict lookup (the answer is kept by the process's
+runtime for a few seconds), and it never raises. With subscribers, the payload row and one
+delivery row per endpoint are stored once, and one Celery task moves them forward (apps/webhooks/delivery.py).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.conversations.publisher import Published
+from apps.core.runtime import runtime
 
 from .models import EventDelivery, EventPayload, WebhookEndpoint
 
@@ -30,23 +31,30 @@ EVENT_TYPES = (
     "message.created",
     "tool.succeeded",
     "csat.received",
+    "feedback.received",
 )
+# Events that are not conversation events (no seq) -> the outgoing type they stand for.
+_LISTENER_ONLY = {"csat_received": "csat.received", "feedback": "feedback.received"}
 _CACHE_S = 5.0
-_any_enabled: dict[str, tuple[float, bool]] = {}
+_ANY_ENABLED = "webhooks.any_enabled"  # the runtime's entry: {"any": (monotonic expiry, answer)}
+
+
+def _any_enabled() -> dict[str, tuple[float, bool]]:
+    return runtime().get(_ANY_ENABLED, dict)
 
 
 def outgoing_cache_clear() -> None:
     """Forget the cached "any enabled endpoint?" answer (after an endpoint changes here)."""
-    _any_enabled.clear()
+    _any_enabled().clear()
 
 
 def _subscribers_exist() -> bool:
     now = time.monotonic()
-    cached = _any_enabled.get("any")
+    cached = _any_enabled().get("any")
     if cached is not None and cached[0] > now:
         return cached[1]
     exists = WebhookEndpoint.objects.filter(enabled=True).exists()
-    _any_enabled["any"] = (now + _CACHE_S, exists)
+    _any_enabled()["any"] = (now + _CACHE_S, exists)
     return exists
 
 
@@ -68,9 +76,10 @@ def outgoing_types_for(wire: dict[str, Any]) -> list[str]:
 def outgoing_events_listen(batch: list[Published]) -> None:
     """The WEBHOOKS listener: what subscribers want of a batch of committed events. Never raises."""
     for item in batch:
-        if item.wire.get("type") == "csat_received":
-            data = {k: v for k, v in item.wire.items() if k != "type"}
-            outgoing_event_publish(event_type="csat.received", data=data)
+        event_type = _LISTENER_ONLY.get(item.wire.get("type"))
+        if event_type is not None:
+            data = {"customer_id": item.customer_id, **{k: v for k, v in item.wire.items() if k != "type"}}
+            outgoing_event_publish(event_type=event_type, data=data)
         else:
             outgoing_durable_event(wire=item.wire, customer_id=item.customer_id)
 

@@ -56,6 +56,7 @@ EXPECTED = {
     "conversation": {A.AGENTS},
     "queue_change": {A.QUEUE},
     "csat_received": {A.QUEUE, A.WEBHOOKS},
+    "feedback": {A.CONVERSATION_AGENTS, A.WEBHOOKS},
 }
 
 # Which channel-layer groups each type reaches (listener audiences reach none).
@@ -73,7 +74,7 @@ def test_the_table_names_exactly_the_documented_audiences_of_each_type():
 
 def test_agent_only_events_never_reach_a_customer_socket():
     customer_sockets = {A.CONVERSATION, A.NEW_CONVERSATION}
-    for kind in ("note", "presence", "conversation", "queue_change", "csat_received"):
+    for kind in ("note", "presence", "conversation", "queue_change", "csat_received", "feedback"):
         assert not audiences_for({"type": kind, "seq": 1}) & customer_sockets, kind
     for kind in ("note", "presence", "conversation"):  # nor a subscriber outside
         assert A.WEBHOOKS not in audiences_for({"type": kind}), kind

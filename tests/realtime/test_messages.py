@@ -69,6 +69,8 @@ async def test_message_is_acked_echoed_with_the_ack_seq_and_answered(chat, custo
         "text": DONT_KNOW,
         "citations": [],
         "stopped": False,
+        "outcome": "declined",
+        "suggestions": [],
     }
 
 

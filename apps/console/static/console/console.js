@@ -254,6 +254,19 @@
       }
       if (e.stopped) appendItem(systemItem("The assistant's answer was stopped.", "stopped", ""));
     },
+    feedback(e) {
+      // The customer's thumbs up/down on an answer (no seq): shown on that answer, replaced if sent again.
+      if (!mine(e)) return;
+      const item = [...history.querySelectorAll(".kf-msg")].find((n) => n.dataset.messageId === str(e.message_id));
+      if (!item) return;
+      let badge = item.querySelector(".kf-feedback");
+      if (!badge) {
+        badge = el("span", { class: "kf-feedback", title: "The customer's feedback on this answer" });
+        item.querySelector(".kf-text").after(badge);
+      }
+      badge.dataset.helpful = e.helpful ? "true" : "false";
+      badge.textContent = `${e.helpful ? "👍" : "👎"}${e.comment ? ` “${str(e.comment)}”` : ""}`;
+    },
     tool(e) {
       seen(e);
       if (!mine(e)) return;
