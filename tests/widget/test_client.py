@@ -9,13 +9,14 @@ import re
 import time
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 from django.test import Client
 from playwright.sync_api import Page
 
 from apps.conversations.events import event_emit
-from apps.conversations.models import Conversation, Message
+from apps.conversations.models import Conversation, Message, MessageFeedback
 from apps.conversations.services import message_create
 from tests.support.browser import beside_playwright
 
@@ -183,3 +184,39 @@ def test_resume_after_a_reconnect_fills_what_was_missed(web_server, page: Page) 
     ]
     assert durable_seqs(page) == list(range(1, before[-1] + 4))
     assert emitted(page, "resumed")[-1]["interrupted"] == []
+
+
+@live
+def test_feedback_replaces_the_last_choice_and_one_made_offline_goes_out_after_resume(
+    web_server, page: Page
+) -> None:
+    server = web_server(ASSISTANT_TOKEN_DELAY_S="0", RATELIMIT_SESSION_IP="")
+    client_page(page, server.http_url)
+    page.evaluate("client.connect(); client.send('Do you ship abroad?')")
+    wait_until(page, lambda: emitted(page, "message_end"), "the answer")
+    [end] = emitted(page, "message_end")
+    answer, conversation = end["message_id"], end["conversation_id"]
+    stored = lambda: list(MessageFeedback.objects.values_list("message_id", "helpful", "comment"))  # noqa: E731
+
+    assert page.evaluate(f"client.feedback({answer!r}, false, '  Too vague.  ')") is True
+    wait_until(page, lambda: stored() == [(UUID(answer), False, "Too vague.")], "the thumbs down")
+
+    page.evaluate("client.close()")
+    assert page.evaluate(f"client.feedback({answer!r}, true)") is False  # offline: kept for later
+    assert page.evaluate(f"client.feedbackGiven({answer!r})") == {"helpful": True, "comment": ""}
+    page.evaluate("client.connect()")
+    wait_until(page, lambda: stored() == [(UUID(answer), True, "")], "the thumbs up made offline")
+
+    frames = [f for f in page.evaluate("sent") if f["type"] in ("feedback", "resume")]
+    # The first socket had no conversation to resume; the second sends what was kept after its resume.
+    assert [f["type"] for f in frames] == ["feedback", "resume", "feedback"]
+    assert [f for f in frames if f["type"] == "feedback"] == [
+        {"type": "feedback", "conversation_id": conversation, "message_id": answer, "helpful": False,
+         "comment": "Too vague."},
+        {"type": "feedback", "conversation_id": conversation, "message_id": answer, "helpful": True},
+    ]
+    # A reload finds the choice (the view shows it); another person signing in does not.
+    assert page.evaluate(f"new KefuClient({{ baseUrl: {server.http_url!r} }}).feedbackGiven({answer!r})") == {
+        "helpful": True, "comment": ""}
+    someone_else = f"new KefuClient({{ baseUrl: {server.http_url!r}, userId: 'crm-9' }})"
+    assert page.evaluate(f"{someone_else}.feedbackGiven({answer!r})") is None

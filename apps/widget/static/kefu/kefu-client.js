@@ -14,7 +14,8 @@
  * de-duplication of durable events, token/partial streams, the outbox of unacknowledged
  * messages (re-sent with the same client_msg_id until their `ack`), and the ping heartbeat.
  * What survives a reload lives in `storage` (localStorage by default, per Kefu server): the
- * session, the conversation id, answered surveys and the outbox; the history does not.
+ * session, the conversation id, answered surveys, the outbox and the customer's thumbs up/down
+ * (`feedbackGiven(id)`; one made offline goes out after the next resume); the history does not.
  *
  * Events (`client.on(type, fn)` calls fn(detail); the client is also an EventTarget whose
  * CustomEvents carry the same detail):
@@ -51,6 +52,8 @@
   const MAX_TEXT = 4000;
   const TYPING_REANNOUNCE_MS = 4000; // re-send "on" now and then, so the other side's timeout never fires
   const RETRYABLE = ["rate_limited", "unavailable", "internal"];
+  const MAX_FEEDBACK_COMMENT = 1000;
+  const FEEDBACK_KEPT = 100; // choices remembered (and shown after a reload), newest last
 
   /** localStorage under a per-server prefix; falls back to memory when it is missing or throws. */
   function defaultStorage(prefix) {
@@ -107,7 +110,7 @@
       // The host page signed someone else in (or out): nothing of the previous person may show.
       const saved = this.store.get("session");
       if (saved && (saved.user_id || null) !== this.identity.userId) {
-        for (const name of ["session", "conversation", "outbox", "csat"]) this.store.remove(name);
+        for (const name of ["session", "conversation", "outbox", "csat", "feedback"]) this.store.remove(name);
       }
       this.session = this.store.get("session");
       this.conversationId = this.store.get("conversation");
@@ -193,11 +196,44 @@
       return true;
     }
 
-    feedback(messageId, helpful, comment = undefined) {
-      const data = { type: "feedback", conversation_id: this.conversationId, message_id: messageId,
-        helpful: Boolean(helpful) };
-      if (comment) data.comment = String(comment).slice(0, 1000);
-      return this.frame(data);
+    /**
+     * The customer's thumbs up/down on an answer; sending it again replaces it (PROTOCOL.md §2).
+     * Remembered before it is sent, so the view shows the choice after a reload, and one made
+     * offline goes out after the next resume. True when it went out now.
+     */
+    feedback(messageId, helpful, comment = undefined, conversationId = this.conversationId) {
+      const item = { message_id: String(messageId), conversation_id: conversationId, helpful: Boolean(helpful),
+        comment: String(comment || "").trim().slice(0, MAX_FEEDBACK_COMMENT), sent: false };
+      const given = (this.store.get("feedback") || []).filter((f) => f.message_id !== item.message_id);
+      this.store.set("feedback", [...given, item].slice(-FEEDBACK_KEPT));
+      return this.sendFeedback(item);
+    }
+
+    /** {helpful, comment} the customer chose for an answer, or null. */
+    feedbackGiven(messageId) {
+      const found = (this.store.get("feedback") || []).find((f) => f.message_id === String(messageId));
+      return found ? { helpful: found.helpful, comment: found.comment } : null;
+    }
+
+    sendFeedback(item) {
+      if (!item.conversation_id || !this.ready || this.resuming) return false;
+      const data = { type: "feedback", conversation_id: item.conversation_id, message_id: item.message_id,
+        helpful: item.helpful };
+      if (item.comment) data.comment = item.comment;
+      if (!this.frame(data)) return false;
+      const given = this.store.get("feedback") || [];
+      const same = (f) => f.message_id === item.message_id && f.helpful === item.helpful
+        && f.comment === item.comment;
+      for (const f of given) if (same(f)) f.sent = true;
+      this.store.set("feedback", given);
+      return true;
+    }
+
+    /** After a resume: what the customer chose offline in this conversation (another one may be gone). */
+    flushFeedback() {
+      for (const item of this.store.get("feedback") || []) {
+        if (!item.sent && item.conversation_id === this.conversationId) this.sendFeedback(item);
+      }
     }
 
     /** The customer is (not) typing; repeated calls send only changes and a periodic re-announce. */
@@ -471,6 +507,7 @@
         this.drainEarly();
       }
       this.flushOutbox();
+      this.flushFeedback();
     },
     ack(e) {
       this.sent.delete(e.client_msg_id);

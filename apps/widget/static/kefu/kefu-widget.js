@@ -16,9 +16,9 @@
  * http(s) URLs.
  *
  * What survives a reload (localStorage, per Kefu server): the client's session, conversation,
- * answered surveys and outbox, and the panel's open state. The history itself is not cached:
- * after a reload the widget resumes from seq 0, so Postgres stays the one source of truth and
- * the page shows exactly what the server stored.
+ * answered surveys, outbox and thumbs up/down, and the panel's open state. The history itself
+ * is not cached: after a reload the widget resumes from seq 0, so Postgres stays the one source
+ * of truth and the page shows exactly what the server stored.
  */
 (() => {
   "use strict";
@@ -26,6 +26,14 @@
 
   const VERSION = "1.0.0";
   const MAX_TEXT = 4000;
+  const MAX_COMMENT = 1000; // a feedback comment (PROTOCOL.md §2 `feedback`)
+  // Material Design thumb icons (Apache 2.0).
+  const THUMB_UP = "M1 21h4V9H1v12zm22-11c0-1.1-.9-2-2-2h-6.31l.95-4.57.03-.32c0-.41-.17-.79-.44-1.06"
+    + "L14.17 1 7.59 7.59C7.22 7.95 7 8.45 7 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84-1.22l3.02-7.05"
+    + "c.09-.23.14-.47.14-.73v-2z";
+  const THUMB_DOWN = "M15 3H6c-.83 0-1.54.5-1.84 1.22l-3.02 7.05c-.09.23-.14.47-.14.73v2c0 1.1.9 2 2 2h6.31"
+    + "l-.95 4.57-.03.32c0 .41.17.79.44 1.06L9.83 23l6.59-6.59c.36-.36.58-.86.58-1.41V5c0-1.1-.9-2-2-2z"
+    + "m4 0v12h4V3h-4z";
 
   // ---------------------------------------------------------------- configuration
   // document.currentScript exists only now, while this file runs for the first time.
@@ -228,6 +236,7 @@
       agent: null,
       closed: false,
       humanRequested: false,
+      suggestions: null, // the suggested topics on offer (one group at most), or null
       typingTimer: null,
       peerTypingTimer: null,
       unread: 0,
@@ -275,7 +284,10 @@
     // ---------------------------------------------------------------- the client's events
     const on = (type, fn) => client.on(type, fn);
 
-    on("queued", renderPending);
+    on("queued", (item) => {
+      retireSuggestions(); // the customer answered in their own words
+      renderPending(item);
+    });
     on("sending", ({ client_msg_id: id }) => {
       const pending = view.pending.get(id);
       if (pending) setMeta(pending, "Sending\u2026", "sending");
@@ -325,6 +337,7 @@
     });
     on("conversation", ({ previous, via }) => {
       if (via === "event") return; // our first message started it: nothing to announce
+      retireSuggestions();
       if (via === "ready" ? view.messages.size : previous) insertHistory(systemLine("New conversation"));
       view.closed = false;
       view.handoff = "bot";
@@ -345,6 +358,7 @@
       const m = e.message && typeof e.message === "object" ? e.message : {};
       const role = ["customer", "assistant", "agent", "system"].includes(m.role) ? m.role : "system";
       let item = view.messages.get(m.id);
+      if (view.suggestions && view.suggestions.dataset.messageId !== str(m.id)) retireSuggestions();
       if (item && e.streaming && !m.text) return; // still streaming: keep the tokens
       if (!item) {
         if (role === "system") {
@@ -377,6 +391,11 @@
       item.dataset.state = "final";
       renderText(item, e.text, e.citations);
       setMeta(item, e.stopped ? "Stopped" : "", e.stopped ? "stopped" : "");
+      item.dataset.outcome = str(e.outcome);
+      offerSuggestions(item, e);
+      if (!e.stopped && e.outcome !== "stopped" && !item.querySelector(".kefu-feedback")) {
+        item.append(...feedbackControls(str(e.message_id), e.conversation_id || client.conversationId));
+      }
       updateControls();
     });
     on("tool", (e) => {
@@ -395,6 +414,7 @@
       if (e.status === "awaiting_confirmation") line.append(confirmButtons(e));
     });
     on("handoff", (e) => {
+      retireSuggestions();
       view.handoff = ["bot", "waiting", "human"].includes(e.state) ? e.state : "bot";
       view.agent = str(e.agent) || null;
       view.humanRequested = false;
@@ -413,6 +433,7 @@
       noteUnread();
     });
     on("csat_request", (e) => {
+      retireSuggestions();
       view.closed = true;
       const conversationId = client.conversationId;
       const card = el("div", { class: "kefu-card kefu-csat" },
@@ -459,6 +480,124 @@
         el("button", { type: "button", class: "kefu-tool-approve", text: "Approve", onclick: () => answer(true) }),
         el("button", { type: "button", class: "kefu-tool-decline", text: "Decline", onclick: () => answer(false) }));
       return group;
+    }
+
+    // A clarifying answer's topics (PROTOCOL.md §2 `message_end.suggestions`), as buttons under it.
+    // A tap sends the title as the customer's own message. They are offered only while the
+    // answer is the last word: anything said after it retires them, so a replayed history shows
+    // them only under a question still open.
+    function offerSuggestions(item, e) {
+      const titles = (Array.isArray(e.suggestions) ? e.suggestions : [])
+        .map((s) => str(s && typeof s === "object" ? s.title : "").trim()).filter(Boolean).slice(0, 3);
+      if (e.outcome !== "clarify" || !titles.length || !isLastMessage(item)) return;
+      retireSuggestions();
+      const group = el("div", { class: "kefu-suggestions", role: "group", "aria-label": "Suggested topics",
+        "data-message-id": str(e.message_id) });
+      for (const title of titles) {
+        group.append(el("button", { type: "button", class: "kefu-suggestion", text: title, onclick: () => {
+          retireSuggestions();
+          client.send(title); // renders through the "queued" event, like a typed message
+          input.focus();
+        } }));
+      }
+      item.querySelector(".kefu-bubble").after(group);
+      view.suggestions = group;
+      if (log.scrollHeight - log.scrollTop - log.clientHeight < 160) scrollToEnd();
+    }
+
+    function retireSuggestions() {
+      const group = view.suggestions;
+      if (!group) return;
+      view.suggestions = null;
+      const hadFocus = group.contains(root.activeElement);
+      group.remove();
+      if (hadFocus) input.focus(); // keyboard users keep their place
+    }
+
+    function isLastMessage(item) {
+      for (let next = item.nextElementSibling; next; next = next.nextElementSibling) {
+        if (next.classList.contains("kefu-item")) return false;
+      }
+      return true;
+    }
+
+    // Thumbs up/down on an assistant answer (PROTOCOL.md §2 `feedback`). A thumbs down goes out at
+    // once and opens an optional comment; either choice can be changed, and sending again
+    // replaces it. The client remembers the choice, so it still shows after a reload.
+    function feedbackControls(messageId, conversationId) {
+      const thumb = (helpful) => el("button", { type: "button", class: "kefu-thumb",
+        "data-helpful": String(helpful), "aria-pressed": "false", "aria-label": helpful ? "Helpful" : "Not helpful",
+        title: helpful ? "Helpful" : "Not helpful" },
+      icon(helpful ? THUMB_UP : THUMB_DOWN));
+      const up = thumb(true);
+      const down = thumb(false);
+      const thanks = el("span", { class: "kefu-feedback-note", role: "status" });
+      const row = el("div", { class: "kefu-feedback", role: "group", "aria-label": "Was this answer helpful?" },
+        up, down, thanks);
+      const commentId = `kefu-comment-${messageId}`;
+      const comment = el("textarea", { class: "kefu-feedback-input", id: commentId, rows: "2",
+        maxlength: String(MAX_COMMENT), placeholder: "e.g. what you were looking for" });
+      const count = el("span", { class: "kefu-feedback-count", "aria-live": "polite" });
+      const skip = el("button", { type: "button", class: "kefu-feedback-skip", text: "Skip" });
+      const form = el("form", { class: "kefu-feedback-form", hidden: true, "aria-label": "Tell us more" },
+        el("label", { for: commentId }, "What was missing or wrong? ",
+          el("span", { class: "kefu-optional", text: "(optional)" })), comment,
+        el("div", { class: "kefu-feedback-actions" }, count,
+          skip, el("button", { type: "submit", class: "kefu-feedback-send", text: "Send" })));
+
+      const show = (given, note = "") => {
+        up.setAttribute("aria-pressed", String(given?.helpful === true));
+        down.setAttribute("aria-pressed", String(given?.helpful === false));
+        thanks.textContent = note;
+      };
+      const closeForm = (focus) => {
+        form.hidden = true;
+        if (focus) down.focus();
+      };
+      up.addEventListener("click", () => {
+        client.feedback(messageId, true, "", conversationId);
+        closeForm(false);
+        show({ helpful: true }, "Thanks!");
+      });
+      down.addEventListener("click", () => {
+        const given = client.feedbackGiven(messageId);
+        if (given?.helpful === false) { // chosen already: open (or close) the comment again
+          form.hidden = !form.hidden;
+          if (!form.hidden) comment.focus();
+          return;
+        }
+        client.feedback(messageId, false, "", conversationId);
+        show({ helpful: false });
+        comment.value = "";
+        count.textContent = "";
+        form.hidden = false;
+        comment.focus();
+        if (log.scrollHeight - log.scrollTop - log.clientHeight < 200) scrollToEnd();
+      });
+      form.addEventListener("submit", (e) => {
+        e.preventDefault();
+        const text = comment.value.trim().slice(0, MAX_COMMENT);
+        const before = client.feedbackGiven(messageId)?.comment || "";
+        if (text !== before) client.feedback(messageId, false, text, conversationId);
+        closeForm(true);
+        show({ helpful: false }, text ? "Thanks, that helps us improve." : "Thanks!");
+      });
+      skip.addEventListener("click", () => {
+        closeForm(true);
+        show({ helpful: false }, "Thanks!");
+      });
+      comment.addEventListener("keydown", (e) => {
+        if (e.key === "Escape") { e.stopPropagation(); closeForm(true); } // closes the box, not the chat
+        if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit(); }
+      });
+      comment.addEventListener("input", () => {
+        const left = MAX_COMMENT - comment.value.length;
+        count.textContent = left <= 100 ? `${left} left` : "";
+      });
+      const given = client.feedbackGiven(messageId);
+      show(given);
+      if (given?.comment) comment.value = given.comment;
+      return [row, form];
     }
 
     function politeError(e) {
