@@ -92,3 +92,38 @@ class Agent(User):
     class Meta:
         proxy = True
         verbose_name = "agent"
+
+
+class GapArticle(models.Model):
+    """A help-center article an agent published from a group of knowledge-gap questions
+    (apps/console/gaps.py); the questions it answers leave the gaps view."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # The article as ingested; kept as a record even if the document is later removed.
+    document = models.ForeignKey("knowledge.Document", on_delete=models.SET_NULL, null=True, related_name="+")
+    title = models.CharField(max_length=200)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class GapResolved(models.Model):
+    """A customer question answered by a published article: once resolved, always resolved."""
+
+    question = models.OneToOneField(
+        "conversations.Message", on_delete=models.CASCADE, primary_key=True, related_name="gap_resolved"
+    )
+    article = models.ForeignKey(GapArticle, on_delete=models.CASCADE, related_name="questions")
+
+    class Meta:
+        verbose_name_plural = "resolved gap questions"
+
+    def __str__(self) -> str:
+        return f"{self.question_id} → {self.article_id}"
