@@ -173,6 +173,9 @@ LLM_PROVIDER = env.str("LLM_PROVIDER", default="builtin")
 LLM_BASE_URL = env.str("LLM_BASE_URL", default="")
 LLM_API_KEY = env.str("LLM_API_KEY", default="")
 LLM_MODEL = env.str("LLM_MODEL", default="")
+# openai provider: before answering, ask the model (one non-streamed call, structured output) whether
+# the passages answer, which of them, or whether to ask which topic is meant; off: the relevance gate decides.
+LLM_JUDGE = env.bool("LLM_JUDGE", default=True)
 
 EMBEDDING_PROVIDER = env.str("EMBEDDING_PROVIDER", default="local")
 EMBEDDING_BASE_URL = env.str("EMBEDDING_BASE_URL", default="")
@@ -313,6 +316,11 @@ CONSOLE_CRM_PANEL_TOOLS = env.list("CONSOLE_CRM_PANEL_TOOLS", default=["customer
 # How often each /ws/agent/ socket re-checks its agent: a deactivated or demoted account (or a
 # signed-out session) is closed with 4403 within this many seconds.
 CONSOLE_HEARTBEAT_S = env.float("CONSOLE_HEARTBEAT_S", default=20)
+# Knowledge gaps (/console/gaps/): questions of the last N days, at most this many (the newest),
+# grouped when their average cosine similarity reaches CONSOLE_GAPS_SIMILARITY.
+CONSOLE_GAPS_DAYS = env.int("CONSOLE_GAPS_DAYS", default=30)
+CONSOLE_GAPS_MAX_QUESTIONS = env.int("CONSOLE_GAPS_MAX_QUESTIONS", default=400)
+CONSOLE_GAPS_SIMILARITY = env.float("CONSOLE_GAPS_SIMILARITY", default=0.5)
 
 # Staff sign-in (/console/login/, /admin/login/): django-axes counts failures in Postgres per
 # username and client address (REMOTE_ADDR: X-Forwarded-For only via TRUSTED_PROXIES) and refuses

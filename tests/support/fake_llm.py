@@ -2,10 +2,13 @@
 standing in for OpenAI, vLLM or Ollama, for the tests and for bench/.
 
 Tests script it (`FakeLLM()`: it records each request and answers from `statuses`, `deltas` and
-`script`). Benches pace it (`FakeLLM(pace=Pace(...))`, or `python -m tests.support.fake_llm
---port N ...` as a process of its own): the first chunk `first_token_s` after the request, then
-one word every `token_interval_s` (each word keeps its own schedule, whatever the other streams
-do), embeddings after `embed_delay_s`, and `GET /stats` counting what it served.
+`script`; a non-streamed request, such as the openai provider's answerability judge, gets the
+next `script` entry or else `judgement`). Benches pace it (`FakeLLM(pace=Pace(...))`, or
+`python -m tests.support.fake_llm --port N ...` as a process of its own): the first chunk
+`first_token_s` after the request, then one word every `token_interval_s` (each word keeps its
+own schedule, whatever the other streams do), a structured-output request (the judge) answered
+"passage [1] answers" after `judge_s`, embeddings after `embed_delay_s`, and `GET /stats`
+counting what it served.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 # The paced answer: it cites [1], as an answer from the knowledge base does.
 PACED_FIRST_WORDS = "To reset your password press Forgot password [1]"
+# The judge's default verdict (apps/assistant/providers/openai.py): passage [1] answers.
+ANSWER_FROM_FIRST = {"decision": "answer", "passages": [1], "question": ""}
 
 
 @dataclass
@@ -31,6 +36,7 @@ class Pace:
     tokens: int = 60  # chunks of text in all, the first included
     embed_delay_s: float = 0.0
     dims: int = 384
+    judge_s: float = 0.0  # a non-streamed request with `response_format` is answered after this
 
 
 def embed(text: str, dims: int) -> list[float]:
@@ -58,9 +64,15 @@ class FakeLLM:
         self.statuses: list[int] = []  # answered in turn before the streamed 200s
         self.deltas: list[str] = ["Hello"]
         self.delay_s = 0.0  # pause between streamed chunks (a slow model)
-        # When set: one entry per request, in turn: a list of text deltas, or tool calls as
-        # `[("call_1", "order_status", {"order_number": "PP-1001"}), ...]` (see `tool_calls`).
-        self.script: list[list] = []
+        # When set: one entry per completion request, in turn: a list of text deltas, or tool calls
+        # as `[("call_1", "order_status", {"order_number": "PP-1001"}), ...]` (see `tool_calls`),
+        # or a whole reply: a dict (sent as its JSON, e.g. the judge's verdict) or a str (as is).
+        self.script: list[list | dict | str] = []
+        # The reply to a non-streamed request when `script` is empty.
+        self.judgement: dict | str = dict(ANSWER_FROM_FIRST)
+        # False: like a server without structured output, a request with `response_format`
+        # json_schema is refused with 400.
+        self.json_schema = True
         self.pace = pace
         self.stats = {"completions": 0, "embeddings": 0, "streams_done": 0, "aborted": 0}
         self._lock = threading.Lock()
@@ -97,11 +109,14 @@ class FakeLLM:
                     status = fake.statuses.pop(0)
                     self._json(status, {"error": {"message": f"status {status}"}})
                     return
-                if fake.pace is not None and not body.get("stream", True):
-                    time.sleep(fake.pace.first_token_s)
+                schema = (body.get("response_format") or {}).get("type") == "json_schema"
+                if schema and not fake.json_schema:
+                    self._json(400, {"error": {"message": "response_format json_schema is not supported"}})
+                    return
+                if not body.get("stream", False):
                     self._json(200, {"id": "chatcmpl-fake", "object": "chat.completion", "model": "fake",
                                      "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                                         "role": "assistant", "content": "".join(paced_words(fake.pace))}}]})
+                                         "role": "assistant", "content": fake.next_reply(schema)}}]})
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
@@ -158,9 +173,20 @@ class FakeLLM:
             return [*words, (None, {"delta": {}, "finish_reason": "stop"})]
         return [(None, delta) for delta in self.next_deltas()]
 
+    def next_reply(self, schema: bool) -> str:
+        """The content of a non-streamed reply: paced (a verdict if asked for one, after
+        `judge_s`; else the paced words after the first-token delay) or scripted."""
+        if self.pace is not None:
+            time.sleep(self.pace.judge_s if schema else self.pace.first_token_s)
+            return json.dumps(ANSWER_FROM_FIRST) if schema else "".join(paced_words(self.pace))
+        step = self.script.pop(0) if self.script else self.judgement
+        return _content(step)
+
     def next_deltas(self) -> list[dict]:
         """The streamed `choices[0]` parts of the next scripted answer: text, or tool calls in pieces."""
         step = self.script.pop(0) if self.script else list(self.deltas)
+        if isinstance(step, dict | str):
+            step = [_content(step)]
         if step and isinstance(step[0], tuple):
             return tool_calls(step)
         return [{"delta": {"content": text}, "finish_reason": None} for text in step] + [
@@ -174,6 +200,12 @@ class FakeLLM:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def _content(step: list | dict | str) -> str:
+    if isinstance(step, dict):
+        return json.dumps(step)
+    return step if isinstance(step, str) else "".join(step)
 
 
 def paced_words(pace: Pace) -> list[str]:
@@ -214,9 +246,10 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=60, help="chunks of text in all")
     parser.add_argument("--embed-delay", type=float, default=0.0, help="embeddings answered after, s")
     parser.add_argument("--dims", type=int, default=384)
+    parser.add_argument("--judge-delay", type=float, default=0.0, help="a structured-output reply after, s")
     args = parser.parse_args()
     pace = Pace(first_token_s=args.first_token, token_interval_s=args.token_interval, tokens=args.tokens,
-                embed_delay_s=args.embed_delay, dims=args.dims)
+                embed_delay_s=args.embed_delay, dims=args.dims, judge_s=args.judge_delay)
     fake = FakeLLM(port=args.port, pace=pace, record=False)
     print(f"fake OpenAI on {fake.url}", flush=True)
     fake.server.serve_forever()
