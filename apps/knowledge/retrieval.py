@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass
+import threading
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 
+from .chunking import HEADING_SEPARATOR
 from .embeddings import embed_query, embedder_for_kb
 from .errors import KnowledgeBaseNotFound, QueryTooLong
 from .models import TS_CONFIG, KnowledgeBase
@@ -57,6 +60,16 @@ class Passage:
     # Share of the question's information (IDF mass of its lexemes, words the knowledge base never
     # uses counting most) found in this document's best full-text chunk: 0..1, 0 in vector mode.
     coverage: float = 0.0
+    # The best cosine of any of this document's candidate chunks (the article as a whole, not only
+    # the chunk that speaks for it), and of its title (`search(..., titles=True)`; else None).
+    doc_similarity: float | None = None
+    title_similarity: float | None = None
+    # The best cosine of the question to a section heading of this document's candidate chunks
+    # ("My tracking has not updated"): help centers title sections the way customers ask.
+    heading_similarity: float | None = None
+    # The best cosine of the question to one sentence of the document's best candidate chunks: a
+    # chunk's vector averages a whole section, a customer's question often matches one sentence.
+    sentence_similarity: float | None = None
 
     def citation(self, n: int) -> dict:
         """The PROTOCOL.md §2 citation object for `[n]`."""
@@ -82,6 +95,7 @@ def search(
     rrf_k: int = RRF_K,
     min_similarity: float | None = MIN_SIMILARITY,
     ef_search: int | None = None,
+    titles: bool = False,
 ) -> list[Passage]:
     query = " ".join(query.split())
     if not re.search(r"\w", query):
@@ -97,7 +111,8 @@ def search(
             f"There is no knowledge base {kb_slug!r}. Create it by ingesting documents into it "
             f"(manage.py kb_ingest PATH --kb {kb_slug})."
         )
-    vector = embed_query(embedder_for_kb(kb), query) if mode != "fulltext" else None
+    embedder = embedder_for_kb(kb) if mode != "fulltext" else None
+    vector = embed_query(embedder, query) if embedder is not None else None
     n = max(candidates, k)
     with transaction.atomic():
         ranked: list[tuple[list[int], float]] = []
@@ -118,6 +133,11 @@ def search(
     for chunk_id, share in coverage.items():
         doc = str(rows[chunk_id]["document_id"])
         doc_coverage[doc] = max(doc_coverage.get(doc, 0.0), share)
+    doc_similarity: dict[str, float] = {}
+    for row in rows.values():
+        if row["similarity"] is not None:
+            doc = str(row["document_id"])
+            doc_similarity[doc] = max(doc_similarity.get(doc, -1.0), row["similarity"])
     for chunk_id, score in fused.items():
         row = rows[chunk_id]
         doc_id = str(row["document_id"])
@@ -141,11 +161,80 @@ def search(
                 similarity=None if sim is None else round(sim, 4),
                 chunk_id=chunk_id,
                 coverage=round(doc_coverage.get(doc_id, 0.0), 4),
+                doc_similarity=round(doc_similarity[doc_id], 4) if doc_id in doc_similarity else None,
             )
         )
         if len(passages) == k:
             break
+    if titles and vector is not None and embedder is not None:
+        passages = _with_label_similarities(passages, rows, embedder, vector)
     return passages
+
+
+# Vectors of titles, headings and sentences, per process: the same few articles come back again and again.
+_label_vectors: OrderedDict[tuple[str, str, str], np.ndarray] = OrderedDict()
+_LABEL_CACHE_SIZE = 8192
+_label_lock = threading.Lock()
+
+
+def _labels_embed(embedder, labels: set[str]) -> dict[str, np.ndarray]:
+    key = (embedder.provider, embedder.model)
+    with _label_lock:
+        found = {t: _label_vectors[(*key, t)] for t in labels if (*key, t) in _label_vectors}
+    missing = sorted(labels - set(found))
+    if missing:
+        vectors = embedder.embed(missing)
+        with _label_lock:
+            for t, v in zip(missing, vectors, strict=True):
+                _label_vectors[(*key, t)] = found[t] = v
+            while len(_label_vectors) > _LABEL_CACHE_SIZE:
+                _label_vectors.popitem(last=False)
+    return found
+
+
+def _with_label_similarities(
+    passages: list[Passage], rows: dict[int, dict], embedder, vector: np.ndarray
+) -> list[Passage]:
+    """Passages with `title_similarity`, `heading_similarity` (over the document's candidate
+    chunks' last headings) and `sentence_similarity` (over the sentences of its
+    LABEL_CHUNKS most similar candidate chunks) filled in."""
+    wanted = {p.document_id for p in passages}
+    chunks: dict[str, list[dict]] = {}
+    for row in rows.values():
+        if str(row["document_id"]) in wanted:
+            chunks.setdefault(str(row["document_id"]), []).append(row)
+    headings: dict[str, set[str]] = {}
+    sentences: dict[str, set[str]] = {}
+    for doc, doc_rows in chunks.items():
+        doc_rows.sort(key=lambda r: -(r["similarity"] or 0.0))
+        last = ((r["heading_path"] or "").split(HEADING_SEPARATOR)[-1].strip() for r in doc_rows)
+        headings[doc] = {h for h in last if h}
+        sentences[doc] = {t for r in doc_rows[:LABEL_CHUNKS] for t in _sentences(r["text"])}
+    labels = {p.title for p in passages if p.title}
+    labels |= {h for hs in headings.values() for h in hs} | {t for ts in sentences.values() for t in ts}
+    vectors = _labels_embed(embedder, labels)
+
+    def best(texts: set[str]) -> float | None:
+        return round(max(float(vectors[t] @ vector) for t in texts), 4) if texts else None
+
+    return [
+        replace(p, title_similarity=best({p.title} if p.title else set()),
+                heading_similarity=best(headings.get(p.document_id, set())),
+                sentence_similarity=best(sentences.get(p.document_id, set())))
+        for p in passages
+    ]
+
+
+LABEL_CHUNKS = 3  # chunks per document whose sentences are compared with the question
+
+
+def _sentences(text: str) -> list[str]:
+    """A chunk's sentences worth comparing: no headings, three words or more, list marks dropped."""
+    out = []
+    for sentence in sentence_split(text):
+        if not sentence.startswith("#") and len(re.findall(r"\w+", sentence)) >= 3:
+            out.append(re.sub(r"^(?:[-*+]|\d+[.)])\s+", "", sentence))
+    return out
 
 
 def rrf_fuse(ranked: list[tuple[list[int], float]], *, rrf_k: int = RRF_K) -> dict[int, float]:

@@ -1,21 +1,29 @@
-"""The builtin responder: the sentences of one article closest to the question, in article order,
-cited with exactly what is quoted; a plain "don't know" when the knowledge base does not answer."""
+"""The builtin responder: for a question `ground()` decides to answer, the sentences of one article
+closest to the question, in article order, cited with exactly what is quoted; a plain "don't know"
+when the knowledge base does not answer, or when no sentence of the article is close enough."""
 
 import re
 
 import pytest
 
+from apps.assistant.grounding import SEARCH_K, grounding_from
+from apps.assistant.phrases import DONT_KNOW
 from apps.assistant.providers import ProviderUnavailable, provider_get
-from apps.assistant.providers.builtin import DONT_KNOW, BuiltinProvider, compose
+from apps.assistant.providers.builtin import BuiltinProvider, compose
+from apps.knowledge.models import Document
 from apps.knowledge.retrieval import search
 from apps.knowledge.sentences import sentence_split
 from tests.support.passages import passage
 
 
 def answer(question):
-    # What knowledge_search gives the provider (it runs in a worker thread with its own connection).
-    passages = search(kb_slug="help-center", query=question, k=5)
-    return compose(question, passages), passages
+    """What the provider says for a question it is to answer: ground()'s decision (searched here in
+    the test's connection; the provider's worker thread takes its own), then compose()."""
+    passages = search(kb_slug="help-center", query=question, k=SEARCH_K, titles=True)
+    grounding = grounding_from(passages, question=question)
+    if grounding.decision != "answer":
+        return (DONT_KNOW, []), grounding.passages
+    return compose(question, grounding.passages, picked=grounding.picked), grounding.passages
 
 
 def quoted_parts(text):
@@ -50,6 +58,16 @@ def test_an_answer_quotes_one_article_and_cites_exactly_the_quoted_text(demo_kb,
 
 
 @pytest.mark.django_db
+def test_a_tapped_suggestion_its_title_is_answered_from_that_article(demo_kb):
+    # A `clarify` suggestion, tapped, sends the article's title as the message (PROTOCOL.md §2).
+    titles = list(Document.objects.filter(knowledge_base__slug=demo_kb).order_by("title")
+                  .values_list("title", flat=True))
+    assert len(titles) == 25
+    cited = {title: [c["title"] for c in answer(title)[0][1]] for title in titles}
+    assert cited == {title: [title] for title in titles}
+
+
+@pytest.mark.django_db
 def test_a_list_item_is_quoted_with_the_sentence_that_introduces_it(demo_kb):
     (text, _), _ = answer("Can I return bedding after opening it?")
     assert text == ("These items cannot be returned unless they are faulty: made-to-order and custom-size "
@@ -78,9 +96,10 @@ def test_off_topic_questions_are_a_plain_dont_know_with_no_citations(demo_kb, qu
     assert "talk to a person" in DONT_KNOW
 
 
-def test_passages_judged_irrelevant_are_declined_before_any_sentence_is_chosen():
-    weak = passage("d1", "About", "Our company was founded in 1999 in a small town.", similarity=0.25)
-    assert compose("When was the company founded?", [weak]) == (DONT_KNOW, [])
+def test_an_article_with_no_sentence_near_the_question_is_a_decline_not_a_quote():
+    # ground() judges articles as a whole; compose() still quotes nothing unrelated.
+    about = passage("d1", "About", "Our company was founded in 1999 in a small town.")
+    assert compose("How do I reset my password?", [about]) == (DONT_KNOW, [])
     assert compose("anything", []) == (DONT_KNOW, [])
 
 

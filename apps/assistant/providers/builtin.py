@@ -1,5 +1,7 @@
-"""The `builtin` provider: no model, no network. Answers with sentences of the best knowledge
-base passages, cited as [n]; says plainly when it does not know and offers a person."""
+"""The `builtin` provider: no model, no network. Asks apps/assistant/grounding.py once per question:
+`answer` -> sentences of the best article, cited as [n] (outcome "answered"); `clarify` -> asks
+which topic is meant, with up to three suggested articles (outcome "clarify"); `handover` -> says
+plainly it does not know and offers a person (outcome "declined")."""
 
 from __future__ import annotations
 
@@ -13,12 +15,12 @@ from typing import Any
 import numpy as np
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 
 from apps.knowledge.embeddings import Embedder, embed_query
 from apps.knowledge.sentences import sentence_split
 
-from ..phrases import DONT_KNOW
+from ..grounding import ground
+from ..phrases import CLARIFY, DONT_KNOW
 from .base import AnswerChunk, Turn
 
 logger = logging.getLogger(__name__)
@@ -73,27 +75,26 @@ def _sentence_vectors(embedder: Embedder, sentences: tuple[str, ...]) -> np.ndar
     return embedder.embed(list(sentences))
 
 
-def _pick(scores: np.ndarray) -> list[int]:
+def _pick(scores: np.ndarray, floor: float = SENTENCE_FLOOR) -> list[int]:
     best = float(scores.max())
-    if best < SENTENCE_FLOOR:
+    if best < floor:
         return []
-    ranked = [i for i in np.argsort(-scores) if scores[i] >= max(best - SENTENCE_BAND, SENTENCE_FLOOR)]
+    ranked = [i for i in np.argsort(-scores) if scores[i] >= max(best - SENTENCE_BAND, floor)]
     return sorted(int(i) for i in ranked[:MAX_SENTENCES])
 
 
 def compose(
-    question: str, passages: Sequence[Any], *, embedder: Embedder | None = None
+    question: str, passages: Sequence[Any], *, embedder: Embedder | None = None, picked: bool = False
 ) -> tuple[str, list[dict[str, Any]]]:
-    """The answer text and its citations from retrieval passages (best first, with `text`,
-    `similarity`, `coverage` and `.citation(n)`).
+    """The answer text and its citations from retrieval passages (best article first, with `text`
+    and `.citation(n)`), for a question `ground()` decided to answer.
 
-    Declines (DONT_KNOW, no citations) unless apps/assistant/relevance.py judges the passages to
-    answer the question. Otherwise quotes the sentences of the best passage closest in meaning to
-    the question, in article order, cited [1] with the quoted text as the citation's snippet; a
-    second question in the same message may add a second article, cited [2]."""
-    from apps.assistant.relevance import relevance_judge
-
-    if not relevance_judge(passages=passages).relevant:
+    Quotes the sentences of the best passage closest in meaning to the question, in article order,
+    cited [1] with the quoted text as the citation's snippet; a second question in the same message
+    may add a second article, cited [2]. Nothing quotable (no passage, or no sentence similar
+    enough) is a decline: DONT_KNOW, no citations. `picked`: the customer chose the first article
+    by its title (a tapped suggestion): its closest sentences are quoted however far they are."""
+    if not passages:
         return DONT_KNOW, []
     embedder = embedder or _embedder()
     parts = [p for p in _QUESTION_END.split(question.strip()) if p.strip()]
@@ -109,7 +110,8 @@ def compose(
     sentence_vectors = np.concatenate([_sentence_vectors(embedder, tuple(g)) for g in sentences if g])
     bounds = np.cumsum([0] + [len(g) for g in sentences])
     picks: list[tuple[int, list[int]]] = []
-    first = _pick(sentence_vectors[bounds[0] : bounds[1]] @ ask_vectors[0]) if sentences[0] else []
+    floor = -1.0 if picked else SENTENCE_FLOOR
+    first = _pick(sentence_vectors[bounds[0] : bounds[1]] @ ask_vectors[0], floor) if sentences[0] else []
     if not first:
         return DONT_KNOW, []
     picks.append((0, first))
@@ -131,22 +133,6 @@ def compose(
     return " ".join(texts), citations
 
 
-def knowledge_search(question: str) -> list[Any]:
-    """The best passages of the default knowledge base for a question ([] when there is none)."""
-    from apps.knowledge.errors import SearchError
-    from apps.knowledge.retrieval import search
-
-    # Runs in a worker thread (embedding is CPU work): take and give back its own connection.
-    close_old_connections()
-    try:
-        return search(kb_slug=settings.KB_DEFAULT_SLUG, query=question[:2000], k=5)
-    except SearchError as exc:  # no knowledge base yet, or it needs re-embedding: answer "don't know"
-        logger.warning("knowledge search unavailable: %s", exc)
-        return []
-    finally:
-        close_old_connections()
-
-
 class BuiltinProvider:
     name = "builtin"
 
@@ -157,9 +143,17 @@ class BuiltinProvider:
             async for chunk in tool_answer(turn):
                 yield chunk
             return
-        passages = await sync_to_async(knowledge_search, thread_sensitive=False)(turn.question)
-        text, citations = await sync_to_async(compose, thread_sensitive=False)(turn.question, passages)
-        yield AnswerChunk(citations=citations)
+        grounding = await sync_to_async(ground, thread_sensitive=False)(turn.question)
+        if grounding.decision == "clarify" and grounding.suggestions:
+            yield AnswerChunk(citations=[], suggestions=grounding.suggestions, outcome="clarify")
+            text = CLARIFY
+        else:
+            text, citations = DONT_KNOW, []
+            if grounding.decision == "answer":
+                text, citations = await sync_to_async(compose, thread_sensitive=False)(
+                    turn.question, grounding.passages, picked=grounding.picked
+                )
+            yield AnswerChunk(citations=citations, outcome="answered" if citations else "declined")
         delay = settings.ASSISTANT_TOKEN_DELAY_S
         words = re.findall(r"\S+\s*", text)
         for i, word in enumerate(words):

@@ -208,7 +208,7 @@ async def tool_answer(turn: Turn) -> AsyncIterator[AnswerChunk]:
         assert intent is not None
         outcome = await turn.tools.call(intent.name, intent.arguments)
     text, citations = phrase(outcome, intent)
-    yield AnswerChunk(citations=citations)
+    yield AnswerChunk(citations=citations, outcome="tool")
     delay = settings.ASSISTANT_TOKEN_DELAY_S
     words = re.findall(r"\S+\s*", text)
     for i, word in enumerate(words):
