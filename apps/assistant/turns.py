@@ -135,24 +135,24 @@ class TurnRunner:
         while not self.closed and len(self.running) < settings.ASSISTANT_MAX_TURNS_PER_PROCESS:
             self.again.discard(key)
             try:
-                claimed = await db_async_work(turn_store.turn_claim)(
-                    owner=self.owner, conversation_id=conversation_id
-                )
+                claim = await db_async_work(_claim_next)(owner=self.owner, conversation_id=conversation_id)
             except Exception:
                 logger.exception("claiming a turn failed")
                 return
-            if claimed is None:
+            if claim is None:
                 if key in self.again:
                     continue
                 return
-            run = self._run(claimed)
+            claimed = claim.claimed
+            run = self._run(claim)
             if conversation_id is not None:
                 await run  # one answer at a time per conversation
             else:
                 run.add_done_callback(lambda t, c=claimed.conversation_id: self.kick(c))
 
-    def _run(self, claimed: turn_store.ClaimedTurn) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(self._turn(claimed), name=f"turn:{claimed.id}")
+    def _run(self, claim: _Claim) -> asyncio.Task:
+        claimed = claim.claimed
+        task = asyncio.get_running_loop().create_task(self._turn(claim), name=f"turn:{claimed.id}")
         running = _Running(claimed, task)
         if claimed.stop_requested:
             running.stop.set()
@@ -198,17 +198,18 @@ class TurnRunner:
 
     # -- one answer -------------------------------------------------------------------------
 
-    async def _turn(self, claimed: turn_store.ClaimedTurn) -> None:
-        with log_context(conversation_id=claimed.conversation_id, turn_id=claimed.id):
-            await self._answer(claimed)
+    async def _turn(self, claim: _Claim) -> None:
+        with log_context(conversation_id=claim.claimed.conversation_id, turn_id=claim.claimed.id):
+            await self._answer(claim)
 
-    async def _answer(self, claimed: turn_store.ClaimedTurn) -> None:
+    async def _answer(self, claim: _Claim) -> None:
+        claimed = claim.claimed
         running = self.running[claimed.id]
         conversation_id, message_id = claimed.conversation_id, claimed.message_id
         answer = _Answer()
         stopped = answered = False
         try:
-            turn = await db_async_work(_turn_context)(claimed=claimed)
+            turn = claim.context()
             answered = turn is not None or claimed.attempts > 1  # a restarted stream must end
             if turn is not None and await limit_hit(name="answer_customer_hour", key=turn.customer_id):
                 answer.runner_says(OVER_LIMIT)  # the cost guard: no provider call
@@ -312,6 +313,30 @@ async def _store(fields: dict[str, Any]) -> None:
     """Store the answer (one trip to a database thread), then send its events from this loop."""
     _message, committed = await db_async_work(turn_store.turn_finish_deferred)(**fields)
     await abroadcast_deferred(committed)
+
+
+@dataclass
+class _Claim:
+    """A claimed turn with what its provider answers, read on the same trip to the database."""
+
+    claimed: turn_store.ClaimedTurn
+    turn: Turn | None
+    error: Exception | None = None
+
+    def context(self) -> Turn | None:
+        if self.error is not None:  # fails the answer (an apology), as a failed read there would
+            raise self.error
+        return self.turn
+
+
+def _claim_next(*, owner: str, conversation_id: str | None) -> _Claim | None:
+    claimed = turn_store.turn_claim(owner=owner, conversation_id=conversation_id)
+    if claimed is None:
+        return None
+    try:
+        return _Claim(claimed, _turn_context(claimed=claimed))
+    except Exception as exc:  # the turn is ours now: its answer reports the failure
+        return _Claim(claimed, None, exc)
 
 
 def _turn_context(*, claimed: turn_store.ClaimedTurn) -> Turn | None:
