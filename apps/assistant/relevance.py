@@ -21,9 +21,17 @@ Meaning weighs 3.25, words 0.3: the gate this replaces (similarity + coverage + 
 passages in fused order) declined half of the questions customers word their own way.
 
 Articles are ranked by that score; `margin` is the gap between the first and the second ARTICLE.
-- handover: score < CLARIFY_SCORE, or the best cosine (chunk or sentence) < MIN_SIMILARITY;
-- answer: score + MARGIN_WEIGHT * margin >= ANSWER_SCORE (one article stands out, or all of it
-  is close to the question);
+The first article's score is lowered by NOVELTY_WEIGHT * `novelty` (retrieval.py): the share of
+the question's information in words uncommon in English (wordfreq Zipf < 4.5) that the knowledge
+base never uses. "Do you engrave", "thread count of your sheets" name something no article
+mentions and their nearest article does not answer them; everyday paraphrases ("money back",
+"card rejected") use common words or the help center's own and lose nothing, and a word wordfreq
+does not know is a typo, not a product ("trackng").
+- handover: score - novelty penalty < CLARIFY_SCORE, or the best cosine (chunk or sentence) <
+  MIN_SIMILARITY;
+- answer: that + MARGIN_WEIGHT * margin >= ANSWER_SCORE (one article stands out, or all of it is
+  close to the question), and margin >= MIN_MARGIN: two articles tied is a question back, never
+  a guess (the neighbouring article was most of the wrong answers);
 - clarify: otherwise: plausible but unsure, or two articles fit about equally; it offers the
   articles within SUGGEST_BAND of the first (at most 3).
 
@@ -33,24 +41,36 @@ out-of-scope queries), split by `half_of(id)`. The weights and thresholds were c
 search on the TUNE half only (120 in-scope, 84 off-topic; the scratch scripts ingest the demo
 articles into a knowledge base of their own and score questions through `ground()`): the most
 right-article answers with at most 3% wrong-article answers and at least 93% of off-topic
-questions declined, on a coarse grid of round values. The report half was scored once, at the
-end, and not tuned on (`manage assistant_eval --evalset demo --kb <slug> --half tune|report`).
-Figures (builtin provider, through `ground()`), tune / report half:
-- in-scope (120 / 99): right article 0.850 / 0.859, wrong article 0.025 / 0.071, clarified
-  0.058 / 0.010, declined 0.067 / 0.061;
-- off-topic (84 / 86): declined 0.940 / 0.872 (CLINC150 48/50 / 48/50; the hand-written
-  uncovered shop questions, "do you sell garden furniture", 31/34 / 27/36), clarified 0.024 / 0.035.
-So on the report half the wrong-article share (target <= 0.05) and off-topic declines (target
->= 0.90) miss: questions about the shop that no article covers score like paraphrases of ones it
-does. The old article-worded sets: 29/30 answered from their article (issue 11's gate: 28),
-39/40 off-topic declined ("What is the stock price of Apple today?" answers from "Stock and
-restocks"). TechQA (384 answerable, 96 unanswerable; assistant_eval --beir): cited relevant
-0.719 (issue 11's gate: 0.675 / 0.610 on its even / odd halves), wrong article 0.156, clarified
-0.081; unanswerable declined only 0.125 (was 0.705 / 0.615): its unanswerable questions are
-about the same products as its notes and score like answerable ones (median 0.47 vs 0.56),
-which no threshold here separates without declining the paraphrases; the openai provider's
-answerability judgement is the tool for that. Retrieval's ranking is unchanged (TechQA nDCG@10
-0.8814).
+questions declined, on a coarse grid of round values (second round, for MIN_MARGIN and
+NOVELTY_WEIGHT: right - 2 wrong + 0.5 off-topic declined under the same limits). The report
+half was scored once, at the end, and not tuned on
+(`manage assistant_eval --evalset demo --kb <slug> --half tune|report`).
+Figures (builtin provider, end to end), tune / report half, with the ONNX int8 embedder:
+- in-scope (120 / 99): right article 0.817 / 0.798, wrong article 0.017 / 0.051, clarified
+  0.083 / 0.051, declined 0.083 / 0.101;
+- off-topic (84 / 86): declined 0.976 / 0.919, clarified 0.000 / 0.023.
+Before the novelty and margin terms (second tuning round, issue 16): tune 0.833 / 0.050 / 0.940
+with the same embedder (0.850 / 0.025 / 0.940 with the sentence-transformers one), report
+0.859 / 0.071 / 0.872 (sentence-transformers; the report half was not re-run without them). The
+novelty and margin terms turned 4 of the tune half's 6 wrong-article answers into questions back
+and 3 off-topic answers or clarifications into declines, for 2 right answers (a sofa to Italy, a
+tracking question near a tie). On the report half the off-topic target is now met, the
+wrong-article share is at it, and right answers (0.798) are under the 0.85 target (its 10
+declines and 5 clarifications were not looked at question by question: the report half is not
+tuned on). The old article-worded sets: 28/30
+answered from their article (issue 11's gate: 28), 39/40 off-topic declined ("What is the stock
+price of Apple today?" answers from "Stock and restocks"). Tuning scripts (scratch, not in the
+repo) dump each question's retrieval signals once, into a KB of their own
+(KEFU_VAR_DIR=/tmp/... manage migrate; demo_knowledge_base_load() under another KB_DEFAULT_SLUG),
+then grid-search the constants on the tune half only.
+TechQA (384 answerable, 96 unanswerable; assistant_eval --beir; not tuned on), ONNX embedder:
+cited relevant 0.701, wrong article 0.125, clarified 0.117, unanswerable declined 0.198 (before
+the novelty and margin terms, sentence-transformers: 0.719 / 0.156 / 0.081 / 0.125; issue 11's
+gate: cited 0.675 / 0.610 on its even / odd halves, declined 0.705 / 0.615). Its unanswerable
+questions are about the same products as its notes, in the notes' own words, and score like
+answerable ones: novelty wins a few back, the openai provider's answerability judgement is the
+tool for the rest. Retrieval's ranking is untouched by this module (TechQA nDCG@10 0.8814 with
+the sentence-transformers embedder, 0.8776 with the ONNX int8 one).
 """
 
 from __future__ import annotations
@@ -70,6 +90,11 @@ COVERAGE_WEIGHT = 0.3
 CLARIFY_SCORE = 0.36
 ANSWER_SCORE = 0.48
 MARGIN_WEIGHT = 2.0
+# An answer needs its article ahead of the next one by this much: a near tie is a question back.
+MIN_MARGIN = 0.01
+# Subtracted per unit of `novelty` (retrieval.py): a question naming something the help center
+# never mentions ("do you engrave", "thread count") is not answered by its nearest article.
+NOVELTY_WEIGHT = 0.2
 SUGGEST_BAND = 0.05
 MAX_SUGGESTIONS = 3
 
@@ -83,6 +108,7 @@ class Relevance:
     margin: float
     score: float
     decision: Decision = "handover"
+    novelty: float = 0.0
     title_similarity: float = 0.0
     # Indexes (into the ranked passages) of the articles a `clarify` offers, best first.
     candidates: tuple[int, ...] = field(default=())
@@ -90,7 +116,7 @@ class Relevance:
     def as_dict(self) -> dict[str, Any]:
         return {"relevant": self.relevant, "similarity": self.similarity, "coverage": self.coverage,
                 "margin": self.margin, "score": self.score, "decision": self.decision,
-                "title_similarity": self.title_similarity}
+                "title_similarity": self.title_similarity, "novelty": self.novelty}
 
 
 def _signal(passage: Any, name: str) -> float:
@@ -128,10 +154,12 @@ def relevance_judge(*, passages: Sequence[Any]) -> Relevance:
     best, top = scores[0], ranked[0]
     margin = best - (scores[1] if len(scores) > 1 else 0.0)
     similarity = max(_similarity(top), _signal(top, "sentence_similarity"))
+    novelty = _signal(top, "novelty")
+    sure = best - NOVELTY_WEIGHT * novelty
     decision: Decision
-    if similarity < MIN_SIMILARITY or best < CLARIFY_SCORE:
+    if similarity < MIN_SIMILARITY or sure < CLARIFY_SCORE:
         decision = "handover"
-    elif best + MARGIN_WEIGHT * margin >= ANSWER_SCORE:
+    elif sure + MARGIN_WEIGHT * margin >= ANSWER_SCORE and margin >= MIN_MARGIN:
         decision = "answer"
     else:
         decision = "clarify"
@@ -147,5 +175,6 @@ def relevance_judge(*, passages: Sequence[Any]) -> Relevance:
         score=round(best, 4),
         decision=decision,
         title_similarity=round(getattr(top, "title_similarity", None) or 0.0, 4),
+        novelty=round(novelty, 4),
         candidates=candidates,
     )

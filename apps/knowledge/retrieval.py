@@ -70,6 +70,10 @@ class Passage:
     # The best cosine of the question to one sentence of the document's best candidate chunks: a
     # chunk's vector averages a whole section, a customer's question often matches one sentence.
     sentence_similarity: float | None = None
+    # The share of the question's information in words that are uncommon in English and that this
+    # knowledge base never uses ("engrave", "thread count"): something specific the help center
+    # does not mention. The same on every passage of one search; 0 unless `titles=True`.
+    novelty: float = 0.0
 
     def citation(self, n: int) -> dict:
         """The PROTOCOL.md §2 citation object for `[n]`."""
@@ -82,7 +86,16 @@ class Passage:
         }
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if self.title_similarity is None:  # the article signals are complete only with `titles=True`
+            for name in ARTICLE_SIGNALS:
+                data.pop(name)
+        return data
+
+
+ARTICLE_SIGNALS = (
+    "doc_similarity", "title_similarity", "heading_similarity", "sentence_similarity", "novelty",
+)
 
 
 def search(
@@ -168,7 +181,45 @@ def search(
             break
     if titles and vector is not None and embedder is not None:
         passages = _with_label_similarities(passages, rows, embedder, vector)
+        if passages:
+            novelty = query_novelty(kb.pk, query)
+            passages = [replace(p, novelty=novelty) for p in passages]
     return passages
+
+
+# A word is uncommon under this Zipf frequency (wordfreq: log10 of uses per billion words; "parcel"
+# 3.7, "furniture" 4.3, "delivery" 4.6, "order" 5.6). Its information weighs 7 - zipf; a word
+# wordfreq does not know at all ("trackng") is a typo more often than a product: it weighs 1 and
+# never counts as novel.
+RARE_ZIPF = 4.5
+_QUESTION_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_WORD_LEXEMES_SQL = (
+    f"SELECT w, tsvector_to_array(to_tsvector('{TS_CONFIG}', w)) FROM unnest(%s::text[]) AS w"
+)
+
+
+def query_novelty(kb_id: int, query: str) -> float:
+    """The share (0..1) of the query's content words' information (7 - Zipf frequency) held by
+    words under RARE_ZIPF that no chunk of the knowledge base uses (by full-text lexeme)."""
+    from wordfreq import zipf_frequency
+
+    words = list(dict.fromkeys(_QUESTION_WORD.findall(query.lower())))[:BM25_TERMS * 2]
+    if not words:
+        return 0.0
+    with connection.cursor() as cursor:
+        cursor.execute(_WORD_LEXEMES_SQL, [words])
+        lexemes = {w: lex[0] for w, lex in cursor.fetchall() if lex}  # stop words have none
+    if not lexemes:
+        return 0.0
+    df = _stats(kb_id, sorted(set(lexemes.values()))).df
+    total = novel = 0.0
+    for word, lexeme in lexemes.items():
+        zipf = zipf_frequency(word, "en")
+        weight = max(7.0 - zipf, 0.5) if zipf > 0 else 1.0
+        total += weight
+        if 0 < zipf < RARE_ZIPF and not df.get(lexeme):
+            novel += weight
+    return round(novel / total, 4)
 
 
 # Vectors of titles, headings and sentences, per process: the same few articles come back again and again.

@@ -4,6 +4,7 @@ set), and what a customer sees through the chat socket."""
 
 import json
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,10 +20,11 @@ from apps.knowledge.retrieval import Passage, search
 QUESTIONS = Path(__file__).resolve().parents[2] / "apps" / "assistant"
 
 
-def passage(doc, similarity, sentence=0.0, heading=0.0, title=0.0, coverage=0.0):
+def passage(doc, similarity, sentence=0.0, heading=0.0, title=0.0, coverage=0.0, novelty=0.0):
     return Passage(document_id=doc, external_id=doc, title=doc, url="", snippet="", text="", heading_path="",
                    score=1.0, similarity=similarity, chunk_id=1, coverage=coverage, doc_similarity=similarity,
-                   title_similarity=title, heading_similarity=heading, sentence_similarity=sentence)
+                   title_similarity=title, heading_similarity=heading, sentence_similarity=sentence,
+                   novelty=novelty)
 
 
 def load(name):
@@ -37,7 +39,8 @@ def grounded(demo_kb, text):
 def test_no_passage_is_handed_over():
     judged = relevance_judge(passages=[])
     assert judged.as_dict() == {"relevant": False, "similarity": 0.0, "coverage": 0.0, "margin": 0.0,
-                                "score": 0.0, "decision": "handover", "title_similarity": 0.0}
+                                "score": 0.0, "decision": "handover", "title_similarity": 0.0,
+                                "novelty": 0.0}
 
 
 def test_meaning_weighs_ten_times_the_words():
@@ -62,6 +65,34 @@ def test_one_article_standing_out_is_answered_two_alike_are_asked_back_nothing_i
     assert (low.decision, low.relevant, low.candidates) == ("handover", False, ())
 
 
+def test_two_articles_tied_are_asked_back_however_close_they_are():
+    tied = relevance_judge(passages=[passage("a", 0.6, 0.6, 0.5, 0.5), passage("b", 0.6, 0.6, 0.5, 0.5)])
+    assert (tied.decision, tied.margin, tied.candidates) == ("clarify", 0.0, (0, 1))
+
+
+def test_a_question_in_words_the_help_center_never_uses_is_not_answered_from_its_nearest_article():
+    # The same article, the same cosines: only the share of uncommon words it never uses differs.
+    # a: 1.475 / 3.55, b: 1.35 / 3.55; score - 0.2 novelty + 2 margin against 0.48, floor 0.36.
+    near = [passage("a", 0.45, 0.5, 0.4, 0.3), passage("b", 0.4, 0.45, 0.4, 0.3)]
+    decisions = [relevance_judge(passages=[replace(p, novelty=n) for p in near]).decision
+                 for n in (0, 0.2, 0.5)]
+    assert decisions == ["answer", "clarify", "handover"]
+
+
+@pytest.mark.django_db
+def test_novelty_counts_uncommon_words_the_help_center_never_uses(demo_kb):
+    def novelty(text):
+        return search(kb_slug=demo_kb, query=text, k=SEARCH_K, titles=True)[0].novelty
+
+    # Common words, words of the help center, and a typo wordfreq does not know count nothing.
+    for paraphrase in ("can I get my money back", "where is my parcel", "my payment got declined",
+                       "the trackng page is empty"):
+        assert novelty(paraphrase) == 0.0, paraphrase
+    # "engrave" is uncommon in English and no article uses it; nor "thread" or "sheets".
+    assert novelty("do you engrave") == 1.0
+    assert novelty("what thread count are your cotton sheets") == 0.5284
+
+
 def test_below_the_similarity_floor_nothing_else_counts():
     # Words and title in common ("Australia") but no chunk or sentence near in meaning.
     judged = relevance_judge(passages=[passage("a", 0.29, 0.29, heading=0.9, title=0.9, coverage=1.0)])
@@ -78,7 +109,7 @@ def test_the_old_article_worded_questions_on_the_help_center(demo_kb):
     for q in load("inscope_questions.jsonl"):
         g = grounded(demo_kb, q["text"])
         right += g.decision == "answer" and g.passages[0].external_id == q["article"]
-    assert right == 29  # issue 11's gate: 28 of 30
+    assert right == 28  # issue 11's gate: 28 of 30 too
 
 
 @pytest.mark.django_db
@@ -92,9 +123,9 @@ def test_the_tune_half_of_the_customers_words_dev_set(demo_kb):
         else:
             outcomes[g.decision] += 1
             assert (g.decision == "clarify") == bool(g.suggestions) and len(g.suggestions) <= 3
-    assert outcomes == {"right": 102, "wrong": 3, "clarify": 7, "handover": 8}
+    assert outcomes == {"right": 98, "wrong": 2, "clarify": 10, "handover": 10}
     off = [grounded(demo_kb, q["text"]).decision for q in load_questions("demo_offtopic", half="tune")]
-    assert (len(off), off.count("handover"), off.count("clarify")) == (84, 79, 2)
+    assert (len(off), off.count("handover"), off.count("clarify")) == (84, 82, 0)
 
 
 @pytest.mark.django_db(transaction=True)
