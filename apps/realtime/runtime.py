@@ -23,7 +23,6 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
-from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -114,16 +113,6 @@ class SocketConsumer(AsyncWebsocketConsumer):
             await super().__call__(scope, receive, send)
         finally:
             await self._release()
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels closes stale connections of its one thread-sensitive sync thread before every
-        # handler: a loop-to-thread round trip per frame and per group event, all sockets of the
-        # process queued on that one thread. These sockets never touch the ORM on it: their
-        # database work runs on apps.core.db's pools, which check their own connections per call.
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
 
     def watch(self) -> None:
         """From here on the heartbeat watches this socket."""
