@@ -32,6 +32,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from _harness import results_write  # noqa: E402
+
 from apps.knowledge.chunking import chunk_document  # noqa: E402
 from apps.knowledge.onnx_embedder import (  # noqa: E402
     PACKAGED_MODEL,
@@ -250,9 +252,7 @@ def main() -> None:
     results["meta"] = {"beir": str(args.beir), "documents": len(corpus), "chunks": len(chunks),
                        "queries": len(query_ids), "cpus": os.cpu_count(),
                        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    results_write("embeddings", results, args.out)
 
 
 if __name__ == "__main__":
