@@ -36,11 +36,13 @@ _SUPERVISOR = [
     ("assistant", ALL, VIEW),
     ("connectors", ALL, VIEW),
     ("webhooks", ALL, VIEW),
+    ("teams", ALL, VIEW),
 ]
 _ADMIN = [
     *((label, ALL, ALL) for label in ("customers", "conversations", "knowledge", "assistant")),
     ("connectors", ALL, ALL),
     ("webhooks", ALL, ALL),
+    ("teams", ALL, ALL),
     ("console", ("note", "cannedreply", "agentprofile", "conversationread"), ALL),
     ("console", ("agent",), VIEW),
 ]

@@ -22,6 +22,13 @@ class ConversationState(models.TextChoices):
     CLOSED = "closed", "Closed"
 
 
+class Priority(models.TextChoices):
+    LOW = "low", "Low"
+    NORMAL = "normal", "Normal"
+    HIGH = "high", "High"
+    URGENT = "urgent", "Urgent"
+
+
 class Conversation(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="conversations")
@@ -29,6 +36,9 @@ class Conversation(models.Model):
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # The team whose agents see it (null: only supervisors and admins, and whoever holds it).
+    team = models.ForeignKey("teams.Team", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.NORMAL)
     last_seq = models.PositiveBigIntegerField(default=0)
     csat_score = models.PositiveSmallIntegerField(null=True, blank=True)
     csat_comment = models.TextField(blank=True)

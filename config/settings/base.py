@@ -36,6 +36,7 @@ THIRD_PARTY_APPS = ["channels", "axes"]
 LOCAL_APPS = [
     "apps.core",
     "apps.customers",
+    "apps.teams",
     "apps.conversations",
     "apps.realtime",
     "apps.knowledge",
