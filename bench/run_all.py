@@ -36,6 +36,7 @@ SIZES: dict[str, list[str]] = {
     "ws_sessions": ["--n", "1000", "--samples", "300"],
     "retrieval": ["--n", "20000", "--queries", "100", "--ingest-docs", "10"],
     "webhooks": ["--requests", "1000"],
+    "reports": ["--conversations", "100000", "--requests", "50"],  # its own kept seed (~20 s the first time)
 }
 VERSIONS = ["Django", "channels", "channels-redis", "daphne", "uvicorn", "celery", "redis", "psycopg",
             "pgvector", "limits", "prometheus-client", "onnxruntime", "tokenizers",
