@@ -2,11 +2,13 @@
 
     .venv/bin/python bench/streaming.py [--levels 1,200] [--first-token-ms 200] [--tokens-per-s 50]
                                         [--tokens 60] [--ws-clients 4] [--server uvicorn|daphne]
+                                        [--web-concurrency N]
 
 Starts, on free loopback ports: tests/support/fake_llm.py (the fake OpenAI-compatible server with a fixed
-first-token delay and token rate) and ONE Kefu web process (uvicorn as the Procfile runs it, or
+first-token delay and token rate) and a Kefu web server (uvicorn as the Procfile runs it, or
 Daphne) with LLM_PROVIDER=openai pointing at the fake, against a throw-away database holding the
-demo help center and a throw-away Redis prefix. For each level N, in the same moment (a shared
+demo help center and a throw-away Redis prefix (--web-concurrency N: N uvicorn workers, as
+WEB_CONCURRENCY=N in the Procfile). For each level N, in the same moment (a shared
 wall-clock instant): N WebSocket customers (PROTOCOL.md §2: POST /api/widget/session, `auth`,
 `message`, then `token`s and `message_end`), spread over --ws-clients processes, and N direct
 streams to the fake server through the official `openai` SDK (what Kefu's provider uses), from
@@ -160,6 +162,8 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=60)
     parser.add_argument("--ws-clients", type=int, default=4)
     parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
+    parser.add_argument("--web-concurrency", type=int, default=int(os.environ.get("WEB_CONCURRENCY") or 1),
+                        help="uvicorn workers, as the Procfile's WEB_CONCURRENCY (default: it, or 1)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "streaming.json")
     args = parser.parse_args()
     if args.client:
@@ -179,13 +183,18 @@ def main() -> None:
     web_env = child_env(env, LLM_PROVIDER="openai", LLM_BASE_URL=f"http://127.0.0.1:{fake_port}/v1",
                         LLM_MODEL="fake", LLM_API_KEY="fake", EMBEDDING_WARM_UP="true",
                         RATELIMIT_SESSION_IP="100000/minute")  # 200 sessions from one loopback address
-    web, web_port = server_start(args.server, web_env, logs / "web.log", extra=("--backlog", "2048"))
+    if args.web_concurrency > 1 and args.server != "uvicorn":
+        parser.error("--web-concurrency needs --server uvicorn")
+    web, web_port = server_start(args.server, web_env, logs / "web.log",
+                                 extra=("--backlog", "2048", "--workers", str(args.web_concurrency)))
     results: dict = {}
     try:
         base = f"http://127.0.0.1:{web_port}"
-        # Warm-up: the web process loads the embedding model in the background after it starts.
+        # Warm-up: the web processes load the embedding model in the background after they start
+        # (each worker: enough customers that every one is likely to have answered).
         for _ in range(10):
-            if run_level(1, base, f"http://127.0.0.1:{fake_port}/v1", 1)["ws"]["with_tokens"]:
+            n = 1 if args.web_concurrency == 1 else 4 * args.web_concurrency
+            if run_level(n, base, f"http://127.0.0.1:{fake_port}/v1", 1)["ws"]["with_tokens"] == n:
                 break
             time.sleep(5)
         for n in (int(x) for x in args.levels.split(",")):
@@ -196,9 +205,9 @@ def main() -> None:
         scratch_teardown(db_name, env)
 
     print(f"\nfake model: first token {args.first_token_ms:.0f} ms, {args.tokens_per_s:.0f} tokens/s, "
-          f"{args.tokens} tokens; one {args.server} web process")
+          f"{args.tokens} tokens; {args.server}, {args.web_concurrency} web process(es)")
     print(f"{'N':>4} | {'client':>6} | {'1st p50':>8} | {'1st p95':>8} | {'gap p50':>8} | {'gap p95':>8} | "
-          f"{'frames':>6} | {'frames/s':>8} | {'end p95':>8} | target 1st p95")
+          f"{'frames':>6} | {'frames/s':>8} | {'end p95':>8} | {'w/ tok':>7} | target 1st p95")
     for n, level in results.items():
         target = level["direct"]["first_token_ms"]["p95"] * 1.1 + 20
         for kind in ("direct", "ws"):
@@ -207,12 +216,14 @@ def main() -> None:
                 f"<= {target:.0f} ms: {'met' if r['first_token_ms']['p95'] <= target else 'MISSED'}")
             print(f"{n:>4} | {kind:>6} | {r['first_token_ms']['p50']:>8} | {r['first_token_ms']['p95']:>8} | "
                   f"{r['gap_ms']['p50']:>8} | {r['gap_ms']['p95']:>8} | {r['frames_per_answer']:>6} | "
-                  f"{r['frames_per_s']['p50']:>8} | {r['end_ms']['p95']:>8} | {mark}")
+                  f"{r['frames_per_s']['p50']:>8} | {r['end_ms']['p95']:>8} | "
+                  f"{r['with_tokens']:>3}/{r['answers']:<3} | {mark}")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                             text=True).stdout.strip()
     results["meta"] = {"server": args.server, "first_token_ms": args.first_token_ms,
                        "tokens_per_s": args.tokens_per_s, "tokens": args.tokens, "question": QUESTION,
-                       "ws_client_processes": args.ws_clients, "commit": commit, "cpus": os.cpu_count(),
+                       "ws_client_processes": args.ws_clients, "web_concurrency": args.web_concurrency,
+                       "commit": commit, "cpus": os.cpu_count(),
                        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
