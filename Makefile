@@ -1,5 +1,6 @@
 # Kefu: `make run` starts the whole platform, `make test` runs the whole test suite.
-# Both create .venv and install requirements.txt first; neither needs anything running.
+# Both create .venv and install requirements.txt first (`make test` and `make lint` also
+# requirements-dev.txt); neither needs anything running.
 # Settings only read the environment: the development stack (apps/devstack) starts or shares the
 # embedded Postgres/Redis for what DATABASE_URL/REDIS_URL leave unset and exports their URLs.
 
@@ -7,6 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
+DEV_STAMP := $(VENV)/.requirements-dev-installed
 
 .PHONY: run manage test lint bench system-deps clean-var help
 
@@ -23,27 +25,33 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(DEV_STAMP)
+
 run: $(STAMP)
 	$(PY) -m apps.devstack manage kefu_run
 
 manage: $(STAMP)
 	$(PY) -m apps.devstack manage $(ARGS)
 
-# Headless Chromium for the browser tests (Debian's package; Playwright never downloads one).
+# Headless Chromium for the browser tests (Debian's package; Playwright never downloads one), and
+# a CJK font so the Chinese widget and console render as characters, not boxes, in screenshots.
+BROWSER_PACKAGES := chromium fonts-wqy-microhei
 system-deps:
-	@if [ -x /usr/bin/chromium ]; then :; \
-	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	else echo "The browser tests need Debian's chromium: run 'sudo apt-get install chromium'" >&2; exit 1; fi
+	@if [ -x /usr/bin/chromium ] && [ -d /usr/share/fonts/truetype/wqy ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null; \
+	else echo "The browser tests need Debian's $(BROWSER_PACKAGES): run 'sudo apt-get install $(BROWSER_PACKAGES)'" >&2; exit 1; fi
 
 # The embedded services start in the plugin tests/support/devstack.py (pyproject.toml's addopts).
-test: $(STAMP) system-deps
+test: $(DEV_STAMP) system-deps
 	$(PY) -m pytest
 
 # ruff, then the layer contracts of pyproject.toml's [tool.importlinter] (README, architecture).
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
 # Every bench/*.py, each in its own process with a time limit; writes docs/benchmarks.md.
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(PY) -m apps.devstack run $(PY) bench/run_all.py

@@ -19,6 +19,12 @@ with `title_similarity`, `heading_similarity` and `sentence_similarity` filled i
 that is an article's title (a tapped suggestion sends its title) answers from that article
 (`picked`).
 
+Languages (issue 21): `ground(..., language=...)` searches the help center written in the
+customer's language (KnowledgeBase.language; the demo's `help-center` and `help-center-zh`), and
+the default one when there is none: `Grounding.language_fallback` is then True, so the provider
+can say it answers from the default-language help center. A Chinese help center is judged with
+the Chinese calibration (relevance.py `GATES`).
+
 Runs in a worker thread (embedding is CPU work; search takes its own DB connection).
 """
 
@@ -32,7 +38,7 @@ from typing import Any, Literal
 from django.conf import settings
 from django.db import close_old_connections
 
-from .relevance import MAX_SUGGESTIONS, Relevance, rank_articles, relevance_judge
+from .relevance import MAX_SUGGESTIONS, Relevance, gate_for, rank_articles, relevance_judge
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +47,7 @@ Decision = Literal["answer", "clarify", "handover"]
 SEARCH_K = 8
 
 __all__ = ["MAX_SUGGESTIONS", "SEARCH_K", "Decision", "Grounding", "ground", "grounding_from",
-           "knowledge_search"]
+           "knowledge_base_for_language", "knowledge_search"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,31 @@ class Grounding:
     suggestions: list[dict[str, Any]] = field(default_factory=list)  # [{"title", "document_id"}]
     # The question is the first article's title: a tapped suggestion (or typed as one).
     picked: bool = False
+    # The help center searched, and its language ("en", "zh-hans").
+    kb_slug: str = ""
+    language: str = "en"
+    # No help center in the customer's language: the default one was searched instead.
+    language_fallback: bool = False
+
+
+def knowledge_base_for_language(language: str) -> tuple[str, str, bool]:
+    """(slug, its language, fell back) of the help center to answer a customer of `language`
+    from: the default (KB_DEFAULT_SLUG) if it is in that language, else `<default>-<primary
+    subtag>` (help-center-zh) or `<default>-<language>` in that language, else the default one,
+    falling back."""
+    from apps.knowledge.languages import language_normalise
+    from apps.knowledge.models import KnowledgeBase
+
+    wanted = language_normalise(language)
+    default = settings.KB_DEFAULT_SLUG
+    preferred = [default, f"{default}-{wanted.split('-')[0]}", f"{default}-{wanted}"]
+    found = set(KnowledgeBase.objects.filter(slug__in=preferred, language=wanted)
+                .values_list("slug", flat=True))
+    for slug in preferred:
+        if slug in found:
+            return slug, wanted, False
+    found = KnowledgeBase.objects.filter(slug=default).values_list("language", flat=True).first()
+    return default, found or "en", True
 
 
 def knowledge_search(question: str, *, kb_slug: str | None = None, k: int = SEARCH_K) -> list[Any]:
@@ -71,15 +102,33 @@ def knowledge_search(question: str, *, kb_slug: str | None = None, k: int = SEAR
         close_old_connections()
 
 
-def ground(question: str, *, kb_slug: str | None = None) -> Grounding:
-    """Search the knowledge base for `question` and decide answer / clarify / handover."""
-    return grounding_from(knowledge_search(question, kb_slug=kb_slug), question=question)
+def ground(question: str, *, kb_slug: str | None = None, language: str = "en") -> Grounding:
+    """Search the knowledge base (`kb_slug`, else the help center in `language`, else the default
+    one) for `question` and decide answer / clarify / handover."""
+    fell_back = False
+    if kb_slug is None:
+        close_old_connections()
+        kb_slug, kb_language, fell_back = knowledge_base_for_language(language)
+    else:
+        kb_language = _language_of(kb_slug)
+    passages = knowledge_search(question, kb_slug=kb_slug)
+    grounding = grounding_from(passages, question=question, language=kb_language)
+    return replace(grounding, kb_slug=kb_slug, language_fallback=fell_back)
 
 
-def grounding_from(passages: list[Any], *, question: str = "") -> Grounding:
-    """The decision on retrieval passages (as `knowledge_search` returns them) for `question`."""
-    passages = rank_articles(passages)
-    relevance = relevance_judge(passages=passages)
+def _language_of(kb_slug: str) -> str:
+    from apps.knowledge.models import KnowledgeBase
+
+    close_old_connections()
+    return KnowledgeBase.objects.filter(slug=kb_slug).values_list("language", flat=True).first() or "en"
+
+
+def grounding_from(passages: list[Any], *, question: str = "", language: str = "en") -> Grounding:
+    """The decision on retrieval passages (as `knowledge_search` returns them) for `question`,
+    judged with the calibration of the knowledge base's `language`."""
+    gate = gate_for(language)
+    passages = rank_articles(passages, gate=gate)
+    relevance = relevance_judge(passages=passages, gate=gate)
     titled = _titled(question, passages)
     if titled is not None:
         # A tapped suggestion sends its title as the message (PROTOCOL.md §2): that article is
@@ -95,7 +144,8 @@ def grounding_from(passages: list[Any], *, question: str = "") -> Grounding:
                 seen.add(p.document_id)
                 suggestions.append({"title": p.title, "document_id": p.document_id})
     return Grounding(decision=relevance.decision, passages=passages, relevance=relevance,
-                     suggestions=suggestions[:MAX_SUGGESTIONS], picked=titled is not None)
+                     suggestions=suggestions[:MAX_SUGGESTIONS], picked=titled is not None,
+                     language=language)
 
 
 def _titled(question: str, passages: list[Any]) -> Any | None:

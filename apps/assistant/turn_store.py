@@ -154,6 +154,7 @@ def turn_context(*, turn_id: str) -> Turn | None:
         history=[{"role": m.role, "text": m.text} for m in history],
         customer_id=str(conversation.customer_id),
         tool_call_id=str(turn.tool_call_id) if turn.tool_call_id else None,
+        language=conversation.language,
     )
 
 

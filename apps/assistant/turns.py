@@ -54,6 +54,7 @@ from apps.core.ratelimit import limit_hit
 from apps.core.runtime import runtime
 
 from . import live_state, turn_store
+from .phrases import PHRASES, phrase
 from .providers import ProviderUnavailable, Turn, provider_get
 from .providers.base import OUTCOMES
 
@@ -63,8 +64,8 @@ STOP_POLL_S = 0.2
 SWEEP_S = 1.0
 LEASE_RENEW_S = 3.0
 FINISH_ATTEMPTS = 5
-APOLOGY = "Sorry, I can't answer right now. Would you like to talk to a person?"
-OVER_LIMIT = "I've answered a lot of questions for you this hour. Would you like to talk to a person?"
+APOLOGY = PHRASES["apology"]  # said in the customer's language (phrase("apology", ...))
+OVER_LIMIT = PHRASES["over_limit"]
 
 
 @dataclass
@@ -75,8 +76,12 @@ class _Answer:
     outcome: str | None = None  # the provider's (the last one it yielded wins)
     suggestions: list[dict[str, Any]] = field(default_factory=list)
 
-    def runner_says(self, text: str) -> None:
-        """The runner answers instead of the provider (an apology, the cost guard): a decline."""
+    language: str = ""  # the customer's, once the turn's context is read
+
+    def runner_says(self, key: str) -> None:
+        """The runner answers instead of the provider (an apology, the cost guard): a decline,
+        the phrase `key` in the customer's language."""
+        text = phrase(key, self.language)
         self.text, self.citations, self.outcome, self.suggestions = text, [], "declined", []
 
     def outcome_of(self, *, stopped: bool) -> str:
@@ -210,9 +215,10 @@ class TurnRunner:
         stopped = answered = False
         try:
             turn = claim.context()
+            answer.language = turn.language if turn is not None else ""
             answered = turn is not None or claimed.attempts > 1  # a restarted stream must end
             if turn is not None and await limit_hit(name="answer_customer_hour", key=turn.customer_id):
-                answer.runner_says(OVER_LIMIT)  # the cost guard: no provider call
+                answer.runner_says("over_limit")  # the cost guard: no provider call
             elif turn is not None and not running.stop.is_set():
                 await live_state.partial_start(conversation_id, message_id)
                 if claimed.attempts > 1:
@@ -228,7 +234,7 @@ class TurnRunner:
         except Exception:
             logger.exception("answer of conversation %s failed", conversation_id)
             if not answer.text:
-                answer.runner_says(APOLOGY)
+                answer.runner_says("apology")
         if running.lost:
             return
         with contextlib.suppress(Exception):
@@ -254,7 +260,7 @@ class TurnRunner:
         if generating.exception() is not None:
             logger.error("answer generation failed", exc_info=generating.exception())
             if not answer.text:
-                answer.runner_says(APOLOGY)
+                answer.runner_says("apology")
         return False
 
     async def _finish(
@@ -415,7 +421,7 @@ async def _generate(turn: Turn, claimed: turn_store.ClaimedTurn, answer: _Answer
         provider = provider_get()
     except ProviderUnavailable as exc:
         logger.error("%s", exc)
-        answer.runner_says(APOLOGY)
+        answer.runner_says("apology")
         return
     stream = _TokenStream(claimed.conversation_id, claimed.message_id, answer)
     try:

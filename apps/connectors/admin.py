@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin
 
+from apps.audit.admin_mixins import AuditedAdminMixin
 from apps.core.fields import WriteOnlySecretField, secret_summary
 
 from .models import Connector, Tool, ToolCall
@@ -45,14 +46,14 @@ class ToolInline(admin.TabularInline):
 
 
 @admin.register(Connector)
-class ConnectorAdmin(admin.ModelAdmin):
+class ConnectorAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["slug", "name", "base_url", "auth_type", "enabled"]
     inlines = [ToolInline]
     form = ConnectorForm
 
 
 @admin.register(Tool)
-class ToolAdmin(admin.ModelAdmin):
+class ToolAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["name", "connector", "method", "path_template", "asks_customer", "enabled"]
     list_filter = ["connector", "requires_confirmation", "enabled"]
     search_fields = ["name", "description"]
@@ -83,7 +84,7 @@ class ToolAdmin(admin.ModelAdmin):
 
 
 @admin.register(ToolCall)
-class ToolCallAdmin(admin.ModelAdmin):
+class ToolCallAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["name", "status", "attempts", "http_status", "conversation", "requested_by", "created_at"]
     list_filter = ["status", "name"]
     readonly_fields = [f.name for f in ToolCall._meta.fields]

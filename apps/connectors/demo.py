@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext_noop as _  # translated when said (services.py)
 
 from .models import AuthType, Connector, Tool
 
@@ -45,7 +46,7 @@ DEMO_TOOLS: list[dict[str, Any]] = [
         "method": "GET",
         "path_template": "/customers/{customer.external_id}",
         "response_fields": ["name", "email", "tier", "since"],
-        "progress_text": "Looking up your account…",
+        "progress_text": _("Looking up your account…"),
     },
     {
         "name": "orders_list",
@@ -60,7 +61,7 @@ DEMO_TOOLS: list[dict[str, Any]] = [
             "orders.total",
             "orders.currency",
         ],
-        "progress_text": "Looking up your orders…",
+        "progress_text": _("Looking up your orders…"),
     },
     {
         "name": "order_status",
@@ -69,7 +70,7 @@ DEMO_TOOLS: list[dict[str, Any]] = [
         "method": "GET",
         "path_template": "/customers/{customer.external_id}/orders/{order_number}",
         "response_fields": ORDER_FIELDS,
-        "progress_text": "Looking up your order…",
+        "progress_text": _("Looking up your order…"),
     },
     {
         "name": "shipment_track",
@@ -87,7 +88,7 @@ DEMO_TOOLS: list[dict[str, Any]] = [
             "shipment.delivered_at",
             "shipment.tracking_url",
         ],
-        "progress_text": "Tracking your parcel…",
+        "progress_text": _("Tracking your parcel…"),
     },
     {
         "name": "stock_check",
@@ -103,7 +104,7 @@ DEMO_TOOLS: list[dict[str, Any]] = [
             "products.in_stock",
             "products.stock",
         ],
-        "progress_text": "Checking stock…",
+        "progress_text": _("Checking stock…"),
     },
     {
         "name": "ticket_create",
@@ -122,8 +123,8 @@ DEMO_TOOLS: list[dict[str, Any]] = [
         "body_map": {"subject": "{subject}", "body": "{body}"},
         "response_fields": ["id", "subject", "status", "created_at"],
         "requires_confirmation": True,
-        "confirmation_template": "Open a support ticket: \u201c{subject}\u201d?",
-        "progress_text": "Opening a ticket…",
+        "confirmation_template": _("Open a support ticket: “{subject}”?"),
+        "progress_text": _("Opening a ticket…"),
     },
     {
         "name": "ticket_status",
@@ -134,7 +135,7 @@ DEMO_TOOLS: list[dict[str, Any]] = [
         "method": "GET",
         "path_template": "/customers/{customer.external_id}/tickets/{ticket_id}",
         "response_fields": ["id", "subject", "status", "created_at"],
-        "progress_text": "Looking up your ticket…",
+        "progress_text": _("Looking up your ticket…"),
     },
     {
         "name": "refund_request",
@@ -147,8 +148,8 @@ DEMO_TOOLS: list[dict[str, Any]] = [
         "body_map": {"reason": "{reason}"},
         "response_fields": ["id", "order", "amount", "currency", "status"],
         "requires_confirmation": True,
-        "confirmation_template": "Request a refund for order {order_number}?",
-        "progress_text": "Requesting your refund…",
+        "confirmation_template": _("Request a refund for order {order_number}?"),
+        "progress_text": _("Requesting your refund…"),
     },
     {
         "name": "order_cancel",
@@ -161,8 +162,8 @@ DEMO_TOOLS: list[dict[str, Any]] = [
         "body_map": {"reason": "{reason}"},
         "response_fields": ["number", "status", "refund_amount", "currency"],
         "requires_confirmation": True,
-        "confirmation_template": "Cancel order {order_number}?",
-        "progress_text": "Cancelling your order…",
+        "confirmation_template": _("Cancel order {order_number}?"),
+        "progress_text": _("Cancelling your order…"),
     },
 ]
 

@@ -8,6 +8,10 @@ import json
 import re
 from typing import Any
 
+from django.utils.translation import gettext
+
+from apps.conversations.language import spoken
+
 from .models import Tool
 
 # Past this the question is not asked at all (the call fails): approving what one cannot read
@@ -47,9 +51,15 @@ class _Missing(dict):
         return "…"
 
 
-def confirmation_question(*, tool: Tool, arguments: dict[str, Any]) -> str:
-    """e.g. "Request a refund for order PP-1001?\\norder_number: PP-1001\\nreason: arrived broken"."""
-    template = tool.confirmation_template or f"Go ahead with {tool.name.replace('_', ' ')}?"
+def confirmation_question(*, tool: Tool, arguments: dict[str, Any], language: str = "") -> str:
+    """e.g. "Request a refund for order PP-1001?\\norder_number: PP-1001\\nreason: arrived broken".
+    The sentence in the customer's `language` when translators have the tool's template (the demo
+    tools' are in locale/); the argument lines name what is sent, as sent."""
+    with spoken(language):
+        if tool.confirmation_template:
+            template = gettext(tool.confirmation_template)
+        else:
+            template = gettext("Go ahead with %(tool)s?") % {"tool": tool.name.replace("_", " ")}
     scalars = {k: _one_line(v) for k, v in arguments.items() if isinstance(v, str | int | float)}
     try:
         sentence = template.format_map(_Missing(scalars))

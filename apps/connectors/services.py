@@ -19,9 +19,12 @@ from uuid import UUID
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
+from apps.audit.services import audit_tool_call
 from apps.conversations.errors import ConversationConflict, ConversationForbidden, ConversationNotFound
 from apps.conversations.events import event_emit
+from apps.conversations.language import spoken
 from apps.conversations.locking import conversation_lock_for
 from apps.conversations.models import Conversation
 from apps.core.redis import redis_key, redis_sync
@@ -74,12 +77,23 @@ def _emit(call: ToolCall, status: str, detail: str) -> None:
     )
 
 
-def _progress_text(tool: Tool | None, name: str) -> str:
-    return tool.progress_text if tool and tool.progress_text else f"Running {name.replace('_', ' ')}…"
+def _progress_text(tool: Tool | None, name: str, language: str = "") -> str:
+    """The tool's progress line in the customer's language: an admin's text is looked up in the
+    translations (the demo tools' are there); one no translator has seen is shown as written."""
+    with spoken(language):
+        if tool and tool.progress_text:
+            return gettext(tool.progress_text)
+        return gettext("Running %(name)s…") % {"name": name.replace("_", " ")}
 
 
-SIGN_IN_DETAIL = "Please sign in first, so I can look this up for you."
-TOO_LONG_DETAIL = "That request is too long to show you for approval, so nothing was sent."
+def _said(text: str, language: str, **kw: Any) -> str:
+    """One of the customer-safe lines below, in the customer's language."""
+    with spoken(language):
+        return gettext(text) % kw if kw else gettext(text)
+
+
+SIGN_IN_DETAIL = gettext_noop("Please sign in first, so I can look this up for you.")
+TOO_LONG_DETAIL = gettext_noop("That request is too long to show you for approval, so nothing was sent.")
 
 
 def _enqueue(call_id: UUID | str) -> None:
@@ -97,22 +111,24 @@ def tool_call_request(
     once. A tool needing an identity the customer has not proved fails here, before any request."""
     call_id = uuid.uuid4()
     # The conversation before its calls and turns (apps/conversations/locking.py).
-    customer = (
+    conversation = (
         Conversation.objects.select_for_update(no_key=True, of=("self",)).select_related("customer")
-        .get(pk=conversation_id).customer
+        .get(pk=conversation_id)
     )
-    status, detail, error = ToolCallStatus.QUEUED, _progress_text(tool, tool.name), ""
+    customer, language = conversation.customer, conversation.language
+    status, detail, error = ToolCallStatus.QUEUED, _progress_text(tool, tool.name, language), ""
     if identity_missing(tool, identity_of(customer)):
         error = "identity_required: anonymous, or no verified e-mail"
-        status, detail = ToolCallStatus.FAILED, SIGN_IN_DETAIL
+        status, detail = ToolCallStatus.FAILED, _said(SIGN_IN_DETAIL, language)
     elif tool.asks_first:
         try:
             status, detail = (
                 ToolCallStatus.AWAITING_CONFIRMATION,
-                confirmation_question(tool=tool, arguments=arguments),
+                confirmation_question(tool=tool, arguments=arguments, language=language),
             )
         except QuestionTooLong as exc:
-            status, detail, error = ToolCallStatus.FAILED, TOO_LONG_DETAIL, f"question_too_long: {exc}"
+            status, detail = ToolCallStatus.FAILED, _said(TOO_LONG_DETAIL, language)
+            error = f"question_too_long: {exc}"
     call = ToolCall.objects.create(
         id=call_id,
         conversation_id=conversation_id,
@@ -129,6 +145,8 @@ def tool_call_request(
         finished_at=timezone.now() if status == ToolCallStatus.FAILED else None,
     )
     _emit(call, call.status, call.detail)
+    if status == ToolCallStatus.FAILED:
+        audit_tool_call(call=call)  # failed before any request: its final state
     if status == ToolCallStatus.QUEUED:
         _enqueue(call.id)
     return call
@@ -154,14 +172,15 @@ def tool_call_confirm(*, customer_id: str, conversation_id: str, call_id: str, a
     if not approve:
         call.status, call.finished_at = ToolCallStatus.DECLINED, timezone.now()
         call.save(update_fields=["status", "finished_at", "updated_at"])
-        _emit(
-            call, ToolCallStatus.DECLINED, f"Declined: {call.detail.splitlines()[0] if call.detail else ''}"
-        )
+        audit_tool_call(call=call)
+        question = call.detail.splitlines()[0] if call.detail else ""
+        declined = _said(gettext_noop("Declined: %(question)s"), conversation.language, question=question)
+        _emit(call, ToolCallStatus.DECLINED, declined)
         transaction.on_commit(lambda: _notify(call.id))
         return False
     call.status = ToolCallStatus.QUEUED
     call.save(update_fields=["status", "updated_at"])
-    _emit(call, ToolCallStatus.QUEUED, _progress_text(call.tool, call.name))
+    _emit(call, ToolCallStatus.QUEUED, _progress_text(call.tool, call.name, conversation.language))
     _enqueue(call.id)
     _approved_handler(conversation_id=conversation.pk, tool_call_id=call.id)
     return True
@@ -185,9 +204,11 @@ def tool_call_execute(*, call_id: UUID | str, task_id: str = "") -> float | None
         again = call.status == ToolCallStatus.RUNNING or call.attempts > 0
         call.status, call.attempts, call.task_id = ToolCallStatus.RUNNING, call.attempts + 1, task_id[:100]
         call.save(update_fields=["status", "attempts", "task_id", "updated_at"])
-        progress = _progress_text(call.tool, call.name)
+        language = call.conversation.language
+        progress = _progress_text(call.tool, call.name, language)
         if again:
-            _emit(call, "progress", f"{progress} (still working on it)")
+            still = gettext_noop("%(progress)s (still working on it)")
+            _emit(call, "progress", _said(still, language, progress=progress))
         else:
             _emit(call, ToolCallStatus.RUNNING, progress)
     tool = call.tool
@@ -216,10 +237,11 @@ def tool_call_execute(*, call_id: UUID | str, task_id: str = "") -> float | None
 
 
 _FAILED_DETAIL = {
-    "not_found": "{system} found nothing matching that for your account.",
+    "not_found": gettext_noop("%(system)s found nothing matching that for your account."),
     "identity_required": SIGN_IN_DETAIL,
-    "rejected": "{system} could not do that.",
+    "rejected": gettext_noop("%(system)s could not do that."),
 }
+_UNREACHABLE = gettext_noop("%(system)s could not be reached just now.")
 
 
 @transaction.atomic
@@ -238,16 +260,15 @@ def _finish(
     row.finished_at = timezone.now()
     if error is None:
         row.status, row.result, row.http_status, row.error = ToolCallStatus.SUCCEEDED, result, http_status, ""
-        _emit(row, ToolCallStatus.SUCCEEDED, _progress_text(call.tool, call.name))
+        _emit(row, ToolCallStatus.SUCCEEDED, _progress_text(call.tool, call.name, call.conversation.language))
     else:
         row.status, row.http_status = ToolCallStatus.FAILED, error.status
         row.error = f"{error.code}: {error.message}"
         row.result = {"error": error.code, "message": error.message}
-        detail = _FAILED_DETAIL.get(error.code, "{system} could not be reached just now.").format(
-            system=system
-        )
-        _emit(row, ToolCallStatus.FAILED, detail)
+        template = _FAILED_DETAIL.get(error.code, _UNREACHABLE)
+        _emit(row, ToolCallStatus.FAILED, _said(template, call.conversation.language, system=system))
     row.save()
+    audit_tool_call(call=row)
     if row.requested_by_id is None:
         transaction.on_commit(lambda: _notify(row.id))
     return None
@@ -259,7 +280,7 @@ def tool_call_give_up(*, call_id: UUID | str, reason: str) -> None:
     conversation_lock_for(model=ToolCall, pk=call_id)
     row = (
         ToolCall.objects.select_for_update(no_key=True, of=("self",))
-        .select_related("tool__connector")
+        .select_related("tool__connector", "conversation")
         .filter(pk=call_id)
         .first()
     )
@@ -269,7 +290,9 @@ def tool_call_give_up(*, call_id: UUID | str, reason: str) -> None:
     row.status, row.finished_at = ToolCallStatus.FAILED, timezone.now()
     row.error = (row.error + "\n" if row.error else "") + reason
     row.save(update_fields=["status", "finished_at", "error", "updated_at"])
-    _emit(row, ToolCallStatus.FAILED, f"{system} took too long to answer.")
+    audit_tool_call(call=row)
+    took_long = gettext_noop("%(system)s took too long to answer.")
+    _emit(row, ToolCallStatus.FAILED, _said(took_long, row.conversation.language, system=system))
 
 
 def tool_call_run_for_staff(*, conversation_id: UUID | str, tool: Tool, user: Any) -> ToolCall:

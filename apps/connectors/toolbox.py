@@ -13,7 +13,9 @@ from typing import Any
 
 import jsonschema
 from django.conf import settings
+from django.utils.translation import gettext, gettext_noop
 
+from apps.conversations.language import spoken
 from apps.conversations.models import Conversation
 from apps.core.redis import redis_async
 
@@ -31,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 WAIT_SLICE_S = 5.0  # under the Redis client's 15 s socket timeout
 EMPTY_SCHEMA = {"type": "object", "properties": {}}
-SIGN_IN = "Please sign in to the shop first, so I can look up your personal details."
+SIGN_IN = gettext_noop("Please sign in to the shop first, so I can look up your personal details.")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,11 @@ def _outcome(call: ToolCall) -> ToolOutcome:
     )
 
 
+def _in_language(text: str, language: str) -> str:
+    with spoken(language):
+        return gettext(text)
+
+
 def _call_load(*, call_id: str, conversation_id: str) -> ToolCall | None:
     return (
         ToolCall.objects.select_related("tool__connector")
@@ -96,9 +103,11 @@ def _request(*, conversation_id: str, turn_id: str, tool_id: int, arguments: dic
 
 class ConnectorToolBox:
     def __init__(
-        self, *, conversation_id: str, turn_id: str, tools: list[_Tool], withheld: Sequence[_Tool] = ()
+        self, *, conversation_id: str, turn_id: str, tools: list[_Tool], withheld: Sequence[_Tool] = (),
+        language: str = "",
     ) -> None:
         self.conversation_id, self.turn_id = conversation_id, turn_id or None
+        self.language = language  # the customer's: the sign-in request is said in it
         self._tools = {t.name: t for t in tools}
         self._withheld = {t.name: t for t in withheld}
 
@@ -124,7 +133,7 @@ class ConnectorToolBox:
                 status="denied",
                 source=self._withheld[name].source,
                 data={"error": "sign_in_required"},
-                message=SIGN_IN,
+                message=_in_language(SIGN_IN, self.language),
             )
         if tool is None:
             return ToolOutcome(
@@ -216,4 +225,5 @@ def toolbox_for(*, conversation_id: str, customer_id: str, turn_id: str) -> Conn
         turn_id=str(turn_id) if turn_id else "",
         tools=tools,
         withheld=withheld,
+        language=conversation.language,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
+from apps.audit.admin_mixins import AuditedAdminMixin
 from apps.conversations.models import Conversation, Message
 from apps.customers.models import Customer
 
@@ -12,7 +13,7 @@ from .models import Agent, AgentProfile, CannedReply, Note
 
 
 @admin.register(CannedReply)
-class CannedReplyAdmin(admin.ModelAdmin):
+class CannedReplyAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["shortcut", "title", "updated_at"]
     search_fields = ["shortcut", "title", "text"]
 
@@ -25,7 +26,7 @@ class AgentProfileInline(admin.StackedInline):
 
 
 @admin.register(Agent)
-class AgentAdmin(UserAdmin):
+class AgentAdmin(AuditedAdminMixin, UserAdmin):
     inlines = [AgentProfileInline]
     list_display = ["username", "email", "first_name", "last_name", "is_active", "auto_assign"]
 
@@ -39,7 +40,7 @@ class AgentAdmin(UserAdmin):
 
 
 @admin.register(Note)
-class NoteAdmin(admin.ModelAdmin):
+class NoteAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["conversation", "author", "created_at"]
     raw_id_fields = ["conversation"]
     readonly_fields = ["author", "client_msg_id"]
@@ -56,7 +57,7 @@ class ConversationInline(admin.TabularInline):
     show_change_link = True
 
 
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["__str__", "email", "external_id", "created_at"]
     search_fields = ["name", "email", "external_id"]
     readonly_fields = ["id", "created_at", "updated_at"]
@@ -79,7 +80,7 @@ class NoteInline(admin.TabularInline):
     extra = 0
 
 
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["id", "customer", "state", "assignee", "csat_score", "created_at"]
     list_filter = ["state", "assignee"]
     search_fields = ["customer__name", "customer__email", "customer__external_id"]

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from apps.conversations.selectors import conversation_last_seq_or_none
+from apps.conversations.models import Conversation
 
+from . import auth
 from .selectors import note_list, note_to_wire, queue_wire
+from .visibility import Viewer, viewer_for
 
 logger = logging.getLogger(__name__)
 
@@ -23,12 +25,23 @@ class Replay:
     notes: list[dict[str, Any]]  # every note, oldest first
 
 
-def queue_for(*, agent_id: int) -> list[dict[str, Any]]:
-    return queue_wire(agent_id=agent_id)
+def ready_for(*, user: Any) -> tuple[Viewer, list[dict[str, Any]]]:
+    """What the socket checks entries against, and the `agent_ready` queue it may see."""
+    viewer = viewer_for(user=user)
+    return viewer, queue_wire(viewer=viewer)
 
 
-def subscribe_replay(*, conversation_id: UUID | str) -> Replay | None:
-    last_seq = conversation_last_seq_or_none(conversation_id=conversation_id)
+def agent_current(*, session_key: str | None, agent_id: int) -> tuple[Any, Viewer] | None:
+    """The heartbeat's account re-check, with the agent's teams and role as they are now."""
+    user = auth.console_user_current(session_key=session_key, agent_id=agent_id)
+    return None if user is None else (user, viewer_for(user=user))
+
+
+def subscribe_replay(*, conversation_id: UUID | str, viewer: Viewer) -> Replay | None:
+    """None: no such conversation, or one of another team (the same answer: `not_found`)."""
+    last_seq = (
+        Conversation.objects.filter(viewer.q(), pk=conversation_id).values_list("last_seq", flat=True).first()
+    )
     if last_seq is None:
         return None
     notes = [note_to_wire(note) for note in note_list(conversation_id=conversation_id)]

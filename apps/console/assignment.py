@@ -1,6 +1,8 @@
 """Automatic assignment (CONSOLE_AUTO_ASSIGN, off by default): a waiting, unassigned
 conversation goes to the online agent who least recently got one (round robin), among those
-who accept automatic assignment and hold fewer open conversations than their limit.
+who accept automatic assignment and hold fewer open conversations than their limit. Only
+agents who would see it take part: the members of its team, or for a conversation with no
+team the staff in no team (apps/teams/selectors.py).
 
 Called explicitly after the commit of each change that leaves a conversation waiting
 (apps/conversations/services.py runs the handler this app registers in apps.py), never as a
@@ -44,7 +46,7 @@ def auto_assign(*, conversation_id: UUID | str) -> int | None:
             or conversation.assignee_id
         ):
             return None
-        agent = _next_agent(online)
+        agent = _next_agent(online, team_id=conversation.team_id)
         if agent is None:
             return None
         _to_agent(conversation, agent)
@@ -53,7 +55,7 @@ def auto_assign(*, conversation_id: UUID | str) -> int | None:
     return agent.pk
 
 
-def _next_agent(online: set[int]):
+def _next_agent(online: set[int], *, team_id: int | None):
     # One assigner at a time across processes, so limits hold when conversations arrive together.
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext('kefu.console.auto_assign'))")
@@ -65,6 +67,7 @@ def _next_agent(online: set[int]):
     users = (
         get_user_model()
         .objects.filter(pk__in=online, is_staff=True, is_active=True)
+        .filter(**({"teams": team_id} if team_id is not None else {"teams__isnull": True}))
         .exclude(agent_profile__auto_assign=False)
         .select_related("agent_profile")
         .order_by(F("agent_profile__last_assigned_at").asc(nulls_first=True), "pk")

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 
+from apps.audit.context import audit_ip_set
 from apps.conversations.errors import ConversationNotFound
 from apps.conversations.events import aevent_broadcast, conversation_group
 from apps.conversations.selectors import conversation_assigned_to
@@ -28,6 +29,7 @@ from .groups import AGENTS, agents_conversation_group
 from .presence import PING_S, online_leave, online_touch, presence_publish, presence_set
 from .schemas import SCHEMAS, WITH_CLIENT_MSG_ID
 from .selectors import agent_to_wire
+from .visibility import Viewer
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,8 @@ class AgentConsumer(SocketConsumer):
         self.agent_wire: dict[str, Any] = {}
         self.notes_sent: dict[str, set[str]] = {}  # subscribed conversation -> note ids delivered
         self.tokens_from_start: dict[str, None] = {}  # answers streamed here from their first token
+        self.viewer: Viewer | None = None  # which queue entries this agent may see (visibility.py)
+        self.shown: set[str] = set()  # an agent's (not a lead's) visible conversations, to tell of a move
 
     # -- declarations for the runtime ----------------------------------------------------
 
@@ -103,7 +107,7 @@ class AgentConsumer(SocketConsumer):
         if self.closing:
             return
         try:
-            current = await db_async(auth.console_user_current)(
+            current = await db_async(agent_queries.agent_current)(
                 session_key=self.session_key, agent_id=self.agent.pk
             )
         except Exception:  # Postgres away: every frame fails anyway; check again next beat
@@ -112,7 +116,7 @@ class AgentConsumer(SocketConsumer):
         if current is None:
             await self.close_with(CLOSE_FORBIDDEN)
         else:
-            self.agent = current  # role changes apply to the next frame
+            self.agent, self.viewer = current  # role and team changes apply to the next frame
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -122,12 +126,14 @@ class AgentConsumer(SocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)  # before accept: HTTP 403 at the handshake
             return
         self.session_key = auth.session_key_of(self.scope)
+        audit_ip_set((self.scope.get("client") or [None])[0])  # this socket's task: its audit rows' IP
         self.agent, self.agent_wire = user, agent_to_wire(user)
         await self.join(AGENTS)
         await self.accept()
         await online_touch(agent_id=user.pk, socket_id=self.socket_id)
         self.watch()
-        queue = await db_async(agent_queries.queue_for)(agent_id=user.pk)
+        self.viewer, queue = await db_async(agent_queries.ready_for)(user=user)
+        self.shown = set() if self.viewer.sees_all else {entry["id"] for entry in queue}
         await self.send_event({"type": "agent_ready", "agent": self.agent_wire, "queue": queue})
 
     # -- frames ------------------------------------------------------------------------
@@ -136,7 +142,9 @@ class AgentConsumer(SocketConsumer):
         conversation_id = str(frame.conversation_id)
         await self.follow(conversation_id)  # before reading the last seq
         self.streams.rewind(conversation_id, frame.last_seq)  # what the client holds
-        replay = await db_async(agent_queries.subscribe_replay)(conversation_id=conversation_id)
+        replay = await db_async(agent_queries.subscribe_replay)(
+            conversation_id=conversation_id, viewer=self.viewer
+        )
         if replay is None:
             await self._leave(conversation_id, announce=False)
             raise ConversationNotFound("No conversation has this id.")
@@ -239,13 +247,32 @@ class AgentConsumer(SocketConsumer):
         if self.closing:
             return
         if event["type"] == "conversation":
-            await self.send_event(event)
+            await self._queue_entry(event)
+        elif event["type"] == "sla_breach":
+            if self.viewer.sees_all or event["conversation_id"] in self.shown:  # its team's only
+                await self.send_event(event)
         elif event["type"] == "note":
             await self._note(event["note"], event["conversation_id"])
         elif self.streams.follows(event.get("conversation_id")):
             await self.send_event(event)
 
     # -- helpers -----------------------------------------------------------------------
+
+    async def _queue_entry(self, event: dict[str, Any]) -> None:
+        """Every console hears every entry; this agent gets those they may see. One that moved
+        out of their sight (another team, another assignee) is dropped from their queue."""
+        conversation_id = event["conversation"]["id"]
+        if self.viewer.sees_entry(event["conversation"]):
+            if not self.viewer.sees_all:
+                self.shown.add(conversation_id)
+            await self.send_event(event)
+            return
+        followed = self.streams.follows(conversation_id)
+        if followed:
+            await self._leave(conversation_id)
+        if conversation_id in self.shown or followed:
+            self.shown.discard(conversation_id)
+            await self.send_event({"type": "conversation_removed", "conversation_id": conversation_id})
 
     def _token_placeable(self, event: dict[str, Any], meta: dict[str, Any]) -> bool:
         """A token the agent can append to what it shows: its answer started on this socket

@@ -7,6 +7,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from apps.teams.demo import demo_teams_setup
+
 from .models import CannedReply
 from .roles import role_join, roles_sync
 
@@ -28,4 +30,5 @@ def demo_console_setup() -> int:
     agent = get_user_model().objects.filter(username=settings.DEMO_AGENT_EMAIL).first()
     if agent is not None:
         role_join(user=agent, role="admin")
+    demo_teams_setup(agent=agent)  # Support (the demo agent's) and Billing, with its rule
     return CannedReply.objects.count()

@@ -19,6 +19,10 @@ class AssignForm(forms.Form):
     agent_id = forms.IntegerField(min_value=1)
 
 
+class TeamForm(forms.Form):
+    team_id = forms.IntegerField(min_value=1, required=False)  # empty: no team
+
+
 class TextForm(forms.Form):
     client_msg_id = forms.UUIDField(widget=forms.HiddenInput)
     text = forms.CharField(max_length=MAX_TEXT, strip=False)

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from apps.audit.services import audit_record
 from apps.conversations.models import Conversation, ConversationEvent, Message, MessageRole
 from apps.knowledge.articles import article_publish
 from apps.knowledge.embeddings import configured_embedder
@@ -338,6 +339,12 @@ def gap_publish(*, question_ids: Sequence[UUID], title: str, body: str, by: Any)
         article = GapArticle.objects.create(document=document, title=document.title, published_by=by)
         GapResolved.objects.bulk_create(
             [GapResolved(question_id=pk, article=article) for pk in ids], ignore_conflicts=True
+        )
+        audit_record(
+            actor=by,
+            action="knowledge.article.publish",
+            target=document,
+            detail={"title": document.title, "gap_article_id": str(article.pk), "questions": len(ids)},
         )
     return article
 

@@ -69,6 +69,8 @@ class AgentProfile(models.Model):
     max_open = models.PositiveSmallIntegerField(null=True, blank=True)
     auto_assign = models.BooleanField(default=True, help_text="Receive waiting conversations automatically.")
     last_assigned_at = models.DateTimeField(null=True, blank=True)
+    # The console's language for this agent (a settings.LANGUAGES code; "" = the browser's).
+    language = models.CharField(max_length=16, blank=True, default="")
 
     def __str__(self) -> str:
         return f"agent {self.user}"

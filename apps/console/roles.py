@@ -37,12 +37,14 @@ _SUPERVISOR = [
     ("connectors", ALL, VIEW),
     ("webhooks", ALL, VIEW),
     ("teams", ALL, VIEW),
+    ("sla", ALL, VIEW),
 ]
 _ADMIN = [
     *((label, ALL, ALL) for label in ("customers", "conversations", "knowledge", "assistant")),
     ("connectors", ALL, ALL),
     ("webhooks", ALL, ALL),
     ("teams", ALL, ALL),
+    ("sla", ALL, ALL),
     ("console", ("note", "cannedreply", "agentprofile", "conversationread"), ALL),
     ("console", ("agent",), VIEW),
 ]

@@ -27,8 +27,10 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from apps.conversations.models import Conversation, ConversationEvent, ConversationState, Message, MessageRole
+from apps.sla.selectors import sla_queue_annotations, sla_to_wire
 
 from .models import CannedReply, Note
+from .visibility import Viewer
 
 QUEUE_LIMIT = 200
 STATES = [choice.value for choice in ConversationState]
@@ -41,6 +43,10 @@ def agent_name(user: Any) -> str:
 
 def agent_to_wire(user: Any) -> dict[str, Any] | None:
     return None if user is None else {"id": user.pk, "name": agent_name(user)}
+
+
+def team_to_wire(team: Any) -> dict[str, Any] | None:
+    return None if team is None else {"id": team.pk, "name": team.name}
 
 
 def agents_list() -> list[Any]:
@@ -72,18 +78,20 @@ def _queue_queryset() -> QuerySet[Conversation]:
         .annotate(at=Max("created_at"))
         .values("at")
     )
-    return Conversation.objects.select_related("customer", "assignee").annotate(
+    return Conversation.objects.select_related("customer", "assignee", "team").annotate(
         last_role=Subquery(newest.values("role")[:1]),
         last_text=Subquery(newest.values("text")[:1]),
         last_at=Subquery(newest.values("created_at")[:1]),
         unread=Coalesce(Subquery(unread, output_field=IntegerField()), Value(0)),
         waiting_since=Case(When(state=ConversationState.WAITING, then=Subquery(waited))),
+        **sla_queue_annotations(),
     )
 
 
 def queue_list(
     *,
     agent_id: int,
+    viewer: Viewer | None = None,
     state: str = "",
     assignee: str = "",
     search: str = "",
@@ -92,8 +100,11 @@ def queue_list(
 ) -> list[Conversation]:
     """The queue as an agent sees it: waiting first (oldest wait on top), then the assistant's
     conversations, then mine, then other agents', then (on request) closed ones; newest
-    activity first within each group. `assignee` is "me", "none" or an agent id."""
+    activity first within each group. `assignee` is "me", "none" or an agent id. With a
+    `viewer`, only the conversations they may see (apps/console/visibility.py)."""
     conversations = _queue_queryset()
+    if viewer is not None:
+        conversations = conversations.filter(viewer.q())
     if state in STATES:
         conversations = conversations.filter(state=state)
     elif not include_closed:
@@ -155,16 +166,18 @@ def queue_entry_to_wire(conversation: Conversation) -> dict[str, Any]:
         },
         "state": conversation.state,
         "assignee": agent_to_wire(conversation.assignee),
+        "team": team_to_wire(conversation.team),
         "last_message": last,
         "unread": conversation.unread,
         "waiting_since": _iso(conversation.waiting_since),
         "csat": csat,
+        "sla": sla_to_wire(conversation),
         "updated_at": _iso(conversation.updated_at),
     }
 
 
-def queue_wire(*, agent_id: int) -> list[dict[str, Any]]:
-    return [queue_entry_to_wire(c) for c in queue_list(agent_id=agent_id)]
+def queue_wire(*, viewer: Viewer) -> list[dict[str, Any]]:
+    return [queue_entry_to_wire(c) for c in queue_list(agent_id=viewer.agent_id, viewer=viewer)]
 
 
 def note_to_wire(note: Note) -> dict[str, Any]:

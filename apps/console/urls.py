@@ -1,21 +1,21 @@
-from django.contrib.auth import views as auth_views
 from django.urls import path
+from django.views.i18n import JavaScriptCatalog
 
-from . import gap_views, views
+from . import gap_views, login, views
+from .language import agent_language_view
 
 app_name = "console"
 urlpatterns = [
     path("", views.queue_page, name="queue"),
-    path(
-        "login/",
-        auth_views.LoginView.as_view(template_name="registration/login.html", next_page="console:queue"),
-        name="login",
-    ),
-    path("logout/", auth_views.LogoutView.as_view(next_page="console:login"), name="logout"),
+    path("login/", login.ConsoleLoginView.as_view(), name="login"),
+    path("logout/", login.ConsoleLogoutView.as_view(), name="logout"),
     path("c/<uuid:conversation_id>/", views.conversation_page, name="conversation"),
     path("c/<uuid:conversation_id>/crm/", views.conversation_crm, name="crm"),
     path("c/<uuid:conversation_id>/<str:action>/", views.conversation_action, name="action"),
     path("assets/<str:name>", views.asset, name="asset"),
+    path("language/", agent_language_view, name="language"),
+    # console.js's strings (`gettext`), in the agent's language like the pages.
+    path("jsi18n/", views.staff_required(JavaScriptCatalog.as_view()), name="jsi18n"),
     path("gaps/", gap_views.gaps_page, name="gaps"),
     path("gaps/publish/", gap_views.gap_publish_view, name="gap_publish"),
     path("gaps/<uuid:question_id>/", gap_views.gaps_page, name="gap"),

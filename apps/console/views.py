@@ -16,19 +16,20 @@ from django.contrib.auth.views import redirect_to_login
 from django.contrib.staticfiles import finders
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.conversations.errors import ConversationError
-from apps.conversations.models import Conversation
-from apps.core.db import db_async_work
+from apps.core.db import db_async, db_async_work
 from apps.core.runtime import runtime
+from apps.teams.selectors import teams_list
 
 from . import services
 from .consumers import turns_stop_signal
 from .crm import crm_panel_for_conversation
-from .forms import AssignForm, QueueFilterForm, TextForm
+from .forms import AssignForm, QueueFilterForm, TeamForm, TextForm
+from .language import agent_language_activate
 from .selectors import (
     agents_list,
     canned_replies,
@@ -37,6 +38,8 @@ from .selectors import (
     queue_entry_to_wire,
     queue_list,
 )
+from .team_change import conversation_team_set
+from .visibility import Viewer, conversation_get_visible, conversation_visible_to, viewer_for
 
 
 def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -48,16 +51,18 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
             return redirect_to_login(request.get_full_path(), reverse("console:login"))
         if not request.user.is_staff:
             raise PermissionDenied("The console is for staff accounts.")
+        agent_language_activate(request)  # the agent's preferred language (language.py)
         return view(request, *args, **kwargs)
 
     return wrapped
 
 
-def _queue_context(request: HttpRequest) -> dict[str, Any]:
+def _queue_context(request: HttpRequest, viewer: Viewer | None = None) -> dict[str, Any]:
     form = QueueFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}
     conversations = queue_list(
         agent_id=request.user.pk,
+        viewer=viewer or viewer_for(user=request.user),  # their teams' only (visibility.py)
         state=filters.get("state") or "",
         assignee=filters.get("assignee") or "",
         search=filters.get("q") or "",
@@ -80,12 +85,13 @@ def queue_page(request: HttpRequest) -> HttpResponse:
 @require_GET
 @staff_required
 def conversation_page(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
-    conversation = get_object_or_404(
-        Conversation.objects.select_related("customer", "assignee"), pk=conversation_id
-    )
+    viewer = viewer_for(user=request.user)
+    conversation = conversation_get_visible(conversation_id=conversation_id, viewer=viewer)
+    if conversation is None:  # none, or another team's: the same 404
+        raise Http404("No such conversation.")
     customer = conversation.customer
     services.conversation_read(conversation_id=conversation.pk, seq=conversation.last_seq)  # opened: read
-    queue = _queue_context(request)
+    queue = _queue_context(request, viewer)
     if not any(entry["id"] == str(conversation.pk) for entry in queue["queue"]):  # closed, or filtered out
         entry = queue_entry_get(conversation_id=conversation.pk)
         queue["queue"].append(queue_entry_to_wire(entry))
@@ -96,7 +102,8 @@ def conversation_page(request: HttpRequest, conversation_id: UUID) -> HttpRespon
         "canned": canned_replies(),
         "assign_form": AssignForm(initial={"agent_id": request.user.pk}),
         "text_form": TextForm(initial={"client_msg_id": uuid4()}),
-        "earlier": customer.conversations.exclude(pk=conversation.pk).order_by("-created_at")[:5],
+        "earlier": customer.conversations.filter(viewer.q()).exclude(pk=conversation.pk)[:5],
+        "teams": teams_list(),
         "mine": conversation.assignee_id == request.user.pk,
     }
     return render(request, "console/console.html", context)
@@ -122,6 +129,8 @@ async def conversation_crm(request: HttpRequest, conversation_id: UUID) -> HttpR
         return redirect_to_login(request.get_full_path(), reverse("console:login"))
     if not user.is_staff:
         raise PermissionDenied("The console is for staff accounts.")
+    if await db_async(conversation_visible_to)(conversation_id=conversation_id, user=user) is None:
+        raise Http404("No such conversation.")  # another team's reads no CRM on its behalf
     async with _crm_panels():
         panel = await db_async_work(crm_panel_for_conversation)(conversation_id=conversation_id, user=user)
     if panel is None:
@@ -166,6 +175,17 @@ def conversation_action(request: HttpRequest, conversation_id: UUID, action: str
             lambda: services.conversation_assign(
                 conversation_id=conversation_id, agent_id=agent_id, by=agent
             ),
+        )
+    if action == "team":
+        team_form = TeamForm(request.POST)
+        if not team_form.is_valid():
+            messages.error(request, "Choose a team from the list.")
+            return redirect("console:conversation", conversation_id=conversation_id)
+        team_id = team_form.cleaned_data["team_id"]
+        return _act(
+            request,
+            conversation_id,
+            lambda: conversation_team_set(conversation_id=conversation_id, team_id=team_id, by=agent),
         )
     if action in ("reply", "note"):
         form = TextForm(request.POST)

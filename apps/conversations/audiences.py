@@ -12,7 +12,9 @@ Audiences:
   conversation that just started (its first durable event, `seq` 1).
 - CONVERSATION_AGENTS: the agents who have the conversation open, `agents.conv.<id>`; never a
   customer.
-- AGENTS: every console socket, `agents` (the queue's entries).
+- AGENTS: every console socket, `agents` (the queue's entries). One send per change; each
+  socket passes on only what its agent may see (their teams', PROTOCOL.md §3), checked against
+  the entry's `team` and `assignee` without a query (apps/console/visibility.py).
 - QUEUE: the conversation's queue entry changes; the registered queue listener (the console)
   rebuilds it after commit and it goes to AGENTS as a `conversation` event.
 - WEBHOOKS: outgoing webhooks; the registered listener (the webhooks app) decides which
@@ -68,6 +70,9 @@ AUDIENCES: dict[str, frozenset[Audience]] = {
     # a customer's rating (the queue shows it; subscribers get `csat.received`).
     "queue_change": frozenset({A.QUEUE}),
     "csat_received": frozenset({A.QUEUE, A.WEBHOOKS}),
+    # An SLA clock ran out (apps/sla): every console hears it, the entry turns red, subscribers
+    # get `sla.breached`.
+    "sla_breach": frozenset({A.AGENTS, A.QUEUE, A.WEBHOOKS}),
 }
 
 # Audiences reached through a channel-layer group (the others are registered listeners).

@@ -39,6 +39,9 @@ class Conversation(models.Model):
     # The team whose agents see it (null: only supervisors and admins, and whoever holds it).
     team = models.ForeignKey("teams.Team", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.NORMAL)
+    # The customer's language, a code of settings.LANGUAGES ("" = not known yet): what Kefu's own
+    # sentences are said in (apps/conversations/language.py decides it per customer message).
+    language = models.CharField(max_length=16, blank=True, default="")
     last_seq = models.PositiveBigIntegerField(default=0)
     csat_score = models.PositiveSmallIntegerField(null=True, blank=True)
     csat_comment = models.TextField(blank=True)

@@ -189,6 +189,13 @@ class Publisher:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    async def background_settled(self) -> None:
+        """Wait until the deferred listener runs this event loop started have finished (a test
+        that ends, or a process that stops, before they write)."""
+        loop = asyncio.get_running_loop()
+        while mine := [task for task in self._background if task.get_loop() is loop]:
+            await asyncio.gather(*mine, return_exceptions=True)
+
     async def _anotify(self, batch: list[Published]) -> None:
         try:
             await self.asend(await db_async_work(self.notify_collect)(batch))

@@ -14,9 +14,13 @@ from uuid import UUID, uuid4
 
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
+
+from apps.teams.services import team_route
 
 from .errors import ConversationConflict, ConversationError, ConversationForbidden, ConversationNotFound
 from .events import event_emit
+from .language import language_decide, spoken
 from .locking import customer_lock
 from .models import Conversation, ConversationState, Message, MessageFeedback, MessageRole
 from .publisher import Published, publisher
@@ -25,7 +29,7 @@ from .serializers import feedback_to_wire, message_to_wire
 
 logger = logging.getLogger(__name__)
 
-CSAT_QUESTION = "How did we do? Rate this conversation from 1 to 5."
+CSAT_QUESTION = gettext_noop("How did we do? Rate this conversation from 1 to 5.")
 FEEDBACK_COMMENT_MAX = 1000  # PROTOCOL.md §2 `feedback.comment`
 
 
@@ -90,6 +94,9 @@ def message_receive_in(
     text: str,
     conversation_id: UUID | None = None,
     new_conversation_id: UUID | None = None,
+    team: str | None = None,
+    language: str = "",
+    language_fixed: bool = False,
 ) -> MessageReceipt:
     """A customer's message, idempotent on `client_msg_id` across all their conversations.
 
@@ -119,12 +126,19 @@ def message_receive_in(
             raise ConversationForbidden("This conversation belongs to someone else.")
     if target is not None and target.state == ConversationState.CLOSED:
         target = conversation_open_for_customer(customer_id=customer_id)  # or a new one, below
+    # A new conversation's team: the widget's `team` slug, else the first rule its first message
+    # matches (apps/teams/services.py); neither routes nowhere, never an error.
     conversation = target or Conversation.objects.create(
-        id=new_conversation_id or uuid4(), customer_id=customer_id
+        id=new_conversation_id or uuid4(), customer_id=customer_id, team=team_route(slug=team, text=text)
     )
     message = message_create(
         conversation=conversation, role=MessageRole.CUSTOMER, text=text, client_msg_id=client_msg_id
     )
+    # The customer's language: from this message, else kept, else the host page's (language.py).
+    decided = language_decide(current=conversation.language, text=text, page=language, fixed=language_fixed)
+    if decided != conversation.language:
+        Conversation.objects.filter(pk=conversation.pk).update(language=decided)
+        conversation.language = decided
     if conversation.state == ConversationState.WAITING:  # an agent may have come online since
         _waiting_on_commit(conversation.pk)
     return MessageReceipt(
@@ -140,10 +154,10 @@ SELECT
   (SELECT m.id FROM conversations_message m
      JOIN conversations_conversation mc ON mc.id = m.conversation_id
     WHERE m.client_msg_id = %(client_msg_id)s AND mc.customer_id = %(customer_id)s LIMIT 1),
-  t.id, t.customer_id, t.state, t.last_seq
+  t.id, t.customer_id, t.state, t.last_seq, t.language
 FROM (SELECT 1) AS one
 LEFT JOIN LATERAL (
-  SELECT id, customer_id, state, last_seq FROM conversations_conversation
+  SELECT id, customer_id, state, last_seq, language FROM conversations_conversation
    WHERE CASE WHEN %(conversation_id)s::uuid IS NULL
               THEN customer_id = %(customer_id)s AND state <> 'closed'
               ELSE id = %(conversation_id)s::uuid END
@@ -163,7 +177,7 @@ def _receive_lookup(
         existing_id, *conversation = cursor.fetchone()
     if conversation[0] is None:
         return existing_id, None
-    fields = ["id", "customer_id", "state", "last_seq"]
+    fields = ["id", "customer_id", "state", "last_seq", "language"]
     return existing_id, Conversation.from_db(connection.alias, fields, conversation)
 
 
@@ -180,6 +194,7 @@ def conversation_request_human(*, conversation_id: UUID | str) -> Conversation:
         conversation.state = ConversationState.WAITING
         conversation.save(update_fields=["state", "updated_at"])
         event_emit(conversation=conversation, type="handoff", payload={"state": "waiting", "agent": None})
+        _state_changed(conversation)
         _waiting_on_commit(conversation.pk)
     return conversation
 
@@ -192,7 +207,10 @@ def conversation_close(*, conversation_id: UUID | str, question: str = CSAT_QUES
         conversation.state = ConversationState.CLOSED
         conversation.closed_at = timezone.now()
         conversation.save(update_fields=["state", "closed_at", "updated_at"])
+        with spoken(conversation.language):  # in the customer's language (a custom question as is)
+            question = gettext(question)
         event_emit(conversation=conversation, type="csat_request", payload={"question": question})
+        _state_changed(conversation)
     return conversation
 
 
@@ -257,6 +275,24 @@ def feedback_record(
     wire = feedback_to_wire(feedback, conversation_id=str(message.conversation_id))
     publisher().publish(Published(str(message.conversation_id), str(customer_id), wire))
     return feedback
+
+
+# What must commit with a state change (the SLA clocks start at `waiting` and stop at `closed`):
+# apps above register it when Django starts (apps/sla/apps.py). Called inside the transaction,
+# so it rolls back with the change; an exception fails the change.
+StateHandler = Callable[..., object]
+_state_handlers: list[StateHandler] = []
+
+
+def conversation_state_handler_register(handler: StateHandler) -> None:
+    """`handler(conversation=...)` runs in the transaction of each state change made here."""
+    if handler not in _state_handlers:
+        _state_handlers.append(handler)
+
+
+def _state_changed(conversation: Conversation) -> None:
+    for handler in _state_handlers:
+        handler(conversation=conversation)
 
 
 # What happens once a conversation waits for a person: the console registers its automatic

@@ -57,6 +57,7 @@ def demo_workspace_setup() -> DemoWorkspace:
     from apps.customers.services import customer_identified_get_or_create
     from apps.knowledge.demo import demo_knowledge_base_load
     from apps.knowledge.models import Chunk
+    from apps.sla.demo import demo_sla_setup
     from apps.webhooks.services import webhook_source_demo_ensure
 
     _, created = demo_agent_ensure(email=settings.DEMO_AGENT_EMAIL, password=settings.DEMO_AGENT_PASSWORD)
@@ -66,8 +67,10 @@ def demo_workspace_setup() -> DemoWorkspace:
         customer_identified_get_or_create(**c, email_verified=True).external_id for c in DEMO_CUSTOMERS
     ]
     kb = demo_knowledge_base_load()
+    demo_knowledge_base_load(language="zh-hans")  # help-center-zh: the same articles in Chinese
     demo_connectors_setup()  # the `demo-crm` connector and its tools, at DEMO_CRM_URL
     webhook_source_demo_ensure()  # `demo-crm`, verifying DEMO_WEBHOOK_SECRET
+    demo_sla_setup()  # the default SLA policy, around the clock
     return DemoWorkspace(
         agent_email=settings.DEMO_AGENT_EMAIL,
         agent_created=created,

@@ -11,6 +11,9 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from apps.audit.admin_mixins import AuditedAdminMixin
+from apps.audit.services import audit_record
+
 from .forms import DocumentUploadForm
 from .ingestion import documents_enqueue
 from .models import Chunk, Document, KnowledgeBase
@@ -19,7 +22,7 @@ from .services import document_reject, document_upsert, knowledge_base_get_or_cr
 
 
 @admin.register(KnowledgeBase)
-class KnowledgeBaseAdmin(admin.ModelAdmin):
+class KnowledgeBaseAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = [
         "slug",
         "name",
@@ -56,7 +59,7 @@ class ChunkInline(admin.TabularInline):
 
 
 @admin.register(Document)
-class DocumentAdmin(admin.ModelAdmin):
+class DocumentAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["__str__", "knowledge_base", "status", "progress", "status_reason", "updated_at"]
     list_filter = ["knowledge_base", "status"]
     search_fields = ["title", "filename", "external_id"]
@@ -140,6 +143,16 @@ class DocumentAdmin(admin.ModelAdmin):
                         changed.append(doc)
                 queued = len(changed)
                 documents_enqueue(changed)
+                audit_record(
+                    actor=request.user,
+                    action="knowledge.document.upload",
+                    target=kb,
+                    detail={
+                        "files": [f.name for f in form.cleaned_data["files"]],
+                        "queued": queued,
+                        "failed": failed,
+                    },
+                )
             self.message_user(
                 request,
                 f"{queued} documents queued for indexing, {failed} failed; a Celery "

@@ -1,4 +1,7 @@
-"""The demo help-center knowledge base: Markdown articles of a fictional shop, Pebble & Pine."""
+"""The demo help-center knowledge bases: Markdown articles of a fictional shop, Pebble & Pine, in
+English (`help-center`, KB_DEFAULT_SLUG) and Simplified Chinese (`help-center-zh`): the same 25
+articles under the same file names, so a Chinese article's external id (`demo:<slug>`) and its
+url's last part are the English article's slug (PROTOCOL.md §6)."""
 
 from __future__ import annotations
 
@@ -7,21 +10,33 @@ from pathlib import Path
 from django.conf import settings
 
 from .ingestion import documents_index_inline
+from .languages import EN, ZH_HANS, language_normalise
 from .models import KnowledgeBase
 from .services import document_upsert, knowledge_base_get_or_create
 
 ARTICLES_DIR = Path(__file__).resolve().parent / "demo_articles"
+ARTICLES_DIRS = {EN: ARTICLES_DIR, ZH_HANS: Path(__file__).resolve().parent / "demo_articles_zh"}
 DEMO_URL = "https://help.pebbleandpine.example/articles/{slug}"
+DEMO_URLS = {EN: DEMO_URL, ZH_HANS: "https://help.pebbleandpine.example/zh-hans/articles/{slug}"}
+DEMO_NAMES = {EN: "Pebble & Pine help center", ZH_HANS: "Pebble & Pine 帮助中心"}
+DEMO_SLUG_SUFFIX = {EN: "", ZH_HANS: "-zh"}
 DEMO_PREFIX = "demo:"
 
 
-def demo_knowledge_base_load() -> KnowledgeBase:
-    """Create or update the demo knowledge base (slug KB_DEFAULT_SLUG), indexing in this process.
-    Idempotent: unchanged articles do nothing (the model is not even loaded); articles removed
-    from the folder are removed from the knowledge base."""
-    kb = knowledge_base_get_or_create(slug=settings.KB_DEFAULT_SLUG, name="Pebble & Pine help center")
+def demo_slug(language: str = EN) -> str:
+    """`help-center` (KB_DEFAULT_SLUG) for English, `help-center-zh` for Chinese."""
+    return settings.KB_DEFAULT_SLUG + DEMO_SLUG_SUFFIX[language_normalise(language)]
+
+
+def demo_knowledge_base_load(*, language: str = EN, slug: str | None = None) -> KnowledgeBase:
+    """Create or update the demo knowledge base of `language` (slug `demo_slug(language)` unless
+    given), indexing in this process. Idempotent: unchanged articles do nothing (the model is not
+    even loaded); articles removed from the folder are removed from the knowledge base."""
+    language = language_normalise(language)
+    kb = knowledge_base_get_or_create(slug=slug or demo_slug(language), name=DEMO_NAMES[language],
+                                      language=language)
     changed, external_ids = [], []
-    for path in sorted(ARTICLES_DIR.glob("*.md")):
+    for path in sorted(ARTICLES_DIRS[language].glob("*.md")):
         external_id = DEMO_PREFIX + path.stem
         external_ids.append(external_id)
         doc, needs = document_upsert(
@@ -29,7 +44,7 @@ def demo_knowledge_base_load() -> KnowledgeBase:
             external_id=external_id,
             filename=path.name,
             data=path.read_bytes(),
-            source_url=DEMO_URL.format(slug=path.stem),
+            source_url=DEMO_URLS[language].format(slug=path.stem),
         )
         if needs:
             changed.append(doc)

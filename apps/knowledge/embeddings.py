@@ -23,7 +23,9 @@ from django.conf import settings
 
 from apps.core.runtime import runtime
 
+from .e5_embedder import E5_MODEL, E5Embedder
 from .errors import EmbeddingError, EmbeddingMismatch
+from .languages import embedding_model_for
 from .onnx_embedder import (
     MAX_TOKENS,
     PACKAGED_MODEL,
@@ -58,6 +60,8 @@ def local_embedder(model: str) -> Embedder:
     requirements-torch.txt)."""
     own_sha = settings.EMBEDDING_ONNX_SHA256
     dimensions = settings.EMBEDDING_DIMENSIONS
+    if model in (E5_MODEL, f"intfloat/{E5_MODEL}"):
+        return E5Embedder(model)
     if model in (PACKAGED_MODEL, f"sentence-transformers/{PACKAGED_MODEL}"):
         if settings.EMBEDDING_ONNX_FILE:
             onnx = Path(settings.EMBEDDING_ONNX_FILE)
@@ -225,16 +229,27 @@ def embedder_warm_up() -> threading.Thread:
 
 
 def embedder_for_kb(kb) -> Embedder:
-    """The configured embedder, refusing a knowledge base embedded with another model: its vectors
-    and the new model's would not be comparable."""
-    if (kb.embedding_provider, kb.embedding_model) != (settings.EMBEDDING_PROVIDER, settings.EMBEDDING_MODEL):
+    """The embedder configured for the knowledge base's language (languages.py: English keeps
+    EMBEDDING_PROVIDER/EMBEDDING_MODEL), refusing a knowledge base embedded with another model:
+    its vectors and the new model's would not be comparable. One embedder object per model and
+    process (`get_embedder`), whatever the knowledge base."""
+    provider, model = embedding_model_for(getattr(kb, "language", "en"))
+    if (kb.embedding_provider, kb.embedding_model) != (provider, model):
         raise EmbeddingMismatch(
             f"Knowledge base {kb.slug!r} is embedded with {kb.embedding_provider}/{kb.embedding_model}, "
-            f"but EMBEDDING_PROVIDER/EMBEDDING_MODEL are {settings.EMBEDDING_PROVIDER}/"
-            f"{settings.EMBEDDING_MODEL}. Run `python manage.py kb_reembed --kb {kb.slug}` to re-embed "
-            "it with the configured model, or set the variables back."
+            f"but the model configured for its language ({kb.language}) is {provider}/{model} "
+            "(EMBEDDING_PROVIDER/EMBEDDING_MODEL, or EMBEDDING_MODEL_ZH_HANS for Chinese). Run "
+            f"`python manage.py kb_reembed --kb {kb.slug}` to re-embed it with the configured model, "
+            "or set the variables back."
         )
-    return configured_embedder()
+    return get_embedder(provider, model)
+
+
+def embed_queries(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+    """Questions' vectors: models that embed a question differently from a document (E5's
+    "query: " prefix) have `embed_queries`; the others embed both alike."""
+    method = getattr(embedder, "embed_queries", None)
+    return method(texts) if method is not None else embedder.embed(texts)
 
 
 class _QueryCache:
@@ -254,7 +269,8 @@ class _QueryCache:
                 self._items.move_to_end(key)
                 self.hits += 1
                 return self._items[key]
-        vector = embedder.embed([query])[0]
+        from .query_batch import vector as batched  # questions asked together share one model call
+        vector = batched(embedder, query, embed=embed_queries)
         with self._lock:
             self.misses += 1
             self._items[key] = vector
@@ -269,7 +285,7 @@ class _QueryCache:
 
 
 def _query_cache() -> _QueryCache:
-    return runtime().get("knowledge.query_cache", lambda: _QueryCache(QUERY_CACHE_SIZE))
+    return runtime().get("knowledge.query_cache", lambda: _QueryCache(settings.EMBEDDING_QUERY_CACHE))
 
 
 class _QueryCacheOfRuntime:

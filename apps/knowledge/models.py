@@ -14,9 +14,14 @@ from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
+from django.db.models import Case, Value, When
 from pgvector.django import HnswIndex, VectorField
 
-# The text-search configuration of every chunk's tsvector and of every query.
+from .languages import DEFAULT_LANGUAGE, LANGUAGE_CHOICES
+from .segmentation import ZH_TS_CONFIG
+
+# The text-search configuration of English chunks' tsvector and queries. Chinese chunks carry
+# their jieba-segmented text in `search_text`, indexed with ZH_TS_CONFIG ('simple').
 TS_CONFIG = "english"
 
 
@@ -26,6 +31,9 @@ class KnowledgeBase(models.Model):
     embedding_provider = models.CharField(max_length=20)
     embedding_model = models.CharField(max_length=200)
     embedding_dimensions = models.PositiveIntegerField()
+    # The language its documents are written in: which embedding model, which full-text analysis,
+    # and which customers it answers (apps/assistant/grounding.py picks by it).
+    language = models.CharField(max_length=20, choices=LANGUAGE_CHOICES, default=DEFAULT_LANGUAGE)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -86,10 +94,20 @@ class Chunk(models.Model):
     text = models.TextField()
     token_count = models.PositiveIntegerField()
     embedding = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS)
+    # Chinese chunks only: title, headings and text cut into words by jieba, space-separated
+    # (segmentation.py); "" for English chunks, whose tsvector is made from the columns as before.
+    search_text = models.TextField(blank=True, default="")
     search_vector = models.GeneratedField(
-        expression=SearchVector("title", weight="A", config=TS_CONFIG)
-        + SearchVector("heading_path", weight="B", config=TS_CONFIG)
-        + SearchVector("text", weight="C", config=TS_CONFIG),
+        expression=Case(
+            When(
+                search_text="",
+                then=SearchVector("title", weight="A", config=TS_CONFIG)
+                + SearchVector("heading_path", weight="B", config=TS_CONFIG)
+                + SearchVector("text", weight="C", config=TS_CONFIG),
+            ),
+            default=SearchVector("search_text", weight="C", config=Value(ZH_TS_CONFIG)),
+            output_field=SearchVectorField(),
+        ),
         output_field=SearchVectorField(),
         db_persist=True,
     )

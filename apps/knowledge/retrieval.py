@@ -25,7 +25,9 @@ from django.db import connection, transaction
 from .chunking import HEADING_SEPARATOR
 from .embeddings import embed_query, embedder_for_kb
 from .errors import KnowledgeBaseNotFound, QueryTooLong
+from .languages import is_chinese
 from .models import TS_CONFIG, KnowledgeBase
+from .segmentation import ZH_TS_CONFIG, content_words, has_cjk
 from .sentences import sentence_split
 
 Mode = Literal["hybrid", "vector", "fulltext"]
@@ -134,7 +136,7 @@ def search(
         if vector is not None:
             ranked.append((_vector_ids(kb.pk, vector, n, ef_search or settings.KB_EF_SEARCH), VECTOR_WEIGHT))
         if mode != "vector":
-            coverage = _fulltext_hits(kb.pk, query, n)
+            coverage = _fulltext_hits(kb.pk, query, n, language=kb.language)
             text_hits = list(coverage)
             ranked.append((text_hits, FULLTEXT_WEIGHT))
         fused = rrf_fuse(ranked, rrf_k=rrf_k)
@@ -167,7 +169,7 @@ def search(
                 external_id=row["external_id"],
                 title=row["title"],
                 url=row["source_url"],
-                snippet=make_snippet(row["text"], query),
+                snippet=make_snippet(row["text"], query, language=kb.language),
                 text=row["text"],
                 heading_path=row["heading_path"],
                 score=round(score, 6),
@@ -182,7 +184,7 @@ def search(
     if titles and vector is not None and embedder is not None:
         passages = _with_label_similarities(passages, rows, embedder, vector)
         if passages:
-            novelty = query_novelty(kb.pk, query)
+            novelty = query_novelty(kb.pk, query, language=kb.language)
             passages = [replace(p, novelty=novelty) for p in passages]
     return passages
 
@@ -198,23 +200,30 @@ _WORD_LEXEMES_SQL = (
 )
 
 
-def query_novelty(kb_id: int, query: str) -> float:
+def query_novelty(kb_id: int, query: str, *, language: str = "en") -> float:
     """The share (0..1) of the query's content words' information (7 - Zipf frequency) held by
-    words under RARE_ZIPF that no chunk of the knowledge base uses (by full-text lexeme)."""
+    words under RARE_ZIPF that no chunk of the knowledge base uses (by full-text lexeme). Chinese
+    questions are cut into words by jieba and looked up in wordfreq's Chinese list."""
     from wordfreq import zipf_frequency
 
-    words = list(dict.fromkeys(_QUESTION_WORD.findall(query.lower())))[:BM25_TERMS * 2]
+    chinese = is_chinese(language)
+    if chinese:
+        words = content_words(query)[:BM25_TERMS * 2]
+        sql, wordlist = _WORD_LEXEMES_SQL.replace(f"'{TS_CONFIG}'", f"'{ZH_TS_CONFIG}'"), "zh"
+    else:
+        words = list(dict.fromkeys(_QUESTION_WORD.findall(query.lower())))[:BM25_TERMS * 2]
+        sql, wordlist = _WORD_LEXEMES_SQL, "en"
     if not words:
         return 0.0
     with connection.cursor() as cursor:
-        cursor.execute(_WORD_LEXEMES_SQL, [words])
+        cursor.execute(sql, [words])
         lexemes = {w: lex[0] for w, lex in cursor.fetchall() if lex}  # stop words have none
     if not lexemes:
         return 0.0
     df = _stats(kb_id, sorted(set(lexemes.values()))).df
     total = novel = 0.0
     for word, lexeme in lexemes.items():
-        zipf = zipf_frequency(word, "en")
+        zipf = zipf_frequency(word, wordlist)
         weight = max(7.0 - zipf, 0.5) if zipf > 0 else 1.0
         total += weight
         if 0 < zipf < RARE_ZIPF and not df.get(lexeme):
@@ -277,13 +286,16 @@ def _with_label_similarities(
 
 
 LABEL_CHUNKS = 3  # chunks per document whose sentences are compared with the question
+_CJK = re.compile(r"[\u3400-\u9fff]")
 
 
 def _sentences(text: str) -> list[str]:
     """A chunk's sentences worth comparing: no headings, three words or more, list marks dropped."""
     out = []
     for sentence in sentence_split(text):
-        if not sentence.startswith("#") and len(re.findall(r"\w+", sentence)) >= 3:
+        # Chinese writes no spaces: six characters make a sentence worth comparing.
+        long_enough = len(re.findall(r"\w+", sentence)) >= 3 or len(_CJK.findall(sentence)) >= 6
+        if not sentence.startswith("#") and long_enough:
             out.append(re.sub(r"^(?:[-*+]|\d+[.)])\s+", "", sentence))
     return out
 
@@ -391,11 +403,22 @@ def _tsquery_or(lexemes: list[str]) -> str:
     return " | ".join("'" + w.replace("\\", "\\\\").replace("'", "''") + "'" for w in lexemes)
 
 
-def _fulltext_hits(kb_id: int, query: str, n: int) -> dict[int, float]:
-    """Chunk id -> coverage of the query, best BM25 first."""
+def _query_lexemes(query: str, language: str) -> list[str]:
+    """The query's full-text lexemes: Postgres' English analysis, or for Chinese jieba's words
+    (stop words dropped) through the 'simple' config, as the chunks were indexed."""
+    if is_chinese(language):
+        sql = _QUERY_LEXEMES_SQL.replace(f"'{TS_CONFIG}'", f"'{ZH_TS_CONFIG}'")
+        text = " ".join(content_words(query))
+    else:
+        sql, text = _QUERY_LEXEMES_SQL, query
     with connection.cursor() as cursor:
-        cursor.execute(_QUERY_LEXEMES_SQL, [query])
-        lexemes = sorted(cursor.fetchone()[0] or [])
+        cursor.execute(sql, [text])
+        return sorted(cursor.fetchone()[0] or [])
+
+
+def _fulltext_hits(kb_id: int, query: str, n: int, *, language: str = "en") -> dict[int, float]:
+    """Chunk id -> coverage of the query, best BM25 first."""
+    lexemes = _query_lexemes(query, language)
     if not lexemes:
         return {}
     stats = _stats(kb_id, lexemes)
@@ -443,16 +466,20 @@ def _vector_literal(vector: np.ndarray) -> str:
 _WORD = re.compile(r"\w{3,}")
 
 
-def make_snippet(text: str, query: str, limit: int = SNIPPET_CHARS) -> str:
+def make_snippet(text: str, query: str, limit: int = SNIPPET_CHARS, *, language: str = "en") -> str:
     """The sentence of `text` sharing most words with the query (plus what follows, to `limit`)."""
-    terms = {w[:5] for w in _WORD.findall(query.lower())}
     sentences = sentence_split(text)
     if not sentences:
         return ""
-    best = max(
-        range(len(sentences)),
-        key=lambda i: (len({w[:5] for w in _WORD.findall(sentences[i].lower())} & terms), -i),
-    )
+    if is_chinese(language) and has_cjk(query):
+        terms = set(content_words(query))
+        best = max(range(len(sentences)), key=lambda i: (sum(t in sentences[i] for t in terms), -i))
+    else:
+        terms = {w[:5] for w in _WORD.findall(query.lower())}
+        best = max(
+            range(len(sentences)),
+            key=lambda i: (len({w[:5] for w in _WORD.findall(sentences[i].lower())} & terms), -i),
+        )
     snippet = " ".join(sentences[best:])
     snippet = " ".join(snippet.split())
     if len(snippet) <= limit:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
-# A sentence ends at . ! ? before whitespace, at a blank line, or before a Markdown list item or
-# heading. A single newline is not an end: Markdown wraps long sentences over several lines.
-_BOUNDARY = re.compile(r"(?<=[.!?])\s+|\n\s*\n|\n(?=\s*(?:[-*+]\s|\d+[.)]\s|#))")
+# A sentence ends at . ! ? before whitespace, after Chinese 。！？ (no space follows them), at a
+# blank line, or before a Markdown list item or heading. A single newline is not an end: Markdown
+# wraps long sentences over several lines.
+_BOUNDARY = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*|\n\s*\n|\n(?=\s*(?:[-*+]\s|\d+[.)]\s|#))")
 
 
 def sentence_split(text: str) -> list[str]:

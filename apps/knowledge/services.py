@@ -13,8 +13,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from .chunking import ChunkDraft, chunk_document, chunking_signature
-from .embeddings import Embedder, configured_embedder, embedder_for_kb
+from .embeddings import Embedder, embedder_for_kb, get_embedder
 from .errors import EmbeddingError, UnsupportedDocument
+from .languages import DEFAULT_LANGUAGE, embedding_model_for, is_chinese, language_normalise
 from .models import Chunk, Document, DocumentStatus, KnowledgeBase
 from .parsers import parse, parser_for
 from .selectors import vector_column_dimensions
@@ -23,18 +24,34 @@ log = logging.getLogger(__name__)
 EMBED_BATCH = 64  # chunks per embedding call, and per progress update
 
 
-def knowledge_base_get_or_create(*, slug: str, name: str = "") -> KnowledgeBase:
-    """A new knowledge base records the configured embedding model: its chunks will be in that space."""
+def knowledge_base_get_or_create(
+    *, slug: str, name: str = "", language: str = DEFAULT_LANGUAGE
+) -> KnowledgeBase:
+    """A new knowledge base records its language and the embedding model configured for that
+    language (languages.py): its chunks will be in that space. An existing one keeps both."""
+    language = language_normalise(language)
+    provider, model = embedding_model_for(language)
     kb, _ = KnowledgeBase.objects.get_or_create(
         slug=slug,
         defaults={
             "name": name or slug.replace("-", " ").title(),
-            "embedding_provider": settings.EMBEDDING_PROVIDER,
-            "embedding_model": settings.EMBEDDING_MODEL,
+            "language": language,
+            "embedding_provider": provider,
+            "embedding_model": model,
             "embedding_dimensions": settings.EMBEDDING_DIMENSIONS,
         },
     )
     return kb
+
+
+def search_text_for(*, language: str, title: str, heading_path: str, text: str) -> str:
+    """What a chunk's `search_text` holds: "" for English (its tsvector is made from its columns),
+    the jieba-segmented title, headings and text for Chinese."""
+    if not is_chinese(language):
+        return ""
+    from .segmentation import segment
+
+    return segment(f"{title}\n{heading_path}\n{text}")
 
 
 def _mib(n: int) -> str:
@@ -202,6 +219,8 @@ def _replace_chunks(
             text=d.text,
             token_count=d.token_count,
             embedding=vector,
+            search_text=search_text_for(language=doc.knowledge_base.language, title=title,
+                                        heading_path=d.heading_path, text=d.text),
         )
         for d, vector in zip(drafts, vectors, strict=True)
     )
@@ -216,9 +235,9 @@ def _replace_chunks(
 
 
 def knowledge_base_reembed(*, kb: KnowledgeBase, batch: int = 256) -> int:
-    """Re-embed every chunk of `kb` with the configured model, then switch the knowledge base to
-    it in one transaction. The only way to change a knowledge base's embedding model."""
-    embedder = configured_embedder()
+    """Re-embed every chunk of `kb` with the model configured for its language, then switch the
+    knowledge base to it in one transaction. The only way to change a knowledge base's embedding model."""
+    embedder = get_embedder(*embedding_model_for(kb.language))
     _check_dimensions(embedder)
     chunks = list(Chunk.objects.filter(knowledge_base=kb).only("id", "title", "heading_path", "text"))
     vectors: list[np.ndarray] = []

@@ -51,6 +51,8 @@ class ChatConsumer(SocketConsumer):
         self._authenticating = False
         self._auth_timer: asyncio.TimerHandle | None = None
         self.owned: set[str] = set()  # conversations checked to be this customer's
+        self.team: str | None = None  # the widget's `team` setting, from `auth`
+        self.language, self.language_fixed = "", False  # the host page's language, from `auth`
 
     # -- declarations for the runtime ----------------------------------------------------
 
@@ -116,6 +118,9 @@ class ChatConsumer(SocketConsumer):
             await slot_release(customer_id=customer_id, socket_id=self.socket_id)
             return
         self.customer_id = customer_id  # from here on released() frees the slot
+        self.team = frame.fields.get("team")
+        self.language = frame.fields.get("language") or ""
+        self.language_fixed = bool(frame.fields.get("language_fixed"))
         metrics.sockets_open.inc()
         self._auth_timer.cancel()
         self.watch()
@@ -174,6 +179,9 @@ class ChatConsumer(SocketConsumer):
                 text=frame.text,
                 conversation_id=frame.conversation_id,
                 new_conversation_id=new_id,
+                team=self.team,
+                language=self.language,
+                language_fixed=self.language_fixed,
             )
             message, conversation_id = receipt.message, str(receipt.conversation.pk)
         finally:
@@ -250,6 +258,10 @@ class ChatConsumer(SocketConsumer):
         self.streams.follow(conversation_id)
         await self.streams.catch_up(conversation_id)
         await self._partial_if_streaming(conversation_id)
+
+    async def customer_erased(self, message: dict[str, Any]) -> None:
+        """The customer's data was erased (apps/privacy): their token no longer names anyone."""
+        await self.close_with(CLOSE_UNAUTHENTICATED)
 
     # -- helpers -----------------------------------------------------------------------
 

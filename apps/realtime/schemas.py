@@ -100,11 +100,32 @@ def _any(value: Any) -> Any:
     return value
 
 
+def _team_slug(value: Any) -> str | None:
+    # The host page's `team` setting: anything unusable routes nowhere instead of failing `auth`.
+    return value if isinstance(value, str) and 0 < len(value) <= 50 else None
+
+
+def _language_tag(value: Any) -> str:
+    # Unusable tags are ignored (the language is then detected), never a failed `auth`.
+    return value if isinstance(value, str) and len(value) <= 35 else ""
+
+
+def _lenient_bool(value: Any) -> bool:
+    return value is True
+
+
 # type -> {field: (validator, required)}; fields not listed are ignored (forward compatible).
 Schemas = dict[str, dict[str, tuple[Callable[[Any], Any], bool]]]
 SCHEMAS: Schemas = {
     # Any string: a wrong one closes the socket with 4401, like a forged one.
-    "auth": {"token": (_str_upto(MAX_FRAME_BYTES, empty=True, stored=False), True)},
+    "auth": {
+        "token": (_str_upto(MAX_FRAME_BYTES, empty=True, stored=False), True),
+        "team": (_team_slug, False),  # the widget's `team` setting: routes the conversations it starts
+        # The host page's language (BCP 47): fills in until the customer's messages show theirs;
+        # with `language_fixed`, the page's setting always wins (apps/conversations/language.py).
+        "language": (_language_tag, False),
+        "language_fixed": (_lenient_bool, False),
+    },
     "resume": {"conversation_id": (_uuid, True), "last_seq": (_int_between(0, None), True)},
     "message": {
         "client_msg_id": (_uuid, True),

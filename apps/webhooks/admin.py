@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
+from apps.audit.admin_mixins import AuditedAdminMixin
 from apps.core.fields import WriteOnlySecretField, secret_summary
 
 from .delivery import outgoing_deliveries_resend
@@ -83,7 +84,7 @@ class WebhookEndpointForm(forms.ModelForm):
 
 
 @admin.register(WebhookSource)
-class WebhookSourceAdmin(admin.ModelAdmin):
+class WebhookSourceAdmin(AuditedAdminMixin, admin.ModelAdmin):
     form = WebhookSourceForm
     list_display = ["slug", "name", "verifier", "enabled", "created_at"]
     list_filter = ["verifier", "enabled"]
@@ -91,7 +92,7 @@ class WebhookSourceAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(admin.ModelAdmin):
+class WebhookEventAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["received_at", "source", "type", "status", "customer", "seq", "attempts"]
     list_filter = ["status", "source", "type"]
     search_fields = ["webhook_id", "type"]
@@ -117,7 +118,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(AuditedAdminMixin, admin.ModelAdmin):
     form = WebhookEndpointForm
     list_display = ["__str__", "url", "enabled", "disabled_reason", "failing_since", "created_at"]
     list_filter = ["enabled"]
@@ -145,7 +146,7 @@ class AttemptInline(admin.TabularInline):
 
 
 @admin.register(EventDelivery)
-class EventDeliveryAdmin(admin.ModelAdmin):
+class EventDeliveryAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "event_type", "endpoint", "status", "attempts", "next_attempt_at"]
     list_filter = ["status", "endpoint", "payload__event_type"]
     list_select_related = ["payload", "endpoint"]

@@ -32,9 +32,12 @@ EVENT_TYPES = (
     "tool.succeeded",
     "csat.received",
     "feedback.received",
+    "sla.breached",
 )
 # Events that are not conversation events (no seq) -> the outgoing type they stand for.
-_LISTENER_ONLY = {"csat_received": "csat.received", "feedback": "feedback.received"}
+_LISTENER_ONLY = {
+    "csat_received": "csat.received", "feedback": "feedback.received", "sla_breach": "sla.breached",
+}
 _CACHE_S = 5.0
 _ANY_ENABLED = "webhooks.any_enabled"  # the runtime's entry: {"any": (monotonic expiry, answer)}
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from celery import shared_task
 from django.conf import settings
@@ -14,24 +13,9 @@ from .services import webhook_event_mark_failed, webhook_event_process, webhook_
 
 logger = logging.getLogger(__name__)
 
-# There is no beat: workers look for lost work themselves, at most once a minute each.
-SWEEP_EVERY_S = 60.0
-_last_sweep = {"at": 0.0}
-
-
-def _sweep_now() -> bool:
-    now = time.monotonic()
-    if now - _last_sweep["at"] < SWEEP_EVERY_S:
-        return False
-    _last_sweep["at"] = now
-    return True
-
-
 @shared_task(bind=True, acks_late=True, max_retries=5, soft_time_limit=60, time_limit=90)
 def webhook_event_process_task(self, event_id: int) -> str:
     """Process one incoming event; exactly once however often it runs (the row is locked)."""
-    if _sweep_now():
-        webhooks_sweep_task.delay()
     try:
         event = webhook_event_process(event_id=event_id)
         return event.status if event is not None else "missing"
@@ -56,8 +40,6 @@ def outgoing_payload_deliver_task(payload_ids: list[int]) -> int:
 @shared_task(bind=True, acks_late=True, soft_time_limit=60, time_limit=90)
 def outgoing_delivery_attempt_task(self, delivery_id: str, expected_attempts: int | None = None) -> str:
     """One attempt; on failure, the next one is scheduled by the backoff schedule."""
-    if _sweep_now():
-        webhooks_sweep_task.delay()
     result = outgoing_delivery_attempt(
         delivery_id=delivery_id, expected_attempts=expected_attempts, task_id=self.request.id or ""
     )
@@ -69,7 +51,7 @@ def outgoing_delivery_attempt_task(self, delivery_id: str, expected_attempts: in
     return result.status
 
 
-@shared_task
+@shared_task  # run by beat every WEBHOOKS_SWEEP_INTERVAL_S (CELERY_BEAT_SCHEDULE)
 def webhooks_sweep_task() -> dict[str, int]:
     """Re-queue lost work: incoming events still `received` after a minute, and outgoing retries
     whose countdown task vanished (a worker restarted). Duplicates are harmless (row locks)."""

@@ -6,6 +6,7 @@ from apps.widget import views
 app_name = "widget"
 
 urlpatterns = [
+    path("widget/i18n/<str:lang>.json", views.widget_catalog, name="catalog"),
     path("widget/<str:name>", views.widget_asset, name="asset"),
 ]
 # The fictional demo shop signs visitors in as demo customers: development only.

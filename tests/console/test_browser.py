@@ -7,11 +7,8 @@ that is set)."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -20,7 +17,7 @@ from apps.console.models import CannedReply, Note
 from apps.conversations.models import Conversation, ConversationEvent, Message
 from apps.customers.services import customer_identified_get_or_create
 from apps.devstack.demo import DEMO_CUSTOMERS
-from tests.support.browser import answers, beside_playwright, open_widget, send
+from tests.support.browser import answers, beside_playwright, console_sign_in, open_widget, screenshot, send
 from tests.support.people import make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -44,17 +41,7 @@ def wait_for(condition, timeout: float = 20) -> None:
 
 def sign_in_as_alice(page: Page) -> None:
     """Fill the console's login form shown on `page`."""
-    page.get_by_label("Username or email").fill("alice@example.com")
-    page.get_by_label("Password").fill("pw")
-    page.get_by_role("button", name="Sign in").click()
-
-
-def shot(page: Page, tmp_path: Path, name: str) -> None:
-    path = tmp_path / f"{name}.png"
-    page.screenshot(path=str(path))
-    if target := os.environ.get("KEFU_SCREENS_DIR"):
-        Path(target).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(target) / path.name)
+    console_sign_in(page, "alice@example.com")
 
 
 def test_an_agent_takes_over_replies_notes_hands_back_and_closes(web_server, browser, tmp_path) -> None:  # noqa: F811
@@ -122,8 +109,8 @@ def test_an_agent_takes_over_replies_notes_hands_back_and_closes(web_server, bro
     )
     expect(customer.locator(".kefu-from-agent .kefu-author").first).to_have_text("Alice Agent")
     expect(agent.locator("#kf-history .kf-role-agent .kf-text")).to_have_count(2)
-    shot(agent, tmp_path, "console-after-claim-reply-note")
-    shot(customer, tmp_path, "widget-after-agent-reply")
+    screenshot(agent, tmp_path, "console-after-claim-reply-note")
+    screenshot(customer, tmp_path, "widget-after-agent-reply")
 
     # Hand back: the assistant answers the next question.
     agent.get_by_role("button", name="Hand back to assistant").click()
@@ -147,8 +134,8 @@ def test_an_agent_takes_over_replies_notes_hands_back_and_closes(web_server, bro
     agent.reload()
     expect(agent.locator("#kf-csat")).to_have_text("Rated 4/5")
     expect(agent.locator(".kf-queue-item .kf-q-csat")).to_have_text(["4/5"])
-    shot(agent, tmp_path, "console-closed-rated")
-    shot(customer, tmp_path, "widget-closed-rated")
+    screenshot(agent, tmp_path, "console-closed-rated")
+    screenshot(customer, tmp_path, "widget-closed-rated")
 
     # The note never reached the customer: not on their screen, not in their stream.
     expect(customer.get_by_text(SECRET)).to_have_count(0)
@@ -213,5 +200,5 @@ def test_the_customer_panel_shows_the_crm_record_after_the_page(
     panel = agent.locator("#kf-crm")
     expect(panel.locator("h3")).to_have_text(["Customer profile · Demo CRM", "Orders list · Demo CRM"])
     expect(panel.locator(".kf-crm-rows li b")).to_have_text(["PP-1002", "PP-1001"])
-    shot(agent, tmp_path, "console-customer-panel")
+    screenshot(agent, tmp_path, "console-customer-panel")
     assert errors == []

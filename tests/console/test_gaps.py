@@ -6,10 +6,7 @@ the next customer who asks over a real WebSocket gets an answer citing the new a
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +23,7 @@ from apps.conversations.services import conversation_request_human, message_crea
 from apps.knowledge.demo import demo_knowledge_base_load
 from apps.knowledge.models import Document
 from apps.knowledge.retrieval import search
-from tests.support.browser import beside_playwright
+from tests.support.browser import beside_playwright, console_sign_in, screenshot
 from tests.support.factories import ConversationFactory, CustomerFactory
 from tests.support.people import make_user
 from tests.support.sockets import Customer, widget_session
@@ -325,15 +322,6 @@ def seed_for_the_browser() -> None:
     say(unsure, "neither, my parcel is lost")
 
 
-def shot(page: Any, name: str, tmp_path: Any) -> None:
-    """Keep a screenshot in the test's tmp dir, and in KEFU_SCREENS_DIR when that is set."""
-    path = tmp_path / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    if target := os.environ.get("KEFU_SCREENS_DIR"):
-        Path(target).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(target) / path.name)
-
-
 @pytest.mark.browser
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
@@ -341,9 +329,7 @@ def test_a_supervisor_drafts_and_publishes_from_the_gaps_page_in_chromium(web_se
     beside_playwright(seed_for_the_browser)
     server = web_server()
     page.goto(f"{server.http_url}/console/gaps/")
-    page.get_by_label("Username or email").fill("sue@example.com")
-    page.get_by_label("Password").fill("pw")
-    page.get_by_role("button", name="Sign in").click()
+    console_sign_in(page, "sue@example.com")
 
     items = page.locator(".kf-gap-item")
     expect(items.locator(".kf-q-unread")).to_have_text(["3", "1", "1"])
@@ -352,13 +338,13 @@ def test_a_supervisor_drafts_and_publishes_from_the_gaps_page_in_chromium(web_se
     )
     expect(page.locator(".kf-gap-question")).to_have_count(3)  # the largest group is open
     expect(page.locator(".kf-gap-replies .kf-text")).to_have_text([REPLY])
-    shot(page, "gaps", tmp_path)
+    screenshot(page, tmp_path, "gaps", full_page=True)
 
     page.get_by_role("link", name="Draft an article").click()
     expect(page.get_by_role("textbox", name="Article")).to_have_value(REPLY)
     page.get_by_role("textbox", name="Title").fill(TITLE)
     page.get_by_role("textbox", name="Article").fill(BODY)
-    shot(page, "gaps-draft", tmp_path)
+    screenshot(page, tmp_path, "gaps-draft", full_page=True)
 
     page.get_by_role("button", name="Publish to the help center").click()
     expect(page.locator(".kf-messages li")).to_have_text(
@@ -366,4 +352,4 @@ def test_a_supervisor_drafts_and_publishes_from_the_gaps_page_in_chromium(web_se
     )
     expect(items.locator(".kf-q-unread")).to_have_text(["1", "1"])
     expect(page.locator(".kf-gap-published strong")).to_have_text([TITLE])
-    shot(page, "gaps-published", tmp_path)
+    screenshot(page, tmp_path, "gaps-published", full_page=True)

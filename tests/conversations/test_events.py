@@ -17,6 +17,7 @@ from apps.conversations.events import (
     event_emit,
 )
 from apps.conversations.models import Conversation, ConversationEvent
+from apps.conversations.publisher import publisher
 from tests.support.factories import ConversationFactory
 from tests.support.process import REPO, service_env
 
@@ -213,3 +214,4 @@ async def test_deferred_broadcasts_wait_for_the_caller_and_a_rollback_defers_not
     await _nothing_arrives(layer, channel)  # held back until the caller sends them
     await abroadcast_deferred(pending)
     assert (await layer.receive(channel))["event"] == pending[0].wire
+    await publisher().background_settled()  # the listeners' writes end before the test's flush

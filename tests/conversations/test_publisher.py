@@ -57,6 +57,7 @@ EXPECTED = {
     "queue_change": {A.QUEUE},
     "csat_received": {A.QUEUE, A.WEBHOOKS},
     "feedback": {A.CONVERSATION_AGENTS, A.WEBHOOKS},
+    "sla_breach": {A.AGENTS, A.QUEUE, A.WEBHOOKS},
 }
 
 # Which channel-layer groups each type reaches (listener audiences reach none).

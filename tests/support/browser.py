@@ -3,6 +3,8 @@ the `browser` and `page` fixtures and the widget helpers browser tests share."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -87,3 +89,20 @@ def beside_playwright(fn: Callable[..., T], **kwargs: Any) -> T:
 def answers(page: Page) -> Locator:
     """The assistant's answers (not the host page's greeting)."""
     return page.locator(".kefu-from-assistant:not(.kefu-greeting)")
+
+
+def screenshot(page: Page, tmp_path: Path, name: str, *, full_page: bool = False) -> Path:
+    """A screenshot of `page` in the test's tmp dir, copied to KEFU_SCREENS_DIR when set (to look at)."""
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    if target := os.environ.get("KEFU_SCREENS_DIR"):
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(target) / path.name)
+    return path
+
+
+def console_sign_in(page: Page, username: str, password: str = "pw") -> None:
+    """Fill and send the console's password sign-in form shown on `page`."""
+    page.get_by_label("Username or email").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()

@@ -184,7 +184,6 @@ def test_a_retry_hours_away_waits_in_hops_shorter_than_the_visibility_timeout(se
         "apply_async",
         lambda args, countdown: scheduled.append((args, countdown)),
     )
-    monkeypatch.setitem(tasks._last_sweep, "at", time.monotonic())  # no sweep task from here
     with receiver([500]) as hooks:
         delivery = EventDelivery.objects.create(
             payload=EventPayload.objects.create(event_type="csat.received", payload={}),

@@ -4,23 +4,15 @@ Screenshots are kept in the test's tmp dir and copied to .notes/screens/ for rev
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.browser import answers, open_widget, send
+from tests.support.browser import answers, open_widget, screenshot, send
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 SCREENS = Path(__file__).resolve().parents[2] / ".notes" / "screens"
-
-
-def shot(page: Page, tmp_path: Path, name: str) -> None:
-    path = tmp_path / f"{name}.png"
-    page.screenshot(path=str(path))
-    SCREENS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(path, SCREENS / path.name)
 
 
 def test_ada_tracks_her_order_and_approves_a_refund(
@@ -35,13 +27,13 @@ def test_ada_tracks_her_order_and_approves_a_refund(
     progress = page.locator(".kefu-tool")
     expect(progress).to_have_attribute("data-status", "running")
     expect(progress).to_have_text("Tracking your parcel…working…")
-    shot(page, tmp_path, "tools-1-progress")
+    screenshot(page, tmp_path, "tools-1-progress")
     expect(progress).to_have_text("Tracking your parcel…done")
     expect(answers(page).locator(".kefu-text")).to_contain_text(
         ["Order PP-1001 is shipped: it shipped on 2026-11-23 with DHL, tracking number 00340434161234567890"]
     )
     expect(answers(page)).to_have_attribute("data-state", "final")
-    shot(page, tmp_path, "tools-2-answer")
+    screenshot(page, tmp_path, "tools-2-answer")
 
     send(page, "I want a refund for PP-1001")
     question = page.locator('.kefu-tool[data-status="awaiting_confirmation"]')
@@ -54,7 +46,7 @@ def test_ada_tracks_her_order_and_approves_a_refund(
         "Request a refund for order PP-1001? Please approve or decline above."
     )
     assert demo_crm.writes() == []
-    shot(page, tmp_path, "tools-3-confirm")
+    screenshot(page, tmp_path, "tools-3-confirm")
 
     question.get_by_role("button", name="Approve").click()
     expect(answers(page)).to_have_count(3)
@@ -63,6 +55,6 @@ def test_ada_tracks_her_order_and_approves_a_refund(
     )
     expect(page.get_by_role("button", name="Approve")).to_have_count(0)
     expect(page.locator(".kefu-tool").nth(1)).to_have_text("Requesting your refund…done")
-    shot(page, tmp_path, "tools-4-refunded")
+    screenshot(page, tmp_path, "tools-4-refunded")
     [write] = demo_crm.writes()
     assert (write["requests"], write["effects"]) == (1, 1)

@@ -26,6 +26,9 @@ class Turn:
     customer_id: str = ""
     tools: ToolBox | None = None
     tool_call_id: str | None = None
+    # The customer's language (Conversation.language, "" = not known yet): what Kefu's own
+    # sentences and the model's answer are said in.
+    language: str = ""
 
 
 # What became of a question (PROTOCOL.md §2 `message_end.outcome`); `stopped` is set by the runner.

@@ -20,7 +20,7 @@ from apps.knowledge.embeddings import Embedder, embed_query
 from apps.knowledge.sentences import sentence_split
 
 from ..grounding import ground
-from ..phrases import CLARIFY, DONT_KNOW
+from ..phrases import CLARIFY, DONT_KNOW, phrase  # noqa: F401 (CLARIFY, DONT_KNOW: re-exported)
 from .base import AnswerChunk, Turn
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,8 @@ def _pick(scores: np.ndarray, floor: float = SENTENCE_FLOOR) -> list[int]:
 
 
 def compose(
-    question: str, passages: Sequence[Any], *, embedder: Embedder | None = None, picked: bool = False
+    question: str, passages: Sequence[Any], *, embedder: Embedder | None = None, picked: bool = False,
+    language: str = "",
 ) -> tuple[str, list[dict[str, Any]]]:
     """The answer text and its citations from retrieval passages (best article first, with `text`
     and `.citation(n)`), for a question `ground()` decided to answer.
@@ -94,8 +95,9 @@ def compose(
     may add a second article, cited [2]. Nothing quotable (no passage, or no sentence similar
     enough) is a decline: DONT_KNOW, no citations. `picked`: the customer chose the first article
     by its title (a tapped suggestion): its closest sentences are quoted however far they are."""
+    dont_know = phrase("dont_know", language)  # in the customer's language
     if not passages:
-        return DONT_KNOW, []
+        return dont_know, []
     embedder = embedder or _embedder()
     parts = [p for p in _QUESTION_END.split(question.strip()) if p.strip()]
     asks = parts[:2] if len(parts) > 1 else [question]
@@ -103,7 +105,7 @@ def compose(
     sentences = [_quotable(p.text) if j == 0 or len(asks) > 1 else [] for j, p in enumerate(passages)]
     flat = [s for group in sentences for s in group]
     if not flat:
-        return DONT_KNOW, []
+        return dont_know, []
     # Question parts through the query cache; a passage's sentences through their own cache (the
     # same articles answer most questions), each passage's misses in one batch.
     ask_vectors = np.stack([embed_query(embedder, a) for a in asks])
@@ -113,7 +115,7 @@ def compose(
     floor = -1.0 if picked else SENTENCE_FLOOR
     first = _pick(sentence_vectors[bounds[0] : bounds[1]] @ ask_vectors[0], floor) if sentences[0] else []
     if not first:
-        return DONT_KNOW, []
+        return dont_know, []
     picks.append((0, first))
     if len(asks) > 1:
         own = float((sentence_vectors[bounds[0] : bounds[1]] @ ask_vectors[1]).max())
@@ -143,16 +145,20 @@ class BuiltinProvider:
             async for chunk in tool_answer(turn):
                 yield chunk
             return
-        grounding = await sync_to_async(ground, thread_sensitive=False)(turn.question)
+        grounding = await sync_to_async(ground, thread_sensitive=False)(
+            turn.question, language=turn.language or settings.LANGUAGE_CODE
+        )
         if grounding.decision == "clarify" and grounding.suggestions:
             yield AnswerChunk(citations=[], suggestions=grounding.suggestions, outcome="clarify")
-            text = CLARIFY
+            text = phrase("clarify", turn.language)
         else:
-            text, citations = DONT_KNOW, []
+            text, citations = phrase("dont_know", turn.language), []
             if grounding.decision == "answer":
                 text, citations = await sync_to_async(compose, thread_sensitive=False)(
-                    turn.question, grounding.passages, picked=grounding.picked
+                    turn.question, grounding.passages, picked=grounding.picked, language=turn.language
                 )
+            if citations and grounding.language_fallback:  # no help center in the customer's language
+                text = f"{phrase('kb_fallback', turn.language, fallback=grounding.language)} {text}"
             yield AnswerChunk(citations=citations, outcome="answered" if citations else "declined")
         delay = settings.ASSISTANT_TOKEN_DELAY_S
         words = re.findall(r"\S+\s*", text)

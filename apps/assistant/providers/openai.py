@@ -29,7 +29,7 @@ from apps.connectors.contract import ToolOutcome
 from apps.core.runtime import runtime
 
 from ..grounding import MAX_SUGGESTIONS, ground
-from ..phrases import CLARIFY, DONT_KNOW
+from ..phrases import language_name, phrase
 from .base import AnswerChunk, ProviderUnavailable, Turn
 
 logger = logging.getLogger(__name__)
@@ -51,10 +51,19 @@ Passages:
 {passages}"""
 
 
+LANGUAGE_PROMPT = """
+
+The customer writes in {language}: answer in {language}, even when the passages are in another
+language (keep order numbers, product names and the [n] citations as they are)."""
+
+
 def chat_messages(turn: Turn, passages: Sequence[Any]) -> list[dict[str, str]]:
     """The Chat Completions `messages`: instructions with the passages, history, question."""
     numbered = "\n\n".join(f"[{n}] {p.title}\n{p.text}" for n, p in enumerate(passages, 1))
-    messages = [{"role": "system", "content": SYSTEM_PROMPT.format(passages=numbered or "(none found)")}]
+    system = SYSTEM_PROMPT.format(passages=numbered or "(none found)")
+    if turn.language:  # the customer's language, whatever language the passages are in
+        system += LANGUAGE_PROMPT.format(language=language_name(turn.language, in_english=True))
+    messages = [{"role": "system", "content": system}]
     messages += [{"role": _ROLES.get(m["role"], "user"), "content": m["text"]} for m in turn.history]
     messages.append({"role": "user", "content": turn.question})
     return messages
@@ -212,7 +221,9 @@ class OpenAIProvider:
         return _client(self.url, self.api_key)
 
     async def answer(self, turn: Turn) -> AsyncIterator[AnswerChunk]:
-        grounding = await sync_to_async(ground, thread_sensitive=False)(turn.question)
+        grounding = await sync_to_async(ground, thread_sensitive=False)(
+            turn.question, language=turn.language or settings.LANGUAGE_CODE
+        )
         passages = list(grounding.passages)
         if turn.tool_call_id or not passages:
             # Reporting an approved write, or no knowledge base at all: nothing to judge; the
@@ -230,16 +241,19 @@ class OpenAIProvider:
             offered = (suggestions_of(passages, picked) or grounding.suggestions
                        or suggestions_of(passages, range(1, len(passages) + 1)))
             yield AnswerChunk(citations=[], outcome="clarify", suggestions=offered)
-            yield AnswerChunk(text=(verdict.question if verdict is not None else "") or CLARIFY)
+            question = verdict.question if verdict is not None else ""
+            yield AnswerChunk(text=question or phrase("clarify", turn.language))
             return
         if decision == "handover":
             if not tools:  # the knowledge base does not answer and no system could: no model call
                 yield AnswerChunk(citations=[], outcome="declined")
-                yield AnswerChunk(text=DONT_KNOW)
+                yield AnswerChunk(text=phrase("dont_know", turn.language))
                 return
             passages = []  # the company's systems may still answer (an order, a refund)
         elif picked or decision == "tool":
             passages = [passages[n - 1] for n in picked]  # only what the judge found relevant
+        if passages and grounding.language_fallback:  # no help center in the customer's language
+            yield AnswerChunk(text=phrase("kb_fallback", turn.language, fallback=grounding.language) + " ")
         async for chunk in self._compose(turn, passages):
             yield chunk
 

@@ -4,7 +4,9 @@ one fresh customer and conversation each, and count what became of it.
 Two sources of questions:
 - `--beir DIR`: a BEIR folder's queries with a qrel (and `--unanswerable FILE`), ingested into --kb;
 - `--evalset demo`: the demo help center (apps/knowledge/demo_articles, ingested into --kb) and its
-  dev set (apps/assistant/evalsets), one half or both.
+  dev set (apps/assistant/evalsets), one half or both;
+- `--evalset demo-zh`: the same in Simplified Chinese (demo_articles_zh into a zh-hans --kb, the
+  demo_zh_* dev set).
 """
 
 import asyncio
@@ -22,7 +24,7 @@ from apps.assistant.evalsets.scoring import Asked, inscope_summary, offtopic_sum
 from apps.assistant.providers import Turn, provider_get
 from apps.conversations.services import message_receive
 from apps.customers.models import Customer
-from apps.knowledge.demo import demo_knowledge_base_load
+from apps.knowledge.demo import demo_knowledge_base_load, demo_slug
 from apps.knowledge.embeddings import embedder_for_kb
 from apps.knowledge.errors import KnowledgeError
 from apps.knowledge.evaluation import beir_ingest, beir_load
@@ -30,6 +32,9 @@ from apps.knowledge.models import Document
 from apps.knowledge.services import knowledge_base_get_or_create
 
 EVAL_CUSTOMER_NAME = "assistant_eval"
+# --evalset: (language of the help center, in-scope file, off-topic file)
+EVALSETS = {"demo": ("en", "demo_inscope", "demo_offtopic"),
+            "demo-zh": ("zh-hans", "demo_zh_inscope", "demo_zh_offtopic")}
 
 
 async def _collect(turn: Turn, started: float) -> tuple[str, list[dict], str | None, list[dict], float]:
@@ -80,8 +85,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         source = parser.add_mutually_exclusive_group(required=True)
         source.add_argument("--beir", type=Path, help="folder in BEIR layout")
-        source.add_argument("--evalset", choices=["demo"], help="the demo help center and its dev set")
-        parser.add_argument("--kb", required=True, help="knowledge base slug (ingested if needed)")
+        source.add_argument("--evalset", choices=sorted(EVALSETS),
+                            help="the demo help center and its dev set (demo-zh: in Simplified Chinese)")
+        parser.add_argument("--kb", help="knowledge base slug (ingested if needed; required with --beir; "
+                            "default with --evalset: the demo's, help-center or help-center-zh)")
         parser.add_argument("--unanswerable", type=Path, help="with --beir: JSON lines with _id and text")
         parser.add_argument("--half", choices=["report", "tune", "all"], default="report",
                             help="with --evalset: which half of the dev set (default report)")
@@ -95,8 +102,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         started = time.perf_counter()
+        language, inscope_name, offtopic_name = EVALSETS.get(opts["evalset"] or "demo")
+        if not opts["kb"]:
+            if opts["beir"]:
+                raise CommandError("--beir needs --kb")
+            opts["kb"] = demo_slug(language)
         try:
-            kb = knowledge_base_get_or_create(slug=opts["kb"])
+            kb = knowledge_base_get_or_create(slug=opts["kb"], language=language)
             embedder_for_kb(kb)
             if opts["beir"]:
                 beir = beir_load(opts["beir"])
@@ -105,11 +117,13 @@ class Command(BaseCommand):
                 answerable = [{"_id": qid, "text": beir.queries[qid], "articles": list(rel)}
                               for qid, rel in beir.qrels.items() if qid in beir.queries]
             else:
-                with override_settings(KB_DEFAULT_SLUG=kb.slug):
-                    demo_knowledge_base_load()
+                if kb.language != language:
+                    raise CommandError(f"--kb {kb.slug} is a {kb.language} knowledge base; "
+                                       f"--evalset {opts['evalset']} needs a {language} one.")
+                demo_knowledge_base_load(language=language, slug=kb.slug)
                 half = opts["half"]
-                answerable = load_questions("demo_inscope", half=half, path=opts["inscope"])
-                unanswerable = load_questions("demo_offtopic", half=half, path=opts["offtopic"])
+                answerable = load_questions(inscope_name, half=half, path=opts["inscope"])
+                unanswerable = load_questions(offtopic_name, half=half, path=opts["offtopic"])
         except (KnowledgeError, FileNotFoundError, ValueError, KeyError) as exc:
             raise CommandError(str(exc)) from exc
         if opts["limit"]:

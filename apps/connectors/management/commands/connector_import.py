@@ -5,7 +5,10 @@ import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
+from apps.audit.services import audit_record
+from apps.connectors.models import Tool
 from apps.connectors.openapi import OpenAPIError, document_load, import_plan
 from apps.connectors.services import connector_tools_import
 from apps.core.outbound import ALLOW_HINT, OutboundRefused, outbound_url_check
@@ -38,7 +41,23 @@ class Command(BaseCommand):
             outbound_url_check(options["base_url"] or plan.base_url)
         except OutboundRefused as exc:
             raise CommandError(f"{exc}. {ALLOW_HINT}") from None
-        imported = connector_tools_import(slug=options["connector"], plan=plan, base_url=options["base_url"])
+        slug = options["connector"]
+        with transaction.atomic():  # the import and its audit row commit together
+            had = set(Tool.objects.filter(connector__slug=slug).values_list("name", flat=True))
+            imported = connector_tools_import(slug=slug, plan=plan, base_url=options["base_url"])
+            names = [t.name for t in plan.tools]
+            audit_record(
+                actor=None,
+                actor_label="connector_import command",
+                action="connectors.connector.import",
+                target=imported.connector,
+                detail={
+                    "created": [n for n in names if n not in had],
+                    "updated": [n for n in names if n in had],
+                    "skipped": len(plan.skipped),
+                    "base_url": imported.connector.base_url,
+                },
+            )
         report = {
             "connector": options["connector"],
             "tools": [

@@ -8,7 +8,11 @@
   const conversationId = body.dataset.conversationId || null;
   const filtered = body.dataset.filtered === "1";
   const PING_MS = 20000;
-  const STATE_LABELS = { bot: "Assistant", waiting: "Waiting for an agent", human: "With an agent", closed: "Closed" };
+  // Strings through Django's JavaScript catalog (/jsi18n/, the agent's language); as written without it.
+  const gettext = window.gettext || ((text) => text);
+  const fill = (format, values) => format.replace(/%\((\w+)\)s/g, (_m, key) => String(values[key]));
+  const STATE_LABELS = { bot: gettext("Assistant"), waiting: gettext("Waiting for an agent"),
+    human: gettext("With an agent"), closed: gettext("Closed") };
 
   const $ = (id) => document.getElementById(id);
   const connLabel = $("kf-conn");
@@ -69,7 +73,7 @@
     ws.onclose = () => {
       state.ready = false;
       if (state.ws !== ws) return;
-      connLabel.textContent = "Connection lost. Reconnecting…";
+      connLabel.textContent = gettext("Connection lost. Reconnecting…");
       connLabel.dataset.state = "offline";
       const delay = Math.min(5000, 500 * 2 ** state.retry) * (0.5 + Math.random() / 2);
       state.retry += 1;
@@ -109,7 +113,8 @@
       entry.assignee ? el("span", { class: "kf-q-assignee", text: str(entry.assignee.name) }) : null,
       entry.unread ? el("span", { class: "kf-q-unread", "aria-label": "unread", text: String(entry.unread) }) : null,
       entry.csat ? el("span", { class: "kf-q-csat", text: `${entry.csat.score}/5` }) : null,
-      entry.waiting_since ? el("span", { class: "kf-q-wait", text: `waiting ${waited(entry.waiting_since)}` }) : null,
+      entry.waiting_since ? el("span", { class: "kf-q-wait", text: fill(gettext("waiting %(time)s"), { time: waited(entry.waiting_since) }) }) : null,
+      slaBadge(entry),
       el("span", { class: "kf-q-last", text: last.length > 80 ? `${last.slice(0, 79)}…` : last })));
   }
   function waited(since) {
@@ -123,9 +128,44 @@
     document.title = waiting ? `(${waiting} waiting) ${baseTitle}` : baseTitle;
     const items = sortedQueue()
       .filter((entry) => filtered || entry.state !== "closed" || entry.id === conversationId);
-    if (!items.length) { queueList.replaceChildren(el("li", { class: "kf-empty", text: "No conversations." })); return; }
+    if (!items.length) { queueList.replaceChildren(el("li", { class: "kf-empty", text: gettext("No conversations.") })); return; }
     queueList.replaceChildren(...items.map(queueItem));
   }
+
+  // ------------------------------------------------------------------ SLA clock
+  // The running clock nearest due (entry.sla), counting down each second without re-rendering
+  // the queue. Amber when under 20% of its target is left (under 5 min if the start is unknown);
+  // red only once the server marked it breached (its due time is in business hours: the server
+  // decides), through `sla_breach` or the updated `conversation` entry.
+  const SLA_LABELS = { first_response: ["Reply in", "Reply overdue"], resolution: ["Resolve in", "Resolution overdue"] };
+  function slaBadge(entry) {
+    if (!entry.sla || entry.state === "closed") return null;
+    const node = el("span", { class: "kf-q-sla", dataset: { slaDue: str(entry.sla.due_at), slaStart: str(entry.sla.started_at),
+      slaKind: str(entry.sla.kind), slaBreached: entry.sla.breached ? "1" : "" } });
+    slaTick(node, Date.now());
+    return node;
+  }
+  function slaClockText(ms) {
+    const s = Math.floor(Math.abs(ms) / 1000);
+    if (s >= 3600) return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")} m`;
+    return `${String(Math.floor(s / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+  }
+  function slaTick(node, now) {
+    const due = new Date(node.dataset.slaDue).getTime();
+    const start = node.dataset.slaStart ? new Date(node.dataset.slaStart).getTime() : NaN;
+    const left = due - now;
+    const [runningLabel, lateLabel] = SLA_LABELS[node.dataset.slaKind] || ["Due in", "Overdue"];
+    let level = "ok";
+    if (node.dataset.slaBreached) level = "breached";
+    else if (left < (Number.isFinite(start) && due > start ? 0.2 * (due - start) : 5 * 60000)) level = "amber";
+    node.dataset.sla = level;
+    node.textContent = left > 0 ? `${runningLabel} ${slaClockText(left)}` : `${lateLabel} ${slaClockText(left)}`;
+    node.title = level === "breached" ? "SLA breached" : `Due ${new Date(due).toLocaleTimeString()}`;
+  }
+  setInterval(() => {
+    const now = Date.now();
+    for (const node of queueList.querySelectorAll(".kf-q-sla")) slaTick(node, now);
+  }, 1000);
 
   // ------------------------------------------------------------------ history
   function scrollDown() { if (history) history.scrollTop = history.scrollHeight; }
@@ -163,7 +203,7 @@
     stateNode.dataset.state = str(entry.state);
     $("kf-assignee").textContent = entry.assignee ? `with ${entry.assignee.name}` : "";
     showActions(entry);
-    $("kf-csat").textContent = entry.csat ? `Rated ${entry.csat.score}/5${entry.csat.comment ? `: “${entry.csat.comment}”` : ""}` : "";
+    $("kf-csat").textContent = entry.csat ? `${gettext("Rated")} ${entry.csat.score}/5${entry.csat.comment ? `: “${entry.csat.comment}”` : ""}` : "";
   }
 
   // Offer only what makes sense now (the server decides anyway: a wrong one is `conflict`).
@@ -194,7 +234,7 @@
     agent_ready(e) {
       state.ready = true;
       state.retry = 0;
-      connLabel.textContent = `Live · ${str(e.agent.name)}`;
+      connLabel.textContent = fill(gettext("Live · %(name)s"), { name: str(e.agent.name) });
       connLabel.dataset.state = "live";
       if (!filtered) {
         const current = state.queue.get(conversationId); // kept even when closed
@@ -214,6 +254,10 @@
       if (!mine(e)) return;
       state.subscribed = true;
       flushPending();
+    },
+    conversation_removed(e) { // moved to a team this agent is not in (or away from them)
+      state.queue.delete(e.conversation_id);
+      renderQueue();
     },
     conversation(e) {
       const entry = e.conversation;
@@ -252,7 +296,7 @@
         stream.node.dataset.state = "final";
         state.streams.delete(e.message_id);
       }
-      if (e.stopped) appendItem(systemItem("The assistant's answer was stopped.", "stopped", ""));
+      if (e.stopped) appendItem(systemItem(gettext("The assistant's answer was stopped."), "stopped", ""));
     },
     feedback(e) {
       // The customer's thumbs up/down on an answer (no seq): shown on that answer, replaced if sent again.
@@ -261,7 +305,7 @@
       if (!item) return;
       let badge = item.querySelector(".kf-feedback");
       if (!badge) {
-        badge = el("span", { class: "kf-feedback", title: "The customer's feedback on this answer" });
+        badge = el("span", { class: "kf-feedback", title: gettext("The customer's feedback on this answer") });
         item.querySelector(".kf-text").after(badge);
       }
       badge.dataset.helpful = e.helpful ? "true" : "false";
@@ -283,8 +327,8 @@
     handoff(e) {
       seen(e);
       if (!mine(e)) return;
-      const text = e.state === "human" ? `${str(e.agent)} took over`
-        : e.state === "waiting" ? "Customer asked for a person" : "Handed back to the assistant";
+      const text = e.state === "human" ? fill(gettext("%(agent)s took over"), { agent: str(e.agent) })
+        : e.state === "waiting" ? gettext("Customer asked for a person") : gettext("Handed back to the assistant");
       appendItem(systemItem(text, "handoff", e.seq));
     },
     update(e) {
@@ -302,7 +346,7 @@
     typing(e) {
       if (!mine(e) || e.role !== "customer") return;
       clearTimeout(state.customerTyping);
-      typingLine.textContent = "Customer is typing…";
+      typingLine.textContent = gettext("Customer is typing…");
       typingLine.hidden = !e.on;
       if (e.on) state.customerTyping = setTimeout(() => { typingLine.hidden = true; }, 8000);
     },
@@ -319,16 +363,24 @@
       const others = e.viewing.filter((a) => a.id !== agentId);
       const typing = new Set(e.typing.filter((a) => a.id !== agentId).map((a) => a.id));
       $("kf-presence").textContent = others.length
-        ? `Also here: ${others.map((a) => `${str(a.name)}${typing.has(a.id) ? " (typing…)" : ""}`).join(", ")}` : "";
+        ? `${gettext("Also here:")} ${others.map((a) => `${str(a.name)}${typing.has(a.id) ? ` ${gettext("(typing…)")}` : ""}`).join(", ")}` : "";
     },
     ack(e) {
       state.pending.delete(e.client_msg_id);
     },
     error(e) {
       if (e.client_msg_id) state.pending.delete(e.client_msg_id);
-      showError(str(e.message) || "Something went wrong.");
+      showError(str(e.message) || gettext("Something went wrong."));
     },
     pong() {},
+  };
+
+  // An SLA clock ran out: red at once (the updated `conversation` entry follows).
+  handlers.sla_breach = (e) => {
+    const entry = state.queue.get(e.conversation_id);
+    if (!entry || !entry.sla || entry.sla.kind !== e.kind) return;
+    entry.sla = { ...entry.sla, breached: true };
+    renderQueue();
   };
 
   // ------------------------------------------------------------------ actions

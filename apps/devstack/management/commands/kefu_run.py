@@ -77,6 +77,7 @@ class Command(BaseCommand):
             "",
             "Kefu is starting:",
             f"  widget demo    {base}/",
+            f"  agent console  {base}/console/   (reports: {base}/console/reports/)",
             f"  admin          {base}/admin/",
             f"  health         {base}/healthz",
             f"  demo CRM/ERP   http://{settings.DEMO_CRM_HOST}:{settings.DEMO_CRM_PORT}",

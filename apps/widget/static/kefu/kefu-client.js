@@ -92,7 +92,8 @@
 
   class KefuClient extends EventTarget {
     /**
-     * options: baseUrl (required), userId, userHash, userJwt, name, email; storage
+     * options: baseUrl (required), userId, userHash, userJwt, name, email, team (a team slug
+     * that routes the conversations this page starts); storage
      * ({get, set, remove}); WebSocket and fetch (the platform's by default).
      */
     constructor(options) {
@@ -103,6 +104,11 @@
         userId: o.userId || null, userHash: o.userHash || null, userJwt: o.userJwt || null,
         name: o.name || null, email: o.email || null,
       };
+      this.team = o.team || null; // per page, so in `auth` rather than in the stored session
+      // The host page's language (BCP 47), also per page: `language_fixed` when the page set it
+      // explicitly (it then wins over the language the customer writes in).
+      this.language = o.language || null;
+      this.languageFixed = Boolean(o.languageFixed);
       this.store = o.storage || defaultStorage(`kefu:${this.baseUrl}:`);
       this.WebSocket = o.WebSocket || globalThis.WebSocket;
       this.fetch = o.fetch || ((...args) => globalThis.fetch(...args));
@@ -268,7 +274,9 @@
         this.ws = ws;
         this.ready = false;
         this.sent = new Set();
-        ws.onopen = () => ws.send(JSON.stringify({ type: "auth", token: session.token }));
+        const auth = { type: "auth", token: session.token, ...(this.team ? { team: this.team } : {}),
+          ...(this.language ? { language: this.language, language_fixed: this.languageFixed } : {}) };
+        ws.onopen = () => ws.send(JSON.stringify(auth));
         ws.onmessage = (e) => {
           if (ws !== this.ws) return;
           let event;

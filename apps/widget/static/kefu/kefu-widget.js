@@ -47,7 +47,12 @@
     userJwt: data.userJwt || null,
     name: data.name || null,
     email: data.email || null,
-    title: data.title || "Chat with us",
+    team: data.team || null,
+    // The widget's language: the page's setting (data-lang / data-language, which also fixes the
+    // customer's language), else the page's <html lang>, else the browser's.
+    language: data.lang || data.language || document.documentElement.lang || navigator.language || "en",
+    languageFixed: Boolean(data.lang || data.language),
+    title: data.title || null,
     greeting: data.greeting || "",
     color: /^#[0-9a-f]{3,8}$/i.test(data.color || "") ? data.color : null,
     open: data.open === "true",
@@ -68,13 +73,36 @@
     tag.onload = () => then(window.KefuClient);
     (document.head || document.documentElement).append(tag);
   }
-  loadClient(start);
+  // The strings in the widget's language: Kefu's `djangojs` translations, fetched as JSON (no
+  // Django code in this file). Until it answers, or if it fails, the widget speaks English.
+  let catalog = {};
+  let language = "en";
+  function loadCatalog(then) {
+    const done = () => then();
+    fetch(`${config.baseUrl}/widget/i18n/${encodeURIComponent(config.language)}.json`, { credentials: "omit" })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((body) => {
+        if (body && typeof body.catalog === "object") catalog = body.catalog;
+        if (body && typeof body.language === "string") language = body.language;
+      })
+      .catch(() => {})
+      .finally(done);
+  }
+  function gettext(text) {
+    const found = catalog[text];
+    return typeof found === "string" && found ? found : text;
+  }
+  const fill = (format, values) => format.replace(/%\((\w+)\)s/g, (_m, key) => String(values[key]));
+
+  loadCatalog(() => loadClient(start));
 
   function start(KefuClient) {
     const client = new KefuClient({
       baseUrl: config.baseUrl, userId: config.userId, userHash: config.userHash, userJwt: config.userJwt,
-      name: config.name, email: config.email,
+      name: config.name, email: config.email, team: config.team,
+      language: config.language, languageFixed: config.languageFixed,
     });
+    const title = config.title || gettext("Chat with us");
     const store = client.store; // the same per-server storage, for the panel's open state
 
     // ---------------------------------------------------------------- helpers
@@ -120,11 +148,11 @@
       const a = message.author;
       if (typeof a === "string" && a) return a;
       if (a && typeof a === "object" && typeof a.name === "string" && a.name) return a.name;
-      return { assistant: "Assistant", agent: "Support agent" }[message.role] || "";
+      return { assistant: gettext("Assistant"), agent: gettext("Support agent") }[message.role] || "";
     }
 
     // ---------------------------------------------------------------- view
-    const host = el("div", { "data-kefu-widget": VERSION });
+    const host = el("div", { "data-kefu-widget": VERSION, lang: language });
     host.style.cssText = "all: initial; visibility: hidden"; // shown once the stylesheet loads
     const root = host.attachShadow({ mode: "open" });
     const reveal = () => { host.style.visibility = "visible"; };
@@ -132,38 +160,38 @@
 
     const badge = el("span", { class: "kefu-badge", hidden: true });
     const launcher = el("button", {
-      class: "kefu-launcher", type: "button", "aria-label": "Open chat", "aria-expanded": "false",
+      class: "kefu-launcher", type: "button", "aria-label": gettext("Open chat"), "aria-expanded": "false",
       "aria-controls": "kefu-panel",
     }, icon("M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z"),
     icon("M6 9l6 6 6-6"), badge);
-    const status = el("p", { class: "kefu-status", text: "Assistant \u00b7 replies instantly" });
-    const humanButton = el("button", { class: "kefu-human", type: "button", text: "Talk to a person" });
-    const closeButton = el("button", { class: "kefu-close", type: "button", "aria-label": "Close chat" },
+    const status = el("p", { class: "kefu-status", text: gettext("Assistant \u00b7 replies instantly") });
+    const humanButton = el("button", { class: "kefu-human", type: "button", text: gettext("Talk to a person") });
+    const closeButton = el("button", { class: "kefu-close", type: "button", "aria-label": gettext("Close chat") },
       icon("M6 6l12 12M18 6L6 18"));
     const banner = el("div", { class: "kefu-banner", role: "status", hidden: true });
-    const log = el("div", { class: "kefu-log", role: "log", "aria-live": "polite", "aria-label": "Conversation",
+    const log = el("div", { class: "kefu-log", role: "log", "aria-live": "polite", "aria-label": gettext("Conversation"),
       tabindex: "0" });
     const typing = el("div", { class: "kefu-typing", "aria-live": "polite", hidden: true });
     const stopButton = el("button", { class: "kefu-stop", type: "button", hidden: true },
-      icon("M7 7h10v10H7z"), "Stop answering");
+      icon("M7 7h10v10H7z"), gettext("Stop answering"));
     const input = el("textarea", { class: "kefu-input", rows: "1", maxlength: String(MAX_TEXT),
-      placeholder: "Type your message\u2026", "aria-label": "Message" });
-    const sendButton = el("button", { class: "kefu-send", type: "submit", "aria-label": "Send message" },
+      placeholder: gettext("Type your message\u2026"), "aria-label": gettext("Message") });
+    const sendButton = el("button", { class: "kefu-send", type: "submit", "aria-label": gettext("Send message") },
       icon("M3 20l18-8L3 4v6l12 2-12 2z"));
     const composer = el("form", { class: "kefu-composer" }, input, sendButton);
     const panel = el("section", { class: "kefu-panel", id: "kefu-panel", role: "dialog",
-      "aria-label": config.title, hidden: true },
+      "aria-label": title, hidden: true },
     el("header", { class: "kefu-header" },
-      el("div", { class: "kefu-heading" }, el("h2", { class: "kefu-title", text: config.title }), status),
+      el("div", { class: "kefu-heading" }, el("h2", { class: "kefu-title", text: title }), status),
       humanButton, closeButton),
     banner, log, typing, stopButton, composer,
-    el("p", { class: "kefu-footer", text: "Powered by Kefu" }));
+    el("p", { class: "kefu-footer", text: gettext("Powered by Kefu") }));
     const frame = el("div", { class: "kefu" }, panel, launcher);
     if (config.color) frame.style.setProperty("--kefu-accent", config.color);
     root.append(frame);
 
     if (config.greeting) {
-      const greeting = messageItem("assistant", "Assistant", config.greeting);
+      const greeting = messageItem("assistant", gettext("Assistant"), config.greeting);
       greeting.classList.add("kefu-greeting"); // the host page's words, not part of the history
       log.append(greeting);
     }
@@ -204,10 +232,10 @@
       }
       item.querySelector(".kefu-sources")?.remove();
       if (!list.length) return;
-      const sources = el("ol", { class: "kefu-sources", "aria-label": "Sources" });
+      const sources = el("ol", { class: "kefu-sources", "aria-label": gettext("Sources") });
       for (const c of list) {
         const href = safeUrl(c.url);
-        const label = str(c.title) || str(c.url) || "Source";
+        const label = str(c.title) || str(c.url) || gettext("Source");
         sources.append(el("li", {}, el("span", { class: "kefu-source-n", text: `[${str(c.n)}]` }), " ",
           href ? el("a", { href, target: "_blank", rel: "noopener noreferrer nofollow" }, label) : label));
       }
@@ -247,7 +275,7 @@
     function renderPending(item) {
       const node = messageItem("customer", "", item.text);
       node.classList.add("kefu-pending");
-      setMeta(node, "Waiting for connection\u2026", "sending");
+      setMeta(node, gettext("Waiting for connection\u2026"), "sending");
       view.pending.set(item.client_msg_id, node);
       log.append(node);
       scrollToEnd();
@@ -256,7 +284,7 @@
     function assistantItem(messageId) {
       let item = view.messages.get(messageId);
       if (!item) {
-        item = messageItem("assistant", "Assistant", "");
+        item = messageItem("assistant", gettext("Assistant"), "");
         view.messages.set(messageId, item);
         insertHistory(item);
         noteUnread();
@@ -276,7 +304,7 @@
     function requestHuman() {
       if (client.requestHuman() === "deferred") {
         // request_human needs a conversation: the client asks after the first message creates one.
-        insertHistory(systemLine("Tell us briefly what you need, and we'll bring in a person."));
+        insertHistory(systemLine(gettext("Tell us briefly what you need, and we'll bring in a person.")));
         input.focus();
       }
     }
@@ -290,7 +318,7 @@
     });
     on("sending", ({ client_msg_id: id }) => {
       const pending = view.pending.get(id);
-      if (pending) setMeta(pending, "Sending\u2026", "sending");
+      if (pending) setMeta(pending, gettext("Sending\u2026"), "sending");
     });
     on("ack", ({ client_msg_id: id, message_id: messageId }) => {
       const pending = view.pending.get(id);
@@ -308,7 +336,7 @@
     });
     on("retrying", ({ client_msg_id: id }) => {
       const pending = view.pending.get(id);
-      if (pending) setMeta(pending, "Not sent yet, retrying\u2026", "sending");
+      if (pending) setMeta(pending, gettext("Not sent yet, retrying\u2026"), "sending");
     });
     on("delivered", ({ client_msg_id: id }) => {
       view.pending.get(id)?.remove(); // it shows when the conversation that holds it is replayed
@@ -319,7 +347,7 @@
       view.pending.delete(id);
       if (pending) {
         pending.classList.add("kefu-failed");
-        setMeta(pending, `Not sent: ${politeError(error)}`, "failed");
+        setMeta(pending, fill(gettext("Not sent: %(reason)s"), { reason: politeError(error) }), "failed");
       }
     });
     on("human_requested", () => {
@@ -329,16 +357,16 @@
 
     on("ready", () => hideBanner());
     on("disconnected", ({ code }) => {
-      showBanner(code === 4429 ? "This chat is open in too many tabs. Close one and we'll reconnect."
-        : "Connection lost. Reconnecting\u2026");
+      showBanner(code === 4429 ? gettext("This chat is open in too many tabs. Close one and we'll reconnect.")
+        : gettext("Connection lost. Reconnecting\u2026"));
     });
     on("session_failed", () => {
-      showBanner("We couldn't confirm who you are, so the chat is unavailable. Please sign in again.");
+      showBanner(gettext("We couldn't confirm who you are, so the chat is unavailable. Please sign in again."));
     });
     on("conversation", ({ previous, via }) => {
       if (via === "event") return; // our first message started it: nothing to announce
       retireSuggestions();
-      if (via === "ready" ? view.messages.size : previous) insertHistory(systemLine("New conversation"));
+      if (via === "ready" ? view.messages.size : previous) insertHistory(systemLine(gettext("New conversation")));
       view.closed = false;
       view.handoff = "bot";
       updateControls();
@@ -390,7 +418,7 @@
       item.classList.remove("kefu-streaming");
       item.dataset.state = "final";
       renderText(item, e.text, e.citations);
-      setMeta(item, e.stopped ? "Stopped" : "", e.stopped ? "stopped" : "");
+      setMeta(item, e.stopped ? gettext("Stopped") : "", e.stopped ? "stopped" : "");
       item.dataset.outcome = str(e.outcome);
       offerSuggestions(item, e);
       if (!e.stopped && e.outcome !== "stopped" && !item.querySelector(".kefu-feedback")) {
@@ -405,11 +433,12 @@
         view.tools.set(e.call_id, line);
         insertHistory(line);
       }
-      const labels = { queued: "waiting", running: "working\u2026", progress: "working\u2026", succeeded: "done",
-        failed: "didn't work", declined: "declined", awaiting_confirmation: "needs your OK" };
+      const labels = { queued: gettext("waiting"), running: gettext("working\u2026"), progress: gettext("working\u2026"),
+        succeeded: gettext("done"), failed: gettext("didn't work"), declined: gettext("declined"),
+        awaiting_confirmation: gettext("needs your OK") };
       line.dataset.status = str(e.status);
       line.replaceChildren(el("span", { class: "kefu-tool-icon", "aria-hidden": "true" }),
-        el("span", { class: "kefu-tool-text", text: str(e.detail) || `Running ${str(e.name)}` }),
+        el("span", { class: "kefu-tool-text", text: str(e.detail) || fill(gettext("Running %(name)s"), { name: str(e.name) }) }),
         el("span", { class: "kefu-tool-status", text: labels[e.status] || str(e.status) }));
       if (e.status === "awaiting_confirmation") line.append(confirmButtons(e));
     });
@@ -419,16 +448,16 @@
       view.agent = str(e.agent) || null;
       view.humanRequested = false;
       const text = {
-        waiting: "We're finding a person to help you. You can keep writing meanwhile.",
-        human: `${view.agent || "A support agent"} joined the conversation.`,
-        bot: "You're chatting with our assistant again.",
+        waiting: gettext("We're finding a person to help you. You can keep writing meanwhile."),
+        human: fill(gettext("%(agent)s joined the conversation."), { agent: view.agent || gettext("A support agent") }),
+        bot: gettext("You're chatting with our assistant again."),
       }[view.handoff];
       insertHistory(systemLine(text, "handoff"));
       updateControls();
     });
     on("update", (e) => {
       insertHistory(el("div", { class: "kefu-card", "data-kind": str(e.kind) },
-        el("div", { class: "kefu-card-title", text: str(e.title) || "Update" }),
+        el("div", { class: "kefu-card-title", text: str(e.title) || gettext("Update") }),
         e.body ? el("p", { class: "kefu-card-body", text: str(e.body) }) : null));
       noteUnread();
     });
@@ -437,14 +466,14 @@
       view.closed = true;
       const conversationId = client.conversationId;
       const card = el("div", { class: "kefu-card kefu-csat" },
-        el("div", { class: "kefu-card-title", text: str(e.question) || "How did we do?" }));
-      const thanks = () => card.append(el("p", { class: "kefu-card-body", text: "Thanks for your feedback!" }));
+        el("div", { class: "kefu-card-title", text: str(e.question) || gettext("How did we do?") }));
+      const thanks = () => card.append(el("p", { class: "kefu-card-body", text: gettext("Thanks for your feedback!") }));
       if (client.csatAnswered(conversationId)) {
         thanks();
       } else {
-        const scores = el("div", { class: "kefu-csat-scores", role: "group", "aria-label": "Rating" });
+        const scores = el("div", { class: "kefu-csat-scores", role: "group", "aria-label": gettext("Rating") });
         for (let score = 1; score <= 5; score += 1) {
-          scores.append(el("button", { type: "button", class: "kefu-csat-score", "aria-label": `${score} out of 5`,
+          scores.append(el("button", { type: "button", class: "kefu-csat-score", "aria-label": fill(gettext("%(score)s out of 5"), { score }),
             text: String(score),
             onclick: () => {
               if (!client.csat(score, conversationId)) return;
@@ -461,8 +490,9 @@
       if (e.role === "customer") return;
       clearTimeout(view.peerTypingTimer);
       typing.hidden = !e.on || client.busy;
-      typing.textContent = e.role === "agent" ? `${view.agent || "Support agent"} is typing\u2026`
-        : "Assistant is typing\u2026";
+      typing.textContent = e.role === "agent"
+        ? fill(gettext("%(agent)s is typing\u2026"), { agent: view.agent || gettext("Support agent") })
+        : gettext("Assistant is typing\u2026");
       // A lost "off" must not leave the indicator up forever.
       if (e.on) view.peerTypingTimer = setTimeout(() => { typing.hidden = true; }, 8000);
     });
@@ -471,14 +501,14 @@
     // A write waits for the customer's answer (PROTOCOL.md §2 `tool_confirm`); the next `tool`
     // event of the call replaces the buttons, so a replay after reload shows them only while due.
     function confirmButtons(e) {
-      const group = el("span", { class: "kefu-tool-actions", role: "group", "aria-label": "Confirm" });
+      const group = el("span", { class: "kefu-tool-actions", role: "group", "aria-label": gettext("Confirm") });
       const answer = (approve) => {
         if (!client.toolConfirm(e.call_id, approve, e.conversation_id || client.conversationId)) return;
         group.querySelectorAll("button").forEach((b) => { b.disabled = true; });
       };
       group.append(
-        el("button", { type: "button", class: "kefu-tool-approve", text: "Approve", onclick: () => answer(true) }),
-        el("button", { type: "button", class: "kefu-tool-decline", text: "Decline", onclick: () => answer(false) }));
+        el("button", { type: "button", class: "kefu-tool-approve", text: gettext("Approve"), onclick: () => answer(true) }),
+        el("button", { type: "button", class: "kefu-tool-decline", text: gettext("Decline"), onclick: () => answer(false) }));
       return group;
     }
 
@@ -491,7 +521,7 @@
         .map((s) => str(s && typeof s === "object" ? s.title : "").trim()).filter(Boolean).slice(0, 3);
       if (e.outcome !== "clarify" || !titles.length || !isLastMessage(item)) return;
       retireSuggestions();
-      const group = el("div", { class: "kefu-suggestions", role: "group", "aria-label": "Suggested topics",
+      const group = el("div", { class: "kefu-suggestions", role: "group", "aria-label": gettext("Suggested topics"),
         "data-message-id": str(e.message_id) });
       for (const title of titles) {
         group.append(el("button", { type: "button", class: "kefu-suggestion", text: title, onclick: () => {
@@ -526,24 +556,24 @@
     // replaces it. The client remembers the choice, so it still shows after a reload.
     function feedbackControls(messageId, conversationId) {
       const thumb = (helpful) => el("button", { type: "button", class: "kefu-thumb",
-        "data-helpful": String(helpful), "aria-pressed": "false", "aria-label": helpful ? "Helpful" : "Not helpful",
-        title: helpful ? "Helpful" : "Not helpful" },
+        "data-helpful": String(helpful), "aria-pressed": "false", "aria-label": helpful ? gettext("Helpful") : gettext("Not helpful"),
+        title: helpful ? gettext("Helpful") : gettext("Not helpful") },
       icon(helpful ? THUMB_UP : THUMB_DOWN));
       const up = thumb(true);
       const down = thumb(false);
       const thanks = el("span", { class: "kefu-feedback-note", role: "status" });
-      const row = el("div", { class: "kefu-feedback", role: "group", "aria-label": "Was this answer helpful?" },
+      const row = el("div", { class: "kefu-feedback", role: "group", "aria-label": gettext("Was this answer helpful?") },
         up, down, thanks);
       const commentId = `kefu-comment-${messageId}`;
       const comment = el("textarea", { class: "kefu-feedback-input", id: commentId, rows: "2",
-        maxlength: String(MAX_COMMENT), placeholder: "e.g. what you were looking for" });
+        maxlength: String(MAX_COMMENT), placeholder: gettext("e.g. what you were looking for") });
       const count = el("span", { class: "kefu-feedback-count", "aria-live": "polite" });
-      const skip = el("button", { type: "button", class: "kefu-feedback-skip", text: "Skip" });
-      const form = el("form", { class: "kefu-feedback-form", hidden: true, "aria-label": "Tell us more" },
-        el("label", { for: commentId }, "What was missing or wrong? ",
-          el("span", { class: "kefu-optional", text: "(optional)" })), comment,
+      const skip = el("button", { type: "button", class: "kefu-feedback-skip", text: gettext("Skip") });
+      const form = el("form", { class: "kefu-feedback-form", hidden: true, "aria-label": gettext("Tell us more") },
+        el("label", { for: commentId }, `${gettext("What was missing or wrong?")} `,
+          el("span", { class: "kefu-optional", text: gettext("(optional)") })), comment,
         el("div", { class: "kefu-feedback-actions" }, count,
-          skip, el("button", { type: "submit", class: "kefu-feedback-send", text: "Send" })));
+          skip, el("button", { type: "submit", class: "kefu-feedback-send", text: gettext("Send") })));
 
       const show = (given, note = "") => {
         up.setAttribute("aria-pressed", String(given?.helpful === true));
@@ -557,7 +587,7 @@
       up.addEventListener("click", () => {
         client.feedback(messageId, true, "", conversationId);
         closeForm(false);
-        show({ helpful: true }, "Thanks!");
+        show({ helpful: true }, gettext("Thanks!"));
       });
       down.addEventListener("click", () => {
         const given = client.feedbackGiven(messageId);
@@ -580,11 +610,11 @@
         const before = client.feedbackGiven(messageId)?.comment || "";
         if (text !== before) client.feedback(messageId, false, text, conversationId);
         closeForm(true);
-        show({ helpful: false }, text ? "Thanks, that helps us improve." : "Thanks!");
+        show({ helpful: false }, text ? gettext("Thanks, that helps us improve.") : gettext("Thanks!"));
       });
       skip.addEventListener("click", () => {
         closeForm(true);
-        show({ helpful: false }, "Thanks!");
+        show({ helpful: false }, gettext("Thanks!"));
       });
       comment.addEventListener("keydown", (e) => {
         if (e.key === "Escape") { e.stopPropagation(); closeForm(true); } // closes the box, not the chat
@@ -592,7 +622,7 @@
       });
       comment.addEventListener("input", () => {
         const left = MAX_COMMENT - comment.value.length;
-        count.textContent = left <= 100 ? `${left} left` : "";
+        count.textContent = left <= 100 ? fill(gettext("%(count)s left"), { count: left }) : "";
       });
       const given = client.feedbackGiven(messageId);
       show(given);
@@ -602,14 +632,14 @@
 
     function politeError(e) {
       const known = {
-        rate_limited: "You're sending messages quickly. Please wait a moment.",
-        unavailable: "The chat is briefly unavailable. We'll keep trying.",
-        internal: "Something went wrong on our side. Please try again.",
-        forbidden: "That conversation isn't available.",
-        not_found: "That conversation wasn't found.",
-        too_large: "That message is too long.",
+        rate_limited: gettext("You're sending messages quickly. Please wait a moment."),
+        unavailable: gettext("The chat is briefly unavailable. We'll keep trying."),
+        internal: gettext("Something went wrong on our side. Please try again."),
+        forbidden: gettext("That conversation isn't available."),
+        not_found: gettext("That conversation wasn't found."),
+        too_large: gettext("That message is too long."),
       };
-      return known[e.code] || str(e.message) || "Something went wrong. Please try again.";
+      return known[e.code] || str(e.message) || gettext("Something went wrong. Please try again.");
     }
 
     // ---------------------------------------------------------------- chrome
@@ -617,10 +647,11 @@
       stopButton.hidden = !client.busy;
       humanButton.hidden = view.handoff !== "bot" || view.closed;
       humanButton.disabled = view.humanRequested;
-      status.textContent = view.closed ? "Conversation closed \u00b7 write to start a new one"
-        : view.handoff === "waiting" ? "Waiting for a person\u2026"
-          : view.handoff === "human" ? `Chatting with ${view.agent || "a support agent"}`
-            : "Assistant \u00b7 replies instantly";
+      status.textContent = view.closed ? gettext("Conversation closed \u00b7 write to start a new one")
+        : view.handoff === "waiting" ? gettext("Waiting for a person\u2026")
+          : view.handoff === "human"
+            ? fill(gettext("Chatting with %(agent)s"), { agent: view.agent || gettext("a support agent") })
+            : gettext("Assistant \u00b7 replies instantly");
     }
 
     function showBanner(text) {
@@ -634,7 +665,7 @@
       view.unread += 1;
       badge.textContent = String(view.unread);
       badge.hidden = false;
-      launcher.setAttribute("aria-label", `Open chat, ${view.unread} new`);
+      launcher.setAttribute("aria-label", fill(gettext("Open chat, %(count)s new"), { count: view.unread }));
     }
 
     function setOpen(open, { focus = true } = {}) {
@@ -645,15 +676,15 @@
       if (open) {
         view.unread = 0;
         badge.hidden = true;
-        launcher.setAttribute("aria-label", "Close chat");
+        launcher.setAttribute("aria-label", gettext("Close chat"));
         if (!client.hasSocket && !client.failed) {
-          showBanner("Connecting\u2026");
+          showBanner(gettext("Connecting\u2026"));
           client.connect();
         }
         scrollToEnd();
         if (focus) input.focus();
       } else {
-        launcher.setAttribute("aria-label", "Open chat");
+        launcher.setAttribute("aria-label", gettext("Open chat"));
       }
     }
 
