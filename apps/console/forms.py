@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from apps.conversations.models import ConversationState
 from apps.realtime.schemas import MAX_TEXT
@@ -9,7 +10,7 @@ from apps.realtime.schemas import MAX_TEXT
 class QueueFilterForm(forms.Form):
     q = forms.CharField(required=False, max_length=200, label="Search")
     state = forms.ChoiceField(
-        required=False, choices=[("", "Any state"), *ConversationState.choices], label="State"
+        required=False, choices=[("", _("Any state")), *ConversationState.choices], label=_("State")
     )
     assignee = forms.CharField(required=False, max_length=20, label="Assignee")
     closed = forms.BooleanField(required=False, label="Show closed")

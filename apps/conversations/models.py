@@ -13,13 +13,14 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class ConversationState(models.TextChoices):
-    BOT = "bot", "Assistant"
-    WAITING = "waiting", "Waiting for an agent"
-    HUMAN = "human", "With an agent"
-    CLOSED = "closed", "Closed"
+    BOT = "bot", _("Assistant")
+    WAITING = "waiting", _("Waiting for an agent")
+    HUMAN = "human", _("With an agent")
+    CLOSED = "closed", _("Closed")
 
 
 class Priority(models.TextChoices):
