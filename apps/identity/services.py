@@ -20,6 +20,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
+from apps.audit.services import audit_record
 from apps.console.roles import ROLES, Role, role_join
 from apps.teams.models import Team
 
@@ -116,6 +117,14 @@ def _role_apply(user: Any, role: Role | None) -> None:
     user.save()
 
 
+def _access_of(user: Any) -> dict[str, Any]:
+    return {
+        "staff": user.is_staff,
+        "roles": sorted(user.groups.filter(name__in=ROLES).values_list("name", flat=True)),
+        "teams": sorted(user.teams.values_list("slug", flat=True)),
+    }
+
+
 @transaction.atomic
 def _sign_in_apply(*, issuer: str, claims: dict[str, Any], grants: Grants, match_email: bool) -> Any | None:
     subject = str(claims["sub"])
@@ -136,8 +145,12 @@ def _sign_in_apply(*, issuer: str, claims: dict[str, Any], grants: Grants, match
     if not user.is_active:
         return user
     _profile_update(user, claims)
+    was = _access_of(user)
     _role_apply(user, grants.role)
     _teams_apply(user, grants)
+    if (now := _access_of(user)) != was:  # what the provider's groups changed: a role change
+        audit_record(actor=None, actor_label=f"OIDC sign-in ({issuer})", action="identity.access_sync",
+                     target=user, before=was, after=now)
     link.last_sign_in_at = timezone.now()
     link.save(update_fields=["last_sign_in_at"])
     return user

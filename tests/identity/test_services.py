@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
+from apps.audit.models import AuditEntry
 from apps.console.roles import staff_role
 from apps.identity.config import GroupRule, groups_map_parse
 from apps.identity.models import OidcIdentity
@@ -68,6 +69,12 @@ def test_the_groups_are_applied_again_at_every_sign_in() -> None:
     assert staff_role(again) == "supervisor"  # the highest mapped role
     assert team_slugs(again) == ["billing", "tier2"]
     assert again.first_name == "Olga-Maria"
+    sign_in(groups=["kefu-agents", "kefu-leads", "billing"])  # nothing changes: nothing audited
+    changes = AuditEntry.objects.filter(action="identity.access_sync", target_id=str(user.pk)).order_by("at")
+    assert [(c.before["roles"], c.after["roles"], c.after["teams"]) for c in changes] == [
+        ([], ["agent"], ["support"]),
+        (["agent"], ["supervisor"], ["billing", "tier2"]),
+    ]
 
 
 def test_no_mapped_role_is_refused_and_creates_nobody() -> None:

@@ -16,6 +16,7 @@ from django.core.management import call_command
 from django.db import connection
 from standardwebhooks.webhooks import Webhook
 
+from apps.audit.models import AuditEntry
 from apps.connectors.models import Connector, ToolCall
 from apps.webhooks.delivery import outgoing_delivery_attempt
 from apps.webhooks.models import EventDelivery, WebhookEndpoint, WebhookSource
@@ -274,6 +275,8 @@ def test_secrets_rotate_re_encrypts_with_the_new_first_key_then_the_old_key_can_
         "webhooks.WebhookEndpoint.secret: 0 re-encrypted, 1 already current, 0 empty",
         "0 secret(s) re-encrypted with the first key",
     ]
+    rotations = AuditEntry.objects.filter(action="secrets.rotate").order_by("at")
+    assert [r.detail["total"] for r in rotations] == [3, 0]  # each run is one audit row
 
     settings.KEFU_SECRET_KEYS = [NEW_KEY]  # the old key dropped
     after = stored("connectors_connector", "secret", connector.pk)
