@@ -11,10 +11,16 @@ the agents. Console changes that emit no customer event (assignment, unread coun
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
+
+from apps.conversations.audiences import AGENTS_GROUP
 from apps.conversations.publisher import Published, publisher
+from apps.core.redis import redis_sync
+from apps.core.runtime import runtime
 
 from .selectors import queue_entry_get, queue_entry_to_wire
 
@@ -28,8 +34,42 @@ def queue_entry_event(*, conversation_id: UUID | str) -> dict[str, Any] | None:
     return {"type": "conversation", "conversation": queue_entry_to_wire(conversation)}
 
 
+class AgentsOnline:
+    """Whether any console socket, in any process, listens to the queue: the `agents` channel
+    group has a member that has not expired. Building an entry is the costliest step of a
+    customer message's after-work (bench/ws_sessions.py), and a console that connects later
+    reads the whole queue from Postgres (`agent_ready`), so no one misses an entry skipped
+    while nobody listened. "Yes" is kept for a second; "no" is asked again each time."""
+
+    KEEP_S = 1.0
+
+    def __init__(self) -> None:
+        self.yes_until = 0.0
+
+    def __call__(self) -> bool:
+        if time.monotonic() < self.yes_until:
+            return True
+        config = settings.CHANNEL_LAYERS["default"].get("CONFIG", {})
+        key = f"{config.get('prefix', 'asgi')}:group:{AGENTS_GROUP}"  # channels-redis's own key
+        try:
+            members = redis_sync().zcount(key, time.time() - config.get("group_expiry", 86400), "+inf")
+        except Exception:  # Redis away: build the entries, as if someone listened
+            logger.warning("could not tell whether agents are online", exc_info=True)
+            return True
+        if members:
+            self.yes_until = time.monotonic() + self.KEEP_S
+        return bool(members)
+
+
+def agents_online() -> bool:
+    return runtime().get("console.agents_online", AgentsOnline)()
+
+
 def queue_entries(batch: list[Published]) -> list[Published]:
-    """The QUEUE listener: one current entry per conversation of the batch. Never raises."""
+    """The QUEUE listener: one current entry per conversation of the batch, when any console
+    listens (AgentsOnline). Never raises."""
+    if not agents_online():
+        return []
     entries = []
     for conversation_id in dict.fromkeys(item.conversation_id for item in batch):
         try:

@@ -1,0 +1,53 @@
+"""The queue listener builds entries only while some console listens (apps/console/queue.py
+AgentsOnline): with nobody in the `agents` group a customer's message costs no entry query."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import channel_layers, get_channel_layer
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
+
+from apps.console.queue import queue_entries
+from apps.conversations.publisher import Published
+from apps.core.runtime import runtime
+from tests.support.factories import ConversationFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+async def _fresh_layer():
+    channel_layers.backends.clear()  # channels-redis state must not cross test loops
+    runtime().forget("console.agents_online")
+    yield
+    runtime().forget("console.agents_online")
+    await sync_to_async(connections.close_all)()
+    await get_channel_layer().close_pools()
+
+
+def _entries_and_queries(conversation_id: str) -> tuple[list[Published], int]:
+    batch = [Published(conversation_id, None, {"type": "queue_change", "conversation_id": conversation_id})]
+    with CaptureQueriesContext(connection) as queries:
+        entries = queue_entries(batch)
+    return entries, len(queries)
+
+
+async def test_no_console_listening_builds_no_entry_and_one_listening_gets_it() -> None:
+    conversation = await sync_to_async(ConversationFactory)()
+    cid = str(conversation.pk)
+
+    entries, queries = await sync_to_async(_entries_and_queries)(cid)
+    assert (entries, queries) == ([], 0)
+
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add("agents", channel)  # a console socket connects
+    entries, queries = await sync_to_async(_entries_and_queries)(cid)
+    assert [e.wire["conversation"]["id"] for e in entries] == [cid] and queries == 1
+
+    await layer.group_discard("agents", channel)
+    runtime().forget("console.agents_online")  # past the second a "yes" is kept
+    entries, _ = await sync_to_async(_entries_and_queries)(cid)
+    assert entries == []
