@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 from apps.console.roles import role_join
 from apps.teams.models import Team
-from tests.support.browser import beside_playwright, console_sign_in
+from tests.support.browser import beside_playwright, console_sign_in, screenshot
 from tests.support.people import make_user
 
 from .history import Step, Story, build
@@ -116,3 +116,25 @@ def test_a_supervisor_sees_the_charts_and_downloads_a_table(web_server, page, tm
     rows = list(csv.reader(io.StringIO(Path(download.path()).read_text())))
     assert rows[0][:2] == ["Day", "Conversations"]
     assert sum(int(row[1]) for row in rows[1:]) == seeded
+
+
+def demo_supervisor() -> None:
+    """A fresh demo workspace's lead: no conversation yet (the demo creates none)."""
+    sue = make_user("sue@example.com", "Sue", "Supervisor")
+    role_join(user=sue, role="supervisor")
+
+
+def test_a_fresh_workspace_shows_empty_reports_not_errors(web_server, page, tmp_path) -> None:
+    beside_playwright(demo_supervisor)
+    server = web_server()
+    page.goto(f"{server.http_url}/console/reports/")
+    console_sign_in(page, "sue@example.com")
+    expect(page).to_have_url(f"{server.http_url}/console/reports/")
+    expect(page.locator(".kf-rp-figure").first.locator("strong")).to_have_text("0")
+    for chart in ("volume", "frt", "csat", "hours"):
+        expect(page.locator(f"#chart-{chart}")).to_have_attribute("data-drawn", "true")
+    screenshot(page, tmp_path, "reports-empty", full_page=True)
+    with page.expect_download() as download_info:
+        page.locator("#table-daily").get_by_role("link", name="Download CSV").click()
+    rows = list(csv.reader(io.StringIO(Path(download_info.value.path()).read_text())))
+    assert rows[0][:2] == ["Day", "Conversations"] and all(row[1] == "0" for row in rows[1:])
