@@ -6,20 +6,29 @@ from __future__ import annotations
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import channel_layers, get_channel_layer
+from django.conf import settings
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
 from apps.console.queue import queue_entries
 from apps.conversations.publisher import Published
+from apps.core.redis import redis_sync
 from apps.core.runtime import runtime
 from tests.support.factories import ConversationFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def _agents_group_clear() -> None:
+    """Sockets of earlier tests that ended without leaving the group stay members for a day."""
+    config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    redis_sync().delete(f"{config['prefix']}:group:agents")
+
+
 @pytest.fixture(autouse=True)
 async def _fresh_layer():
     channel_layers.backends.clear()  # channels-redis state must not cross test loops
+    await sync_to_async(_agents_group_clear)()
     runtime().forget("console.agents_online")
     yield
     runtime().forget("console.agents_online")

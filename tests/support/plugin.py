@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.support.open_sockets",  # chat and agent sockets in this process, per-loop state
     "tests.support.crm",  # the demo connector against the demo CRM
     "tests.support.browser",  # Chromium and a fresh page
+    "tests.support.flush",  # the end-of-test flush survives a listener still writing
 ]

@@ -84,7 +84,9 @@ def test_a_message_the_server_never_acknowledged_survives_a_reload(page: Page, k
     kefu.ack_messages = True
     page.reload()
 
-    # Re-sent with the same client_msg_id (the server stores it once), then acknowledged.
+    # Re-sent with the same client_msg_id (the server stores it once), then acknowledged. (The
+    # reloaded page may show the outbox before its socket is ready: wait for the frame itself.)
+    kefu.wait_for_frame(lambda f: f["type"] == "message" and f is not first)
     expect(page.locator(".kefu-pending")).to_have_count(0)
     expect(texts(page, "customer")).to_have_text(["Is this stored?"])
     sent = kefu.frames_of("message")
