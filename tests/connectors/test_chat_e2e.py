@@ -3,35 +3,11 @@ and an answer with the order's real status; a refund approved, a cancellation de
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
-from apps.customers.services import user_hash_for
-from tests.support.sockets import Customer, widget_session
+from tests.support.sockets import ask, demo_customer_socket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
-
-
-async def ada_socket(server) -> Customer:
-    session = await widget_session(
-        server.http_url,
-        user_id="demo-customer-1",
-        user_hash=user_hash_for(user_id="demo-customer-1"),
-        name="Ada Lovelace",
-        email="ada@example.com",
-    )
-    ada = Customer(server.ws_url, session["token"])
-    assert (await ada.connect())["type"] == "ready"
-    return ada
-
-
-async def ask(ada: Customer, text: str, conversation_id: str | None = None) -> list[dict]:
-    frame = {"type": "message", "client_msg_id": str(uuid.uuid4()), "text": text}
-    if conversation_id:
-        frame["conversation_id"] = conversation_id
-    await ada.send(frame)
-    return await ada.recv_until("message_end", timeout=60)
 
 
 def tools_of(events):
@@ -42,7 +18,7 @@ async def test_order_question_refund_approved_and_cancel_declined(
     demo_connector, demo_crm, celery_worker_live, web_server
 ):
     server = web_server(ASSISTANT_TOKEN_DELAY_S="0")
-    ada = await ada_socket(server)
+    ada = await demo_customer_socket(server)
     try:
         events = await ask(ada, "Where is my order PP-1001?")
         conversation_id = events[0]["conversation_id"]

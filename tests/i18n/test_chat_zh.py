@@ -5,50 +5,13 @@ words say nothing, the decision when the page fixes it; a bad one is ignored, ne
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 import pytest
 
 from apps.conversations.models import Conversation
-from apps.customers.services import user_hash_for
-from tests.support.sockets import Customer, widget_session
+from tests.support.sockets import ask, demo_customer_socket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
-
-
-class PageCustomer(Customer):
-    """A customer whose widget sends the host page's language in `auth`, as kefu-client.js does."""
-
-    def __init__(self, ws_url: str, token: str, **auth) -> None:
-        super().__init__(ws_url, token)
-        self.auth_fields = auth
-
-    async def connect(self) -> dict:
-        await self.open()
-        await self.send({"type": "auth", "token": self.token, **self.auth_fields})
-        return await self.recv()
-
-
-async def ada_socket(server, **auth) -> Customer:
-    session = await widget_session(
-        server.http_url,
-        user_id="demo-customer-1",
-        user_hash=user_hash_for(user_id="demo-customer-1"),
-        name="Ada Lovelace",
-        email="ada@example.com",
-    )
-    ada = PageCustomer(server.ws_url, session["token"], **auth)
-    assert (await ada.connect())["type"] == "ready"
-    return ada
-
-
-async def ask(ada: Customer, text: str, conversation_id: str | None = None) -> list[dict]:
-    frame = {"type": "message", "client_msg_id": str(uuid.uuid4()), "text": text}
-    if conversation_id:
-        frame["conversation_id"] = conversation_id
-    await ada.send(frame)
-    return await ada.recv_until("message_end", timeout=60)
 
 
 def tools_of(events):
@@ -63,7 +26,7 @@ async def test_ada_asks_in_chinese_and_is_answered_in_chinese(
     demo_connector, demo_crm, celery_worker_live, web_server
 ):
     server = web_server(ASSISTANT_TOKEN_DELAY_S="0")
-    ada = await ada_socket(server)
+    ada = await demo_customer_socket(server)
     try:
         events = await ask(ada, "我的订单PP-1001到哪里了？")
         conversation_id = events[0]["conversation_id"]
@@ -120,7 +83,7 @@ async def test_ada_asks_in_chinese_and_is_answered_in_chinese(
 async def test_the_host_page_language_in_auth(demo_connector, demo_crm, celery_worker_live, web_server):
     server = web_server(ASSISTANT_TOKEN_DELAY_S="0")
     # A hint: "PP-1002" alone says nothing, so the page's zh-CN (-> zh-hans) stands in.
-    ada = await ada_socket(server, language="zh-CN")
+    ada = await demo_customer_socket(server, language="zh-CN")
     try:
         events = await ask(ada, "PP-1002")
         assert await language_of(events[0]["conversation_id"]) == "zh-hans"
@@ -128,7 +91,7 @@ async def test_the_host_page_language_in_auth(demo_connector, demo_crm, celery_w
     finally:
         await ada.close()
     # Fixed by the page: English words, a Chinese conversation.
-    ada = await ada_socket(server, language="zh-hans", language_fixed=True)
+    ada = await demo_customer_socket(server, language="zh-hans", language_fixed=True)
     try:
         events = await ask(ada, "Where is my order PP-1001?")
         assert await language_of(events[0]["conversation_id"]) == "zh-hans"
@@ -136,7 +99,7 @@ async def test_the_host_page_language_in_auth(demo_connector, demo_crm, celery_w
     finally:
         await ada.close()
     # Nonsense from the page is ignored (the language is detected), and auth still succeeds.
-    ada = await ada_socket(server, language=["zh"], language_fixed="yes")
+    ada = await demo_customer_socket(server, language=["zh"], language_fixed="yes")
     try:
         events = await ask(ada, "Where is my order PP-1001?")
         assert await language_of(events[0]["conversation_id"]) == "en"

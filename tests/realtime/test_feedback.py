@@ -22,7 +22,7 @@ from apps.knowledge.services import document_upsert, knowledge_base_get_or_creat
 from apps.webhooks.models import WebhookEndpoint
 from tests.support.factories import CustomerFactory
 from tests.support.people import make_user, session_cookie, token_for
-from tests.support.sockets import AgentClient, Customer
+from tests.support.sockets import AgentClient, Customer, ask
 from tests.support.webhooks import receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -53,15 +53,6 @@ def help_center_load() -> None:
         for slug, text in (("returns", RETURNS), ("shipping-costs", SHIPPING))
     ]
     documents_index_inline(docs)
-
-
-async def ask(customer: Customer, text: str, conversation_id: str | None = None) -> list[dict]:
-    """Send a question; every event up to its answer's `message_end`."""
-    frame = {"type": "message", "client_msg_id": str(uuid.uuid4()), "text": text}
-    if conversation_id:
-        frame["conversation_id"] = conversation_id
-    await customer.send(frame)
-    return await customer.recv_until("message_end")
 
 
 async def settled(socket, ts: str) -> list[dict]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -87,16 +88,43 @@ async def widget_session(http_url: str, **body: Any) -> dict[str, Any]:
 
 
 class Customer(Socket):
-    """One socket of a customer against a real server."""
+    """One socket of a customer against a real server; `auth` fields join the `auth` frame as the
+    widget sends them (the host page's `team`, `language`, `language_fixed`)."""
 
-    def __init__(self, ws_url: str, token: str) -> None:
+    def __init__(self, ws_url: str, token: str, **auth: Any) -> None:
         super().__init__(ws_url)
         self.token = token
+        self.auth_fields = auth
 
     async def connect(self) -> dict[str, Any]:
         await self.open()
-        await self.send({"type": "auth", "token": self.token})
+        await self.send({"type": "auth", "token": self.token, **self.auth_fields})
         return await self.recv()
+
+
+async def demo_customer_socket(server: Any, **auth: Any) -> Customer:
+    """Ada (`demo-customer-1`, identified with a valid user_hash) connected and `ready`."""
+    from apps.customers.services import user_hash_for
+
+    session = await widget_session(
+        server.http_url,
+        user_id="demo-customer-1",
+        user_hash=user_hash_for(user_id="demo-customer-1"),
+        name="Ada Lovelace",
+        email="ada@example.com",
+    )
+    ada = Customer(server.ws_url, session["token"], **auth)
+    assert (await ada.connect())["type"] == "ready"
+    return ada
+
+
+async def ask(customer: Frames, text: str, conversation_id: str | None = None, timeout: float = 60) -> list:
+    """Send a question; every event up to its answer's `message_end`."""
+    frame = {"type": "message", "client_msg_id": str(uuid.uuid4()), "text": text}
+    if conversation_id:
+        frame["conversation_id"] = conversation_id
+    await customer.send(frame)
+    return await customer.recv_until("message_end", timeout=timeout)
 
 
 class AgentClient(Socket):
