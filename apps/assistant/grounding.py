@@ -76,13 +76,12 @@ def knowledge_base_for_language(language: str) -> tuple[str, str, bool]:
     wanted = language_normalise(language)
     default = settings.KB_DEFAULT_SLUG
     preferred = [default, f"{default}-{wanted.split('-')[0]}", f"{default}-{wanted}"]
-    found = set(KnowledgeBase.objects.filter(slug__in=preferred, language=wanted)
-                .values_list("slug", flat=True))
+    # One query: the candidates' languages, the default's among them (every answer asks this).
+    languages = dict(KnowledgeBase.objects.filter(slug__in=preferred).values_list("slug", "language"))
     for slug in preferred:
-        if slug in found:
+        if languages.get(slug) == wanted:
             return slug, wanted, False
-    found = KnowledgeBase.objects.filter(slug=default).values_list("language", flat=True).first()
-    return default, found or "en", True
+    return default, languages.get(default) or "en", True
 
 
 def knowledge_search(question: str, *, kb_slug: str | None = None, k: int = SEARCH_K) -> list[Any]:
