@@ -80,12 +80,15 @@ def language_detect(text: str) -> str:
     return code
 
 
-def language_decide(*, current: str, text: str, page: str = "", fixed: bool = False) -> str:
-    """The conversation's language after this customer message (see the module docstring)."""
+def language_decide(
+    *, current: str, text: str, page: str = "", fixed: bool = False, detected: str | None = None
+) -> str:
+    """The conversation's language after this customer message (see the module docstring);
+    `detected`: `language_detect(text)` when the caller ran it already."""
     page = supported(page)
     if fixed and page:
         return page
-    return language_detect(text) or current or page
+    return (language_detect(text) if detected is None else detected) or current or page
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from apps.teams.services import team_route
 
 from .errors import ConversationConflict, ConversationError, ConversationForbidden, ConversationNotFound
 from .events import event_emit
-from .language import language_decide, spoken
+from .language import language_decide, language_detect, spoken
 from .locking import customer_lock
 from .models import Conversation, ConversationState, Message, MessageFeedback, MessageRole
 from .publisher import Published, publisher
@@ -106,6 +106,7 @@ def message_receive_in(
     """
     if not connection.in_atomic_block:
         raise RuntimeError("message_receive_in needs the caller's transaction; use message_receive")
+    detected = language_detect(text)  # before the customer lock: pure CPU, no need to hold it
     # One writer per customer at a time: a retry racing its original finds the stored copy,
     # and two first messages from two tabs land in one new conversation, not two.
     if not customer_lock(customer_id=customer_id):
@@ -135,7 +136,9 @@ def message_receive_in(
         conversation=conversation, role=MessageRole.CUSTOMER, text=text, client_msg_id=client_msg_id
     )
     # The customer's language: from this message, else kept, else the host page's (language.py).
-    decided = language_decide(current=conversation.language, text=text, page=language, fixed=language_fixed)
+    decided = language_decide(
+        current=conversation.language, text=text, page=language, fixed=language_fixed, detected=detected
+    )
     if decided != conversation.language:
         Conversation.objects.filter(pk=conversation.pk).update(language=decided)
         conversation.language = decided
