@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
 
-from apps.teams.services import team_route
+from apps.teams.services import ROUTING_SQL, routing_read, routing_slug, team_id_route
 
 from .errors import ConversationConflict, ConversationError, ConversationForbidden, ConversationNotFound
 from .events import event_emit
@@ -111,7 +111,7 @@ def message_receive_in(
     # and two first messages from two tabs land in one new conversation, not two.
     if not customer_lock(customer_id=customer_id):
         raise ConversationNotFound("This customer no longer exists; start a new session.")
-    existing_id, target = _receive_lookup(customer_id, client_msg_id, conversation_id)
+    existing_id, target, routing = _receive_lookup(customer_id, client_msg_id, conversation_id, team)
     if existing_id is not None:
         # A retry is acked as the original, whatever conversation it names (that one may have
         # closed meanwhile, or the client may have lost track of it).
@@ -127,11 +127,18 @@ def message_receive_in(
             raise ConversationForbidden("This conversation belongs to someone else.")
     if target is not None and target.state == ConversationState.CLOSED:
         target = conversation_open_for_customer(customer_id=customer_id)  # or a new one, below
-    # A new conversation's team: the widget's `team` slug, else the first rule its first message
-    # matches (apps/teams/services.py); neither routes nowhere, never an error.
-    conversation = target or Conversation.objects.create(
-        id=new_conversation_id or uuid4(), customer_id=customer_id, team=team_route(slug=team, text=text)
-    )
+    if target is None:
+        # A new conversation's team: the widget's `team` slug, else the first rule its first
+        # message matches (apps/teams/services.py); neither routes nowhere, never an error.
+        team_id = team_id_route(routing=routing or routing_read(slug=team), text=text)
+        first_language = language_decide(
+            current="", text=text, page=language, fixed=language_fixed, detected=detected
+        )
+        target = Conversation.objects.create(
+            id=new_conversation_id or uuid4(), customer_id=customer_id, team_id=team_id,
+            language=first_language,
+        )
+    conversation = target
     message = message_create(
         conversation=conversation, role=MessageRole.CUSTOMER, text=text, client_msg_id=client_msg_id
     )
@@ -149,15 +156,17 @@ def message_receive_in(
     )
 
 
-# The idempotency lookup and the target conversation in one round trip: this is every chat
-# message's path, and each ORM query costs about a millisecond here (bench/ws_sessions.py).
+# The idempotency lookup, the target conversation and (when there is none) the team routing of
+# a new one in one round trip: this is every chat message's path, and each ORM query costs about
+# a millisecond here (bench/ws_sessions.py).
 # It runs after customer_lock, as its own statement, so it sees what a racing writer committed.
-_RECEIVE_LOOKUP = """
+_RECEIVE_LOOKUP = f"""
 SELECT
   (SELECT m.id FROM conversations_message m
      JOIN conversations_conversation mc ON mc.id = m.conversation_id
     WHERE m.client_msg_id = %(client_msg_id)s AND mc.customer_id = %(customer_id)s LIMIT 1),
-  t.id, t.customer_id, t.state, t.last_seq, t.language
+  t.id, t.customer_id, t.state, t.last_seq, t.language,
+  CASE WHEN t.id IS NULL THEN {ROUTING_SQL} END
 FROM (SELECT 1) AS one
 LEFT JOIN LATERAL (
   SELECT id, customer_id, state, last_seq, language FROM conversations_conversation
@@ -170,18 +179,20 @@ LEFT JOIN LATERAL (
 
 
 def _receive_lookup(
-    customer_id: UUID | str, client_msg_id: UUID, conversation_id: UUID | None
-) -> tuple[UUID | None, Conversation | None]:
+    customer_id: UUID | str, client_msg_id: UUID, conversation_id: UUID | None, team: str | None
+) -> tuple[UUID | None, Conversation | None, dict[str, Any] | None]:
     """(id of a message stored with this client_msg_id, the conversation named by
-    `conversation_id` or else the customer's newest open one, loaded with the fields needed)."""
-    params = {"customer_id": customer_id, "client_msg_id": client_msg_id, "conversation_id": conversation_id}
+    `conversation_id` or else the customer's newest open one loaded with the fields needed,
+    and when there is none the team routing a new one needs: apps/teams ROUTING_SQL)."""
+    params = {"customer_id": customer_id, "client_msg_id": client_msg_id,
+              "conversation_id": conversation_id, "team_slug": routing_slug(team)}
     with connection.cursor() as cursor:
         cursor.execute(_RECEIVE_LOOKUP, params)
-        existing_id, *conversation = cursor.fetchone()
+        existing_id, *conversation, routing = cursor.fetchone()
     if conversation[0] is None:
-        return existing_id, None
+        return existing_id, None, routing
     fields = ["id", "customer_id", "state", "last_seq", "language"]
-    return existing_id, Conversation.from_db(connection.alias, fields, conversation)
+    return existing_id, Conversation.from_db(connection.alias, fields, conversation), None
 
 
 @transaction.atomic

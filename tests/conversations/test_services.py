@@ -15,6 +15,7 @@ from apps.conversations.services import (
     conversation_request_human,
     message_receive,
 )
+from apps.teams.models import Team, TeamRule
 from tests.support.factories import ConversationFactory, CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -120,6 +121,26 @@ def test_message_receive_query_count(customer, django_assert_num_queries):
     # after its ack.)
     with django_assert_num_queries(6), broadcasts_deferred():
         receive(customer, conversation_id=conversation.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_first_message_routes_and_detects_in_the_same_statements(customer, django_assert_num_queries):
+    billing = Team.objects.create(name="Billing", slug="billing")
+    TeamRule.objects.create(team=billing, keywords="nope", order=1)
+    TeamRule.objects.create(team=billing, pattern=r"invoice\s+\d+", order=2)
+    TeamRule.objects.create(team=billing, keywords="invoice", enabled=False, order=0)
+    # BEGIN, lock customer, lookup (with the team routing a new conversation needs: no query of
+    # its own), conversation insert (team and language in it), seq bump + event, message, COMMIT.
+    with django_assert_num_queries(7), broadcasts_deferred():
+        receipt = receive(customer, "Where is the money for invoice 42 please")
+    receipt.conversation.refresh_from_db()
+    assert (receipt.conversation.team_id, receipt.conversation.language) == (billing.pk, "en")
+    # The widget's team wins over the rules; an unknown one routes by the rules.
+    sales = Team.objects.create(name="Sales", slug="sales")
+    other = CustomerFactory()
+    assert receive(other, "invoice 7", team="sales").conversation.team_id == sales.pk
+    third = CustomerFactory()
+    assert receive(third, "invoice 7", team="no-such-team").conversation.team_id == billing.pk
 
 
 def test_request_human_moves_to_waiting_once_and_emits_handoff(customer):
