@@ -73,11 +73,11 @@ def message_create(
         suggestions=suggestions or [],
         created_at=created_at or timezone.now(),
     )
-    event = event_emit(
-        conversation=conversation, type="message", payload={"message": message_to_wire(message)}
+    # The message is inserted by the event's own statement, with its seq (one round trip).
+    event_emit(
+        conversation=conversation, type="message", payload={"message": message_to_wire(message)},
+        row=message,
     )
-    message.seq = event.seq
-    message.save(force_insert=True)
     return message
 
 
