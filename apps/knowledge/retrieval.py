@@ -153,6 +153,7 @@ def search(
         if row["similarity"] is not None:
             doc = str(row["document_id"])
             doc_similarity[doc] = max(doc_similarity.get(doc, -1.0), row["similarity"])
+    speakers = _speakers(fused, rows)
     for chunk_id, score in fused.items():
         row = rows[chunk_id]
         doc_id = str(row["document_id"])
@@ -163,6 +164,11 @@ def search(
         if weak and chunk_id not in text_set:
             continue
         seen.add(doc_id)
+        if _is_asks(row):
+            # A "Customers also ask" list found the article; its best other chunk answers.
+            row = speakers.get(doc_id) or row
+            chunk_id = row["id"]
+            sim = row["similarity"] if row["similarity"] is not None else sim
         passages.append(
             Passage(
                 document_id=doc_id,
@@ -267,7 +273,8 @@ def _with_label_similarities(
     sentences: dict[str, set[str]] = {}
     for doc, doc_rows in chunks.items():
         doc_rows.sort(key=lambda r: -(r["similarity"] or 0.0))
-        last = ((r["heading_path"] or "").split(HEADING_SEPARATOR)[-1].strip() for r in doc_rows)
+        last = ((r["heading_path"] or "").split(HEADING_SEPARATOR)[-1].strip() for r in doc_rows
+                if not _is_asks(r))
         headings[doc] = {h for h in last if h}
         sentences[doc] = {t for r in doc_rows[:LABEL_CHUNKS] for t in _sentences(r["text"])}
     labels = {p.title for p in passages if p.title}
@@ -298,6 +305,52 @@ def _sentences(text: str) -> list[str]:
         if not sentence.startswith("#") and long_enough:
             out.append(re.sub(r"^(?:[-*+]|\d+[.)])\s+", "", sentence))
     return out
+
+
+# An article's section of this heading lists how customers word its questions ("Customers also
+# ask"): it finds the article (vectors, full text, sentences) but never speaks for it: the
+# passage, its snippet and what an answer quotes come from the article's best other chunk.
+ALSO_ASK_HEADING = "Customers also ask"
+# The same section in the other help-center languages (the Chinese demo articles: 顾客还会问).
+ALSO_ASK_HEADINGS = (ALSO_ASK_HEADING.casefold(), "顾客还会问")
+
+
+def _is_asks(row: dict) -> bool:
+    last = (row["heading_path"] or "").split(HEADING_SEPARATOR)[-1]
+    return last.strip().casefold() in ALSO_ASK_HEADINGS
+
+
+def _speakers(fused: dict[int, float], rows: dict[int, dict]) -> dict[str, dict]:
+    """Per document whose best-fused chunk is a "Customers also ask" list: its best-fused other
+    chunk, else its first other chunk (read from the database)."""
+    speakers: dict[str, dict] = {}
+    asks_first: set[str] = set()
+    for chunk_id in fused:
+        row = rows[chunk_id]
+        doc = str(row["document_id"])
+        if doc in speakers:
+            continue
+        if _is_asks(row):
+            asks_first.add(doc)
+        else:
+            speakers[doc] = row
+    missing = [doc for doc in asks_first if doc not in speakers]
+    if missing:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT DISTINCT ON (c.document_id) c.id, c.document_id, c.text, c.heading_path, d.title,"
+                " d.source_url, d.external_id, NULL::float AS similarity"
+                " FROM knowledge_chunk c JOIN knowledge_document d ON d.id = c.document_id"
+                " WHERE c.document_id = ANY(%s::uuid[])"
+                " AND lower(trim(split_part(c.heading_path, %s, -1))) <> ALL(%s)"
+                ' ORDER BY c.document_id, c."order"',
+                [missing, HEADING_SEPARATOR, list(ALSO_ASK_HEADINGS)],
+            )
+            columns = [col[0] for col in cursor.description]
+            for found in cursor.fetchall():
+                row = dict(zip(columns, found, strict=True))
+                speakers[str(row["document_id"])] = row
+    return {doc: row for doc, row in speakers.items() if doc in asks_first}
 
 
 def rrf_fuse(ranked: list[tuple[list[int], float]], *, rrf_k: int = RRF_K) -> dict[int, float]:

@@ -43,19 +43,20 @@ def test_no_passage_is_handed_over():
                                 "novelty": 0.0}
 
 
-def test_meaning_weighs_ten_times_the_words():
-    # (chunk + 1.5 sentence + 0.5 heading + 0.25 title + 0.3 coverage) / 3.55
-    assert round(article_score(passage("a", 0.5, 0.6, 0.4, 0.3, 0.5)), 4) == round(1.825 / 3.55, 4)
-    # A paraphrase sharing no word with the article loses only the coverage bonus.
-    words, meaning = passage("a", 0.3, 0.3, coverage=1.0), passage("b", 0.5, 0.5)
+def test_meaning_weighs_three_times_the_words():
+    # (chunk + sentence + 0.5 heading + 0.5 title + 0.9 coverage) / 3.9
+    assert round(article_score(passage("a", 0.5, 0.6, 0.4, 0.3, 0.5)), 4) == round(1.9 / 3.9, 4)
+    # A paraphrase sharing no word with the article, near in meaning, beats an article holding
+    # every word of the question but far from it in meaning.
+    words, meaning = passage("a", 0.3, 0.3, coverage=1.0), passage("b", 0.6, 0.6, 0.5, 0.5)
     assert article_score(meaning) > article_score(words)
 
 
 def test_one_article_standing_out_is_answered_two_alike_are_asked_back_nothing_is_handed_over():
     clear = relevance_judge(passages=[passage("b", 0.45, 0.45), passage("a", 0.6, 0.6, 0.5, 0.5)])
     # Articles are ranked by their own score, not by retrieval's order.
-    assert (clear.decision, clear.relevant, clear.score) == ("answer", True, round(1.875 / 3.55, 4))
-    assert clear.margin == round((1.875 - 1.125) / 3.55, 4)
+    assert (clear.decision, clear.relevant, clear.score) == ("answer", True, round(1.7 / 3.9, 4))
+    assert clear.margin == round((1.7 - 0.9) / 3.9, 4)
 
     alike = relevance_judge(passages=[passage("a", 0.45, 0.45, 0.5, 0.5), passage("b", 0.45, 0.45, 0.5, 0.45),
                                       passage("c", 0.44, 0.44, 0.5, 0.4), passage("d", 0.2, 0.2)])
@@ -72,8 +73,8 @@ def test_two_articles_tied_are_asked_back_however_close_they_are():
 
 def test_a_question_in_words_the_help_center_never_uses_is_not_answered_from_its_nearest_article():
     # The same article, the same cosines: only the share of uncommon words it never uses differs.
-    # a: 1.475 / 3.55, b: 1.35 / 3.55; score - 0.2 novelty + 2 margin against 0.48, floor 0.36.
-    near = [passage("a", 0.45, 0.5, 0.4, 0.3), passage("b", 0.4, 0.45, 0.4, 0.3)]
+    # a: 1.5 / 3.9, b: 1.46 / 3.9; score - 0.2 novelty + 2 margin against 0.40, floor 0.34.
+    near = [passage("a", 0.55, 0.6, 0.4, 0.3), passage("b", 0.52, 0.59, 0.4, 0.3)]
     decisions = [relevance_judge(passages=[replace(p, novelty=n) for p in near]).decision
                  for n in (0, 0.2, 0.5)]
     assert decisions == ["answer", "clarify", "handover"]
@@ -109,7 +110,7 @@ def test_the_old_article_worded_questions_on_the_help_center(demo_kb):
     for q in load("inscope_questions.jsonl"):
         g = grounded(demo_kb, q["text"])
         right += g.decision == "answer" and g.passages[0].external_id == q["article"]
-    assert right == 28  # issue 11's gate: 28 of 30 too
+    assert right == 30  # issue 11's gate: 28 of 30
 
 
 @pytest.mark.django_db
@@ -123,9 +124,9 @@ def test_the_tune_half_of_the_customers_words_dev_set(demo_kb):
         else:
             outcomes[g.decision] += 1
             assert (g.decision == "clarify") == bool(g.suggestions) and len(g.suggestions) <= 3
-    assert outcomes == {"right": 98, "wrong": 2, "clarify": 10, "handover": 10}
+    assert outcomes == {"right": 108, "wrong": 2, "clarify": 4, "handover": 6}
     off = [grounded(demo_kb, q["text"]).decision for q in load_questions("demo_offtopic", half="tune")]
-    assert (len(off), off.count("handover"), off.count("clarify")) == (84, 82, 0)
+    assert (len(off), off.count("handover"), off.count("clarify")) == (84, 80, 1)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -153,3 +154,22 @@ async def test_an_off_topic_question_through_the_widget_socket_is_declined_with_
     assert [c["title"] for c in end["citations"]] == ["Password and sign-in problems"]
     assert end["text"] == end["citations"][0]["snippet"] + " [1]"
     assert (end["outcome"], end["suggestions"]) == ("answered", [])
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_question_worded_like_an_articles_customers_also_ask_line_is_answered_from_the_article(
+    chat, customer, settings  # noqa: F811
+):
+    # "my order arrived broken" is a line of the Damaged article's "Customers also ask" list: the
+    # customer gets the article's own words, cited, never the list read back.
+    settings.ASSISTANT_TOKEN_DELAY_S = 0
+    await sync_to_async(demo_knowledge_base_load)()
+    socket = await chat(customer)
+    await socket.send({"type": "message", "client_msg_id": str(uuid.uuid4()),
+                       "text": "my order arrived broken"})
+    end = (await socket.recv_until("message_end", timeout=60))[-1]
+    cited = [c["title"] for c in end["citations"]]
+    assert (end["outcome"], cited) == ("answered", ["Damaged or faulty items"])
+    assert end["text"] == end["citations"][0]["snippet"] + " [1]"
+    assert end["text"].startswith("We are sorry when something arrives broken.")
+    assert "Customers also ask" not in end["text"] and "arrived broken" not in end["text"]

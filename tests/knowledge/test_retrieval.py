@@ -116,3 +116,18 @@ def test_a_knowledge_base_of_another_model_is_refused(demo_kb):
 def test_snippet_picks_the_sentence_matching_the_query():
     text = "Orders ship in two days. Refunds take five working days. Gift cards last two years."
     assert make_snippet(text, "when do refunds arrive", limit=40) == "Refunds take five working days. Gift…"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("mode", "k"), [("hybrid", 3), ("vector", 1)])
+def test_a_customers_also_ask_list_finds_its_article_but_never_speaks_for_it(demo_kb, mode, k):
+    # "my order arrived broken" is a line of the Damaged article's "Customers also ask" list: the
+    # list's chunk is the best match, yet the passage is the article's own text. With one vector
+    # candidate the list is the only chunk of the article searched: its first other one is read.
+    question = "my order arrived broken"
+    top = search(kb_slug=demo_kb, query=question, k=k, mode=mode, titles=True, candidates=1)[0]
+    assert top.external_id == "demo:damaged-or-faulty-items"
+    assert "Customers also ask" not in top.heading_path
+    assert question not in top.text and question not in top.snippet
+    assert top.text.startswith("We are sorry when something arrives broken.")
+    assert top.sentence_similarity == 1.0  # the list's line itself

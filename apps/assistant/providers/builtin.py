@@ -34,6 +34,7 @@ SENTENCE_FLOOR = 0.25
 # sentence there is this similar to that part and clearly better than what the first article has.
 SECOND_TOPIC_FLOOR = 0.5
 _QUESTION_END = re.compile(r"(?<=\?)\s+")
+_CJK = re.compile(r"[\u3400-\u9fff]")
 
 
 def _quotable(text: str) -> list[str]:
@@ -47,15 +48,19 @@ def _quotable(text: str) -> list[str]:
         item = re.match(r"^(?:[-*+]|\d+[.)])\s+(.*)", sentence)
         if item and units and (units[-1].endswith(":") or units[-1][-1] in ",;"):
             units[-1] = f"{units[-1]} {item.group(1)}"
-        elif len(re.findall(r"\w+", sentence)) >= 3:
+        elif len(re.findall(r"\w+", sentence)) >= 3 or len(_CJK.findall(sentence)) >= 6:
+            # Chinese writes no spaces: six characters make a sentence (as retrieval's _sentences).
             units.append(item.group(1) if item else sentence)
     return [u.rstrip(",;") + ("." if u[-1] in ",;" else "") for u in units]
 
 
-def _embedder() -> Embedder:
-    from apps.knowledge.embeddings import configured_embedder
+def _embedder(language: str = "") -> Embedder:
+    """The model the help center of `language` (the knowledge base's) is embedded with: a Chinese
+    help center's sentences are compared with the question by its own model, not the English one."""
+    from apps.knowledge.embeddings import configured_embedder, get_embedder
+    from apps.knowledge.languages import embedding_model_for, is_chinese
 
-    return configured_embedder()
+    return get_embedder(*embedding_model_for(language)) if is_chinese(language) else configured_embedder()
 
 
 @lru_cache(maxsize=2048)
@@ -155,7 +160,8 @@ class BuiltinProvider:
             text, citations = phrase("dont_know", turn.language), []
             if grounding.decision == "answer":
                 text, citations = await sync_to_async(compose, thread_sensitive=False)(
-                    turn.question, grounding.passages, picked=grounding.picked, language=turn.language
+                    turn.question, grounding.passages, picked=grounding.picked, language=turn.language,
+                    embedder=_embedder(grounding.language),
                 )
             if citations and grounding.language_fallback:  # no help center in the customer's language
                 text = f"{phrase('kb_fallback', turn.language, fallback=grounding.language)} {text}"
