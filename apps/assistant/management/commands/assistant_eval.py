@@ -58,8 +58,9 @@ def ask(*, question: str, loop: asyncio.AbstractEventLoop, external: dict[str, s
         started = time.perf_counter()
         receipt = message_receive(customer_id=customer.pk, client_msg_id=uuid4(), text=question,
                                   new_conversation_id=uuid4())
+        # In the language the conversation detected, as a chat's turn is (turn_store.turn_context).
         turn = Turn(conversation_id=str(receipt.conversation.pk), question=question,
-                    customer_id=str(customer.pk))
+                    customer_id=str(customer.pk), language=receipt.conversation.language)
         text, citations, said, suggestions, seconds = loop.run_until_complete(_collect(turn, started))
     finally:
         customer.delete()  # the eval leaves no customers behind
