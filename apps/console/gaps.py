@@ -10,6 +10,7 @@ view. The work is bounded: the last CONSOLE_GAPS_DAYS days, the newest CONSOLE_G
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from apps.audit.services import audit_record
 from apps.conversations.models import Conversation, ConversationEvent, Message, MessageRole
 from apps.knowledge.articles import article_publish
 from apps.knowledge.embeddings import configured_embedder
+from apps.knowledge.retrieval import ALSO_ASK_HEADING
 
 from .models import GapArticle, GapResolved
 from .roles import LEADS, staff_role
@@ -306,11 +308,26 @@ def gaps_report(
     return GapReport(gaps=gaps, days=days, limit=limit, since=since, truncated=truncated)
 
 
+# A question carrying digits or an "@" may name an order, a phone or an e-mail: never drafted
+# into an article that every customer's answers draw on.
+_PERSONAL = re.compile(r"[\d@]")
+ALSO_ASK_MAX = 8
+
+
 def gap_draft(*, gap: Gap) -> dict[str, str]:
-    """An article's first draft: the central question as its title, the agents' replies as its body."""
+    """An article's first draft: the central question as its title, the agents' replies as its
+    body, and the group's questions as its "Customers also ask" list (how customers word it:
+    it helps the assistant find the article and is never quoted, apps/knowledge/retrieval.py)."""
     title = " ".join(gap.title.split())[:200]
     title = title[:1].upper() + title[1:]
     body = "\n\n".join(r.text.strip() for r in gap.replies)
+    asks = list(dict.fromkeys(
+        line for q in gap.questions
+        if (line := " ".join(q.text.split())[:200]) and not _PERSONAL.search(line)
+    ))[:ALSO_ASK_MAX]
+    if asks:
+        listed = "\n".join(f"- {line}" for line in asks)
+        body = f"{body}\n\n## {ALSO_ASK_HEADING}\n\n{listed}".lstrip()
     return {"title": title, "body": body}
 
 

@@ -6,6 +6,7 @@ the next customer who asks over a real WebSocket gets an answer citing the new a
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from typing import Any
 
@@ -13,9 +14,11 @@ import pytest
 from bs4 import BeautifulSoup
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from apps.assistant.grounding import SEARCH_K, ground, grounding_from
+from apps.console.gaps import Gap, GapQuestion, gap_draft
 from apps.console.models import GapResolved
 from apps.console.roles import role_join
 from apps.conversations.models import Conversation, Message, MessageFeedback
@@ -220,7 +223,10 @@ def test_a_supervisor_publishes_a_draft_it_is_searchable_at_once_and_the_group_i
     draft = BeautifulSoup(client.get(reverse("console:gap_draft", args=[key])).content, "html.parser")
     title = draft.select_one("#kf-article-title")["value"]
     assert title in (ASSEMBLY, ASSEMBLY_AGAIN[0].upper() + ASSEMBLY_AGAIN[1:])
-    assert draft.select_one("#kf-article-body").get_text() == REPLY
+    # The agent's reply, then how customers asked it (their words find the article; never quoted).
+    body, _, asks = draft.select_one("#kf-article-body").get_text().partition("\n\n## Customers also ask\n\n")
+    assert body == REPLY
+    assert sorted(asks.splitlines()) == sorted([f"- {ASSEMBLY}", f"- {ASSEMBLY_AGAIN}"])
     assert sorted(i["value"] for i in draft.select("input[name=question]")) == sorted(
         [str(seeded["assembly"].pk), str(seeded["assembly_again"].pk)]
     )
@@ -341,7 +347,9 @@ def test_a_supervisor_drafts_and_publishes_from_the_gaps_page_in_chromium(web_se
     screenshot(page, tmp_path, "gaps", full_page=True)
 
     page.get_by_role("link", name="Draft an article").click()
-    expect(page.get_by_role("textbox", name="Article")).to_have_value(REPLY)
+    expect(page.get_by_role("textbox", name="Article")).to_have_value(
+        re.compile(rf"^{re.escape(REPLY)}\n\n## Customers also ask\n\n- ")
+    )
     page.get_by_role("textbox", name="Title").fill(TITLE)
     page.get_by_role("textbox", name="Article").fill(BODY)
     screenshot(page, tmp_path, "gaps-draft", full_page=True)
@@ -353,3 +361,19 @@ def test_a_supervisor_drafts_and_publishes_from_the_gaps_page_in_chromium(web_se
     expect(items.locator(".kf-q-unread")).to_have_text(["1", "1"])
     expect(page.locator(".kf-gap-published strong")).to_have_text([TITLE])
     screenshot(page, tmp_path, "gaps-published", full_page=True)
+
+
+def test_a_draft_lists_how_customers_asked_but_never_what_may_name_someone() -> None:
+    now = timezone.now()
+    asked = [
+        "where's my parcel??", "Where is order PP-1001", "mail me at ada@example.com",
+        "where's   my parcel??", "has my parcel shipped",
+    ]
+    gap = Gap(questions=[
+        GapQuestion(id=uuid.uuid4(), conversation_id=uuid.uuid4(), seq=1, text=text, asked_at=now)
+        for text in asked
+    ])
+    assert gap_draft(gap=gap) == {
+        "title": "Where's my parcel??",
+        "body": "## Customers also ask\n\n- where's my parcel??\n- has my parcel shipped",
+    }
