@@ -19,7 +19,7 @@ from uuid import uuid4
 from django.core.management.base import BaseCommand, CommandError
 from django.test.utils import override_settings
 
-from apps.assistant.evalsets import load_questions
+from apps.assistant.evalsets import half_of, load_questions
 from apps.assistant.evalsets.scoring import Asked, inscope_summary, offtopic_summary, outcome_of
 from apps.assistant.providers import Turn, provider_get
 from apps.conversations.services import message_receive
@@ -91,8 +91,9 @@ class Command(BaseCommand):
         parser.add_argument("--kb", help="knowledge base slug (ingested if needed; required with --beir; "
                             "default with --evalset: the demo's, help-center or help-center-zh)")
         parser.add_argument("--unanswerable", type=Path, help="with --beir: JSON lines with _id and text")
-        parser.add_argument("--half", choices=["report", "tune", "all"], default="report",
-                            help="with --evalset: which half of the dev set (default report)")
+        parser.add_argument("--half", choices=["report", "tune", "all", "even", "odd"], default="report",
+                            help="with --evalset: which half of the dev set (default report); with --beir: "
+                            "even or odd (first byte of sha1(query id)), else every query")
         parser.add_argument("--inscope", type=Path, help="with --evalset: in-scope questions instead of "
                             "evalsets/demo_inscope.jsonl")
         parser.add_argument("--offtopic", type=Path, help="with --evalset: off-topic questions instead of "
@@ -117,6 +118,10 @@ class Command(BaseCommand):
                 unanswerable = load_questions("", path=opts["unanswerable"]) if opts["unanswerable"] else []
                 answerable = [{"_id": qid, "text": beir.queries[qid], "articles": list(rel)}
                               for qid, rel in beir.qrels.items() if qid in beir.queries]
+                if opts["half"] in ("even", "odd"):  # even is the dev sets' "tune" parity
+                    keep = "tune" if opts["half"] == "even" else "report"
+                    answerable = [r for r in answerable if half_of(r["_id"]) == keep]
+                    unanswerable = [r for r in unanswerable if half_of(r["_id"]) == keep]
             else:
                 if kb.language != language:
                     raise CommandError(f"--kb {kb.slug} is a {kb.language} knowledge base; "
