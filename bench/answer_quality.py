@@ -1,10 +1,12 @@
-"""Answer quality over the demo help center: the dev set's report half, and its tune half beside it.
+"""Answer quality over the demo help center, English and Chinese: each dev set's report half, and
+its tune half beside it.
 
     .venv/bin/python bench/answer_quality.py [--provider builtin] [--limit N] [--beir DIR --kb-beir SLUG]
 
 In a throw-away database (bench/_harness.py), ingests the demo help center
 (apps/knowledge/demo_articles) into a bench knowledge base and runs
-`manage.py assistant_eval --evalset demo` on each half of apps/assistant/evalsets (the split is
+`manage.py assistant_eval --evalset demo` (and `--evalset demo-zh` over help-center-zh's articles,
+apps/knowledge/demo_articles_zh) on each half of apps/assistant/evalsets (the split is
 sha1(id); see its README): every question asked in a fresh conversation through the configured
 provider (LLM_PROVIDER, default builtin), as the command does. Time to outcome is measured
 in-process, through the provider (message stored, retrieval, gate, answer), not through a
@@ -13,7 +15,8 @@ comparison only; quote the report half.
 With --beir (e.g. ../shared/eval/techqa), also runs kb_eval's three modes and the BEIR
 assistant_eval on that folder, as this bench did before the dev set.
 Prints a table and writes bench/results/answer_quality.json. Targets (issue 16, report half):
-right-article answers >= 85% of in-scope, wrong article <= 5%, off-topic declined >= 90%.
+right-article answers >= 85% of in-scope, wrong article <= 5%, off-topic declined >= 90%;
+issue 21 asks the same right-article and off-topic shares of the Chinese set.
 """
 
 from __future__ import annotations
@@ -30,17 +33,18 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from _harness import django_setup_scratch, results_write, scratch_teardown, table_print  # noqa: E402
 
-KB = "bench-demo"
+# Result key -> (assistant_eval --evalset, the bench knowledge base it is loaded into).
+EVALSETS = {"demo": ("demo", "bench-demo"), "demo_zh": ("demo-zh", "bench-demo-zh")}
 HALVES = ("report", "tune")
 TARGETS = {"cited_relevant": 0.85, "wrong_article": 0.05, "offtopic_declined": 0.90}
 
 
-def demo_eval(*, half: str, limit: int) -> dict:
+def demo_eval(*, evalset: str, kb: str, half: str, limit: int) -> dict:
     from django.core.management import call_command
 
     out = StringIO()
     started = time.perf_counter()
-    call_command("assistant_eval", evalset="demo", kb=KB, half=half, limit=limit, json=True,
+    call_command("assistant_eval", evalset=evalset, kb=kb, half=half, limit=limit, json=True,
                  stdout=out, stderr=StringIO())
     result = json.loads(out.getvalue())
     result["seconds"] = round(time.perf_counter() - started, 1)
@@ -54,7 +58,7 @@ def meets(result: dict) -> bool:
             and offtopic["declined"] >= TARGETS["offtopic_declined"])
 
 
-def print_demo(results: dict, provider: str) -> None:
+def print_demo(results: dict, provider: str, title: str) -> None:
     cols = [results[h] for h in HALVES]
 
     def pct(section: str, key: str) -> list[str]:
@@ -82,7 +86,7 @@ def print_demo(results: dict, provider: str) -> None:
             times = [c[section]["time_to_outcome_ms"][p] for c in cols]
             rows.append([f"time to outcome {p} ms ({label})", *times])
     rows.append(["issue 16 targets met", *["yes" if meets(c) else "no" for c in cols]])
-    print(f"\ndemo help center, provider {provider} (time through the provider, in-process)")
+    print(f"\n{title}, provider {provider} (time through the provider, in-process)")
     table_print(["", "report half", "tune half (tuned on)"], rows)
 
 
@@ -102,8 +106,11 @@ def main() -> None:
     try:
         from django.conf import settings
 
-        results: dict = {"demo": {half: demo_eval(half=half, limit=args.limit) for half in HALVES}}
-        print_demo(results["demo"], settings.LLM_PROVIDER)
+        results: dict = {}
+        for key, (evalset, kb) in EVALSETS.items():
+            results[key] = {half: demo_eval(evalset=evalset, kb=kb, half=half, limit=args.limit)
+                            for half in HALVES}
+            print_demo(results[key], settings.LLM_PROVIDER, title=f"demo help center, --evalset {evalset}")
         if args.beir:
             from django.core.management import call_command
             from retrieval_quality import kb_eval_modes, print_modes
@@ -117,7 +124,8 @@ def main() -> None:
             results["assistant_beir"] = json.loads(out.getvalue())
             print_modes(results["retrieval"], title=args.beir.name, k=args.k, label="retrieval")
             print(f"\nassistant on {args.beir.name}: {json.dumps(results['assistant_beir'])}")
-        results["meta"] = {"provider": settings.LLM_PROVIDER, "kb": KB, "limit": args.limit,
+        results["meta"] = {"provider": settings.LLM_PROVIDER, "limit": args.limit,
+                           "kb": {key: kb for key, (_, kb) in EVALSETS.items()},
                            "timing": "in-process through the provider", "targets": TARGETS,
                            "beir": str(args.beir) if args.beir else None, "cpus": os.cpu_count(),
                            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
