@@ -76,6 +76,9 @@ def scratch_teardown(db_name: str, env: dict[str, str]) -> None:
     from django.conf import settings
     from django.db import connections
 
+    from apps.core.runtime import runtime
+
+    runtime().stop_sync()  # what the process keeps (the reports' pending facts) is written first
     connections.close_all()
     base = settings.DATABASES["default"]
     admin = psycopg.connect(host=base["HOST"], port=base["PORT"], user=base["USER"],

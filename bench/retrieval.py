@@ -141,15 +141,20 @@ def load_chunks(
         cur.execute("SELECT COALESCE(MAX(id), 0) FROM knowledge_chunk")
         start_id = cur.fetchone()[0] + 1
         columns = (
-            '(id, document_id, knowledge_base_id, "order", title, heading_path, text, token_count, embedding)'
+            '(id, document_id, knowledge_base_id, "order", title, heading_path, text, token_count, embedding,'
+            ' search_text)'
         )
         with cur.copy(f"COPY knowledge_chunk {columns} FROM STDIN WITH (FORMAT BINARY)") as copy:
-            copy.set_types(["int8", "uuid", "int8", "int4", "varchar", "varchar", "text", "int4", "vector"])
+            copy.set_types(
+                ["int8", "uuid", "int8", "int4", "varchar", "varchar", "text", "int4", "vector", "text"]
+            )
             for i in range(n):
                 doc = docs[i // per_doc]
                 ids[i] = start_id + i
                 text = " ".join(rng.choices(vocab, k=60))
-                copy.write_row((int(ids[i]), doc.pk, kb.pk, i % per_doc, doc.title, "", text, 80, vectors[i]))
+                # search_text: "" for an English knowledge base (models.Chunk).
+                row = (int(ids[i]), doc.pk, kb.pk, i % per_doc, doc.title, "", text, 80, vectors[i], "")
+                copy.write_row(row)
         cur.execute("SELECT setval(pg_get_serial_sequence('knowledge_chunk', 'id'), %s)", [int(ids[-1])])
     timings["copy_s"] = round(time.perf_counter() - started, 1)
     started = time.perf_counter()
