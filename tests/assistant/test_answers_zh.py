@@ -12,7 +12,7 @@ from apps.assistant.phrases import phrase
 from apps.assistant.providers import provider_get
 from apps.assistant.providers.base import Turn
 from apps.assistant.providers.builtin import _embedder, _quotable
-from apps.knowledge.demo import ARTICLES_DIRS, demo_knowledge_base_load
+from apps.knowledge.demo import ARTICLES_DIRS
 from apps.knowledge.embeddings import configured_embedder
 from apps.knowledge.sentences import sentence_split
 
@@ -26,13 +26,6 @@ def _asks() -> set[str]:
         section = path.read_text(encoding="utf-8").split(ASKS_HEADING, 1)[1]
         items |= {line[2:].strip() for line in section.splitlines() if line.startswith("- ")}
     return items
-
-
-@pytest.fixture(scope="module")
-def help_center_zh(django_db_setup, django_db_blocker) -> str:
-    """Loaded once, committed: the provider searches in a worker thread, on its own connection."""
-    with django_db_blocker.unblock():
-        return demo_knowledge_base_load(language="zh-hans").slug
 
 
 async def _ask(question: str) -> tuple[str, list[dict], str | None]:
@@ -55,7 +48,7 @@ async def _ask(question: str) -> tuple[str, list[dict], str | None]:
     ],
 )
 async def test_a_chinese_question_is_answered_with_the_article_s_own_sentences(
-    help_center_zh, settings, question, title, says
+    demo_kb_zh, settings, question, title, says
 ):
     settings.ASSISTANT_TOKEN_DELAY_S = 0
     text, citations, outcome = await _ask(question)
@@ -74,7 +67,7 @@ async def test_a_chinese_question_is_answered_with_the_article_s_own_sentences(
 
 @pytest.mark.django_db
 async def test_a_question_worded_as_a_customers_also_ask_item_is_answered_by_the_article_not_the_list(
-    help_center_zh, settings
+    demo_kb_zh, settings
 ):
     settings.ASSISTANT_TOKEN_DELAY_S = 0
     assert "退款要多久" in _asks()
@@ -85,7 +78,7 @@ async def test_a_question_worded_as_a_customers_also_ask_item_is_answered_by_the
 
 
 @pytest.mark.django_db
-async def test_an_off_topic_chinese_question_is_declined(help_center_zh, settings):
+async def test_an_off_topic_chinese_question_is_declined(demo_kb_zh, settings):
     settings.ASSISTANT_TOKEN_DELAY_S = 0
     text, citations, outcome = await _ask("帮我订一张去上海的机票")
 

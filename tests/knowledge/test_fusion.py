@@ -3,7 +3,6 @@
 import pytest
 
 from apps.knowledge import retrieval
-from apps.knowledge.demo import demo_knowledge_base_load
 from apps.knowledge.retrieval import convex_fuse, search
 
 
@@ -73,17 +72,11 @@ def test_one_list_modes_keep_that_list_order(demo_kb, mode):
     assert [p.score for p in passages] == sorted((p.score for p in passages), reverse=True)
 
 
-@pytest.fixture(scope="module")
-def help_center_zh(django_db_setup, django_db_blocker) -> str:
-    with django_db_blocker.unblock():
-        return demo_knowledge_base_load(language="zh-hans").slug
-
-
 @pytest.mark.django_db
-def test_a_chinese_knowledge_base_keeps_rrf_by_default(help_center_zh):
+def test_a_chinese_knowledge_base_keeps_rrf_by_default(demo_kb_zh):
     query = "退款一般几天能到账"
-    by_default = search(kb_slug=help_center_zh, query=query, k=3)
+    by_default = search(kb_slug=demo_kb_zh, query=query, k=3)
 
-    assert by_default == search(kb_slug=help_center_zh, query=query, k=3, fusion="rrf")
-    assert by_default != search(kb_slug=help_center_zh, query=query, k=3, fusion="convex")
+    assert by_default == search(kb_slug=demo_kb_zh, query=query, k=3, fusion="rrf")
+    assert by_default != search(kb_slug=demo_kb_zh, query=query, k=3, fusion="convex")
     assert by_default[0].title == "退款" and "5 个工作日" in by_default[0].text

@@ -40,6 +40,19 @@ def demo_kb(django_db_setup, django_db_blocker) -> str:
         return demo_knowledge_base_load().slug
 
 
+@pytest.fixture(scope="module")
+def demo_kb_zh(django_db_setup, django_db_blocker) -> Iterator[str]:
+    """The Chinese demo help center, committed (the provider searches on its own connection) for
+    one test module and removed after it, so no other module's knowledge-base counts see it."""
+    from apps.knowledge.models import KnowledgeBase
+
+    with django_db_blocker.unblock():
+        slug = demo_knowledge_base_load(language="zh-hans").slug
+    yield slug
+    with django_db_blocker.unblock():
+        KnowledgeBase.objects.filter(slug=slug).delete()
+
+
 @pytest.fixture
 def redis_client() -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
