@@ -350,6 +350,7 @@ def test_a_supervisor_drafts_and_publishes_from_the_gaps_page_in_chromium(web_se
     expect(page.get_by_role("textbox", name="Article")).to_have_value(
         re.compile(rf"^{re.escape(REPLY)}\n\n## Customers also ask\n\n- ")
     )
+    screenshot(page, tmp_path, "gaps-draft-prefilled", full_page=True)
     page.get_by_role("textbox", name="Title").fill(TITLE)
     page.get_by_role("textbox", name="Article").fill(BODY)
     screenshot(page, tmp_path, "gaps-draft", full_page=True)

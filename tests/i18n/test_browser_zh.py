@@ -5,6 +5,8 @@ kept in the test's tmp dir (and copied to KEFU_SCREENS_DIR when set)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -100,3 +102,25 @@ def test_the_console_in_chinese_for_an_agent_who_prefers_it(web_server, page: Pa
         )
         == "en"
     )
+
+
+def test_a_chinese_returns_question_is_answered_in_chinese_from_the_chinese_help_center(
+    demo_kb_zh, web_server, page: Page, tmp_path
+) -> None:
+    server = web_server(ASSISTANT_TOKEN_DELAY_S="0")
+    page.goto(f"{server.http_url}/")
+    page.get_by_role("link", name="简体中文").click()
+    page.get_by_role("button", name="打开聊天").click()
+    box = page.get_by_role("textbox", name="消息")
+    box.fill("买的东西不喜欢，可以退货吗？")
+    box.press("Enter")
+
+    answer = answers(page)
+    expect(answer).to_have_attribute("data-state", "final")
+    expect(answer).to_have_attribute("data-outcome", "answered")
+    expect(answer.locator(".kefu-sources a")).to_have_attribute(
+        "href", re.compile(r"^https://help\.pebbleandpine\.example/zh-hans/articles/returns-policy$")
+    )
+    expect(answer.locator(".kefu-sources li")).to_have_text(["[1] 退货政策"])
+    expect(answer.locator(".kefu-text")).to_contain_text("天")  # quoted from the Chinese article
+    screenshot(page, tmp_path, "zh-widget-3-returns")
