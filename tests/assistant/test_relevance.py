@@ -16,6 +16,7 @@ from apps.assistant.phrases import DONT_KNOW
 from apps.assistant.relevance import EN_GATE, ZH_GATE, article_score, relevance_judge
 from apps.knowledge.demo import demo_knowledge_base_load
 from apps.knowledge.retrieval import Passage, search
+from tests.support.sockets import ask
 
 QUESTIONS = Path(__file__).resolve().parents[2] / "apps" / "assistant"
 
@@ -190,9 +191,7 @@ async def test_a_question_worded_like_an_articles_customers_also_ask_line_is_ans
     settings.ASSISTANT_TOKEN_DELAY_S = 0
     await sync_to_async(demo_knowledge_base_load)()
     socket = await chat(customer)
-    await socket.send({"type": "message", "client_msg_id": str(uuid.uuid4()),
-                       "text": "my order arrived broken"})
-    end = (await socket.recv_until("message_end", timeout=60))[-1]
+    end = (await ask(socket, "my order arrived broken"))[-1]
     cited = [c["title"] for c in end["citations"]]
     assert (end["outcome"], cited) == ("answered", ["Damaged or faulty items"])
     assert end["text"] == end["citations"][0]["snippet"] + " [1]"
@@ -209,14 +208,10 @@ async def test_when_another_article_holds_the_closest_sentence_the_customer_is_a
     settings.ASSISTANT_TOKEN_DELAY_S = 0
     await sync_to_async(demo_knowledge_base_load)()
     socket = await chat(customer)
-    await socket.send({"type": "message", "client_msg_id": str(uuid.uuid4()),
-                       "text": "do I pay interest if I split the payment into 3?"})
-    end = (await socket.recv_until("message_end", timeout=60))[-1]
+    end = (await ask(socket, "do I pay interest if I split the payment into 3?"))[-1]
     assert (end["outcome"], end["citations"]) == ("clarify", [])
     assert [s["title"] for s in end["suggestions"]] == ["Payment methods", "Paying with Klarna"]
 
-    await socket.send({"type": "message", "client_msg_id": str(uuid.uuid4()),
-                       "conversation_id": end["conversation_id"], "text": end["suggestions"][1]["title"]})
-    tapped = (await socket.recv_until("message_end", timeout=60))[-1]
+    tapped = (await ask(socket, end["suggestions"][1]["title"], end["conversation_id"]))[-1]
     cited = [c["title"] for c in tapped["citations"]]
     assert (tapped["outcome"], cited) == ("answered", ["Paying with Klarna"])
