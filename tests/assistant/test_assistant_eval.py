@@ -9,6 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test.utils import override_settings
 
+from apps.assistant.evalsets import half_of
 from apps.assistant.providers import AnswerChunk
 from apps.conversations.models import Conversation, Message
 from apps.customers.models import Customer
@@ -164,3 +165,28 @@ def test_clarifications_and_their_suggestions_are_counted(tmp_path, monkeypatch)
     assert result["offtopic"]["counts"] == {"declined": 1, "clarified": 1, "answered": 1, "tool": 0}
     assert result["offtopic"]["by_source"] == {"clinc150": {"questions": 1, "declined": 1},
                                                "written": {"questions": 2, "declined": 0}}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_beir_halves_split_the_questions_by_the_parity_of_their_id(folder):
+    """--half even|odd asks only the BEIR queries (and unanswerable questions) of that half, by the
+    same sha1 rule as the dev sets (even = their "tune" half): one half to tune on, one to report."""
+    def asked(half: str) -> tuple[int, int]:
+        out = StringIO()
+        call_command("assistant_eval", beir=folder, kb="eval-kb", unanswerable=folder / "unanswerable.jsonl",
+                     half=half, json=True, stdout=out, stderr=StringIO())
+        result = json.loads(out.getvalue())
+        return result["questions"], result["unanswerable"]
+
+    def ids(name: str) -> list[str]:
+        return [json.loads(line)["_id"] for line in (folder / name).read_text().splitlines() if line.strip()]
+
+    qrels = {line.split("\t")[0] for line in (folder / "qrels" / "test.tsv").read_text().splitlines()[1:]}
+    total = 0
+    for half, parity in (("even", "tune"), ("odd", "report")):
+        answerable = [q for q in ids("queries.jsonl") if q in qrels and half_of(q) == parity]
+        unanswerable = [q for q in ids("unanswerable.jsonl") if half_of(q) == parity]
+        counts = asked(half)
+        assert counts == (len(answerable), len(unanswerable))
+        total += sum(counts)
+    assert total == 3 + 2  # every question in exactly one half
