@@ -7,11 +7,13 @@ use, so the process works the same (the assistant's runner starts with the first
 
 What it owns (the name each is kept under):
 - process-wide, made on first use (those with a close are closed at stop and made again on next use):
-  `redis.sync` (apps/core/redis.py), `ratelimit.memory` / `ratelimit.sync` (apps/core/ratelimit.py),
+  `redis.sync` (apps/core/redis.py), `ratelimit.memory` / `ratelimit.sync` / `ratelimit.sockets`
+  (apps/core/ratelimit.py),
   `health.celery` (the cached worker ping, apps/core/health.py), `db.<pool>` (the thread pools of
   apps/core/db.py), `publisher` (apps/conversations/publisher.py), `http.tokens` (OAuth2 tokens,
   apps/connectors/http.py), `knowledge.embedder|<provider>|<model>` (an openai one closes its
-  HTTP client; a local model stays loaded), `knowledge.query_cache` (query vectors, LRU) and
+  HTTP client; a local model stays loaded), `knowledge.query_cache` (query vectors, LRU),
+  `knowledge.vocabulary` (each KB's words, for spelling: apps/knowledge/spelling.py) and
   `knowledge.vector_dimensions` (apps/knowledge/embeddings.py, selectors.py),
   `webhooks.any_enabled` (apps/webhooks/outgoing.py);
 - per event loop (redis.asyncio connections belong to the loop that made them; tests run a loop

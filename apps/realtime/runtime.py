@@ -31,7 +31,7 @@ from apps.conversations.events import conversation_group
 from apps.conversations.selectors import event_page
 from apps.core.db import db_async
 from apps.core.logging import log_context
-from apps.core.ratelimit import limit_hit
+from apps.core.ratelimit import limit_forget, limit_hit
 
 from .delivery import ConversationStreams
 from .heartbeat import heartbeat_of
@@ -140,6 +140,7 @@ class SocketConsumer(AsyncWebsocketConsumer):
         self._released = True
         self.closing = True
         heartbeat_of(type(self)).discard(self)
+        limit_forget(key=self.socket_id)
         for group in list(self.joined):
             try:
                 await self.channel_layer.group_discard(group, self.channel_name)

@@ -147,7 +147,9 @@ CHANNEL_LAYERS = {
         "CONFIG": {
             # redis-py's 5 s socket timeout equals channels-redis's blocking read, and a full
             # pool raises instead of waiting: both drop sockets under load (DESIGN.md traps).
-            "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "max_connections": 1000}],
+            # driver_info None: no CLIENT SETINFO per new connection (apps/core/redis.py).
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "max_connections": 1000,
+                       "driver_info": None}],
             "prefix": f"{KEFU_REDIS_PREFIX}:asgi",
             "capacity": 1000,
             "expiry": 60,

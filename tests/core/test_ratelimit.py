@@ -163,3 +163,42 @@ def test_ipv6_clients_are_counted_per_64_prefix(client, settings):
 
     assert statuses == [201, 201, 429]
     assert other_64.status_code == 201
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+async def test_socket_limits_are_moving_windows_per_socket_dropped_with_it(monkeypatch):
+    from apps.core import ratelimit
+    from apps.core.runtime import runtime
+
+    clock = _Clock()
+    monkeypatch.setattr(ratelimit, "time", clock)
+    runtime().forget("ratelimit.memory")
+    socket, other = uuid.uuid4().hex, uuid.uuid4().hex
+
+    # "10 per 20 seconds": ten at once, the eleventh refused (and not counted) ...
+    burst = [await limit_hit(name="message_socket", key=socket) for _ in range(11)]
+    assert burst == [False] * 10 + [True]
+    assert await limit_hit(name="message_socket", key=other) is False
+    # ... until the ten leave the window, which then admits ten more.
+    clock.now += 19.9
+    assert await limit_hit(name="message_socket", key=socket) is True
+    clock.now += 0.1
+    assert [await limit_hit(name="message_socket", key=socket) for _ in range(11)] == [False] * 10 + [True]
+    # Moving: five now, five 10 s later; 20 s after the first five, five have left.
+    clock.now += 100
+    for _ in range(2):
+        assert [await limit_hit(name="message_socket", key=socket) for _ in range(5)] == [False] * 5
+        clock.now += 10
+    assert [await limit_hit(name="message_socket", key=socket) for _ in range(6)] == [False] * 5 + [True]
+    # A closed socket's windows go with it: a new socket id never inherits them, and nothing
+    # else is kept (limits' MemoryStorage would run a sweeper thread every 10 ms).
+    ratelimit.limit_forget(key=socket)
+    assert await limit_hit(name="message_socket", key=socket) is False
+    assert runtime().peek("ratelimit.memory") is None
