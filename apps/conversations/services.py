@@ -160,22 +160,28 @@ def message_receive_in(
 # a new one in one round trip: this is every chat message's path, and each ORM query costs about
 # a millisecond here (bench/ws_sessions.py).
 # It runs after customer_lock, as its own statement, so it sees what a racing writer committed.
-_RECEIVE_LOOKUP = f"""
+# A message naming its conversation (the widget's every message after the first) asks without
+# the routing subqueries, which Postgres would plan each time though it runs them only for a new
+# conversation; if that conversation has closed meanwhile, the new one's routing is read apart.
+_RECEIVE_LOOKUP = """
 SELECT
   (SELECT m.id FROM conversations_message m
      JOIN conversations_conversation mc ON mc.id = m.conversation_id
     WHERE m.client_msg_id = %(client_msg_id)s AND mc.customer_id = %(customer_id)s LIMIT 1),
-  t.id, t.customer_id, t.state, t.last_seq, t.language,
-  CASE WHEN t.id IS NULL THEN {ROUTING_SQL} END
+  t.id, t.customer_id, t.state, t.language, t.last_seq,
+  {routing}
 FROM (SELECT 1) AS one
 LEFT JOIN LATERAL (
-  SELECT id, customer_id, state, last_seq, language FROM conversations_conversation
-   WHERE CASE WHEN %(conversation_id)s::uuid IS NULL
-              THEN customer_id = %(customer_id)s AND state <> 'closed'
-              ELSE id = %(conversation_id)s::uuid END
+  SELECT id, customer_id, state, language, last_seq FROM conversations_conversation
+   WHERE {target}
    ORDER BY created_at DESC LIMIT 1
 ) AS t ON true
 """
+_LOOKUP_NAMED = _RECEIVE_LOOKUP.format(routing="NULL", target="id = %(conversation_id)s")
+_LOOKUP_OPEN = _RECEIVE_LOOKUP.format(
+    routing=f"CASE WHEN t.id IS NULL THEN {ROUTING_SQL} END",
+    target="customer_id = %(customer_id)s AND state <> 'closed'",
+)
 
 
 def _receive_lookup(
@@ -187,11 +193,12 @@ def _receive_lookup(
     params = {"customer_id": customer_id, "client_msg_id": client_msg_id,
               "conversation_id": conversation_id, "team_slug": routing_slug(team)}
     with connection.cursor() as cursor:
-        cursor.execute(_RECEIVE_LOOKUP, params)
+        cursor.execute(_LOOKUP_OPEN if conversation_id is None else _LOOKUP_NAMED, params)
         existing_id, *conversation, routing = cursor.fetchone()
     if conversation[0] is None:
         return existing_id, None, routing
-    fields = ["id", "customer_id", "state", "last_seq", "language"]
+    # from_db takes a subset of the fields' values in the model's field order (the SELECT's).
+    fields = ["id", "customer_id", "state", "language", "last_seq"]
     return existing_id, Conversation.from_db(connection.alias, fields, conversation), None
 
 

@@ -114,13 +114,15 @@ def test_no_answer_is_due_once_a_human_is_asked_for(customer):
 
 @pytest.mark.django_db(transaction=True)
 def test_message_receive_query_count(customer, django_assert_num_queries):
-    conversation = receive(customer).conversation
+    conversation = receive(customer, "Hello, where is my parcel today?").conversation
     # BEGIN, lock customer, idempotency lookup + conversation (one query), seq bump with the
-    # event and message inserts (one statement), COMMIT: one transaction, no savepoints.
-    # (The socket's path defers what follows the commit — broadcasts, the agents' queue — until
-    # after its ack.)
+    # event and message inserts (one statement), COMMIT: one transaction, no savepoints; the
+    # language, still English, is not written again. (The socket's path defers what follows
+    # the commit — broadcasts, the agents' queue — until after its ack.)
     with django_assert_num_queries(5), broadcasts_deferred():
-        receive(customer, conversation_id=conversation.pk)
+        receipt = receive(customer, "And when will it arrive at my door?", conversation_id=conversation.pk)
+    # The conversation as the lookup loaded it, each field in its place (seq 2: this message).
+    assert (receipt.conversation.language, receipt.conversation.last_seq) == ("en", 2)
 
 
 @pytest.mark.django_db(transaction=True)
