@@ -1,5 +1,6 @@
 """Hybrid retrieval: vector top-n (HNSW) and full-text top-n (websearch_to_tsquery), fused by
-reciprocal rank fusion, one passage per document, ready to be cited.
+reciprocal rank fusion, one passage per document, ready to be cited. Misspelt words of an English
+question are first corrected to the knowledge base's own (spelling.py).
 
 Contract for callers (the assistant):
 - `search(kb_slug=..., query=...)` returns at most `k` passages, best first.
@@ -29,6 +30,7 @@ from .languages import is_chinese
 from .models import TS_CONFIG, KnowledgeBase
 from .segmentation import ZH_TS_CONFIG, content_words, has_cjk
 from .sentences import sentence_split
+from .spelling import kb_vocabulary, text_correct
 
 Mode = Literal["hybrid", "vector", "fulltext"]
 Fusion = Literal["convex", "rrf"]
@@ -57,6 +59,10 @@ CANDIDATES = 50
 # about 0-0.15). Full-text hits below it are kept: matching words is evidence of its own.
 MIN_SIMILARITY = 0.2
 SNIPPET_CHARS = 240
+# Misspelt question words corrected to the knowledge base's own before searching (spelling.py),
+# for full text and (EMBED_CORRECTED) the query's embedding too.
+SPELLING = True
+EMBED_CORRECTED = True
 
 
 @dataclass(frozen=True)
@@ -139,8 +145,15 @@ def search(
             f"There is no knowledge base {kb_slug!r}. Create it by ingesting documents into it "
             f"(manage.py kb_ingest PATH --kb {kb_slug})."
         )
+    if SPELLING and not is_chinese(kb.language) and mode != "vector":
+        # "trackng" -> "tracking": the help center's own word, for full text, coverage, novelty
+        # and the snippet (spelling.py); the embedding model sees it too when EMBED_CORRECTED.
+        written, query = query, query_correct(kb.pk, query)
+    else:
+        written = query
     embedder = embedder_for_kb(kb) if mode != "fulltext" else None
-    vector = embed_query(embedder, query) if embedder is not None else None
+    embedded = query if EMBED_CORRECTED else written
+    vector = embed_query(embedder, embedded) if embedder is not None else None
     n = max(candidates, k)
     with transaction.atomic():
         scored: list[tuple[dict[int, float], float]] = []
@@ -458,13 +471,7 @@ _term_stats: dict[int, _TermStats] = {}
 
 def _stats(kb_id: int, lexemes: list[str]) -> _TermStats:
     with connection.cursor() as cursor:
-        cursor.execute(
-            # Not updated_at: re-ingesting unchanged files touches it without changing a chunk.
-            "SELECT count(*), count(*) FILTER (WHERE status = 'ready'), max(indexed_at)"
-            " FROM knowledge_document WHERE knowledge_base_id = %s",
-            [kb_id],
-        )
-        version = tuple(cursor.fetchone())
+        version = _index_version(cursor, kb_id)
         stats = _term_stats.get(kb_id)
         if stats is None or stats.version != version:
             cursor.execute(
@@ -483,6 +490,24 @@ def _stats(kb_id: int, lexemes: list[str]) -> _TermStats:
             )
             stats.df.update((w, int(df)) for w, df in cursor.fetchall())
     return stats
+
+
+def _index_version(cursor, kb_id: int) -> tuple:
+    """What changes when a document of the knowledge base is added, re-indexed or removed."""
+    cursor.execute(
+        # Not updated_at: re-ingesting unchanged files touches it without changing a chunk.
+        "SELECT count(*), count(*) FILTER (WHERE status = 'ready'), max(indexed_at)"
+        " FROM knowledge_document WHERE knowledge_base_id = %s",
+        [kb_id],
+    )
+    return tuple(cursor.fetchone())
+
+
+def query_correct(kb_id: int, query: str) -> str:
+    """The query with its misspelt words corrected to the knowledge base's (spelling.py)."""
+    with connection.cursor() as cursor:
+        version = _index_version(cursor, kb_id)
+    return text_correct(query, kb_vocabulary(kb_id, version))
 
 
 def _tsquery_or(lexemes: list[str]) -> str:

@@ -2,7 +2,9 @@
 demo help center (the old article-worded questions and the tune half of the customers'-words dev
 set), and what a customer sees through the chat socket."""
 
+import hashlib
 import json
+import re
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -153,6 +155,42 @@ def test_the_tune_half_of_the_customers_words_dev_set(demo_kb):
     assert outcomes == {"right": 106, "wrong": 0, "clarify": 9, "handover": 5}
     off = [grounded(demo_kb, q["text"]).decision for q in load_questions("demo_offtopic", half="tune")]
     assert (len(off), off.count("handover"), off.count("clarify")) == (84, 80, 1)
+
+
+def misspelt(text):
+    """`text` with one word of five letters or more misspelt, chosen by its sha1: two letters
+    swapped, one dropped, or one doubled (the typos customers make)."""
+    words = list(re.finditer(r"[a-z]{5,}", text))
+    if not words:
+        return text
+    h = int(hashlib.sha1(text.encode()).hexdigest(), 16)
+    found = words[h % len(words)]
+    w, i = found.group(0), 1 + (h // 7) % (len(found.group(0)) - 2)
+    w = [w[:i] + w[i + 1] + w[i] + w[i + 2:], w[:i] + w[i + 1:], w[:i] + w[i] + w[i:]][(h // 97) % 3]
+    return text[: found.start()] + w + text[found.end():]
+
+
+@pytest.mark.django_db
+def test_the_tune_half_with_a_misspelt_word_in_every_question(demo_kb, monkeypatch):
+    """spelling.py's figures (relevance.py's docstring): the tune half, one word of each question
+    misspelt, with and without correcting it to the help center's words."""
+    import apps.knowledge.retrieval as retrieval
+
+    assert misspelt("where is my parcel") == "wehre is my parcel"
+
+    def outcomes():
+        counts = {"right": 0, "wrong": 0, "other": 0}
+        for q in load_questions("demo_inscope", half="tune"):
+            g = grounded(demo_kb, misspelt(q["text"]))
+            right = g.passages[0].external_id in q["articles"] if g.passages else False
+            counts["other" if g.decision != "answer" else "right" if right else "wrong"] += 1
+        off = [grounded(demo_kb, misspelt(q["text"])).decision
+               for q in load_questions("demo_offtopic", half="tune")]
+        return counts, off.count("handover")
+
+    assert outcomes() == ({"right": 99, "wrong": 0, "other": 21}, 81)
+    monkeypatch.setattr(retrieval, "SPELLING", False)
+    assert outcomes() == ({"right": 73, "wrong": 1, "other": 46}, 83)
 
 
 @pytest.mark.django_db(transaction=True)
