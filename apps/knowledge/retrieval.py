@@ -30,7 +30,7 @@ from .languages import is_chinese
 from .models import TS_CONFIG, KnowledgeBase
 from .segmentation import ZH_TS_CONFIG, content_words, has_cjk
 from .sentences import sentence_split
-from .spelling import kb_vocabulary, text_correct
+from .spelling import contraction_of, kb_vocabulary, text_correct
 
 Mode = Literal["hybrid", "vector", "fulltext"]
 Fusion = Literal["convex", "rrf"]
@@ -228,7 +228,8 @@ def search(
 # A word is uncommon under this Zipf frequency (wordfreq: log10 of uses per billion words; "parcel"
 # 3.7, "furniture" 4.3, "delivery" 4.6, "order" 5.6). Its information weighs 7 - zipf; a word
 # wordfreq does not know at all ("trackng") is a typo more often than a product: it weighs 1 and
-# never counts as novel.
+# never counts as novel. A contraction typed without its apostrophe ("whats" 3.9) counts as the
+# contraction ("what's" 5.2): it weighed 3.1 and was novel in "whats your return policy".
 RARE_ZIPF = 4.5
 _QUESTION_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 _WORD_LEXEMES_SQL = (
@@ -259,7 +260,8 @@ def query_novelty(kb_id: int, query: str, *, language: str = "en") -> float:
     df = _stats(kb_id, sorted(set(lexemes.values()))).df
     total = novel = 0.0
     for word, lexeme in lexemes.items():
-        zipf = zipf_frequency(word, wordlist)
+        # "whats", "havent": as common as the contraction they write without its apostrophe.
+        zipf = zipf_frequency(word if chinese else contraction_of(word) or word, wordlist)
         weight = max(7.0 - zipf, 0.5) if zipf > 0 else 1.0
         total += weight
         if 0 < zipf < RARE_ZIPF and not df.get(lexeme):

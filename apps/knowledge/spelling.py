@@ -18,8 +18,14 @@ A question word is corrected when all of these hold:
 - the winner is more common in English than the written word: a misspelling is rarer than what
   it misspells ("duvet" is kept, though "duvets" is one edit away).
 Measured (tests/assistant/test_relevance.py): the demo dev set's tune half with one word of each
-question misspelt, right-article answers 73 -> 99 of 120; TechQA nDCG@10 0.8855 -> 0.8852.
+question misspelt, right-article answers 73 -> 99 of 120 (74 -> 100 with the word forms below
+and in retrieval.py's `novelty`); TechQA nDCG@10 0.8855 -> 0.8852.
 Words the knowledge base uses are never touched, so a help center's product names stay as written.
+A word that is a hyphenated word of the knowledge base written solid ("preorder", "signin",
+"dropoff" for its "pre-order", "sign-in", "drop-off") is written as the knowledge base writes it,
+whatever its frequency, from MIN_LETTERS letters ("ow.ly" is no "o-w"): it is the same word, and
+full text and `novelty` (retrieval.py) would otherwise see a word the help center never uses.
+TechQA nDCG@10 0.8852 -> 0.8843 with it ("reload()" -> "re-load()", "dropdown" -> "drop-down").
 Chinese questions are not corrected (no spaces between words; jieba's words are the vocabulary).
 
 The vocabulary is read once per knowledge base and process (ts_stat over the chunks' 'simple'
@@ -31,7 +37,7 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from django.db import connection
@@ -43,6 +49,7 @@ COMMON_ZIPF = 3.0
 MIN_LETTERS = 5
 LONG_WORD = 5  # from this length a word English does not know may be two edits off
 _WORD = re.compile(r"[a-z]+")
+_HYPHENATED = re.compile(r"[a-z]+(?:-[a-z]+)+")
 # Unstemmed words of a knowledge base's chunks; ts_stat's ndoc: how many chunks use each.
 _VOCABULARY_SQL = (
     "SELECT word, ndoc FROM ts_stat(format("
@@ -56,11 +63,18 @@ class Vocabulary:
     version: tuple
     words: dict[str, int]  # word -> chunks using it
     listed: tuple[str, ...] = ()  # the same words, for rapidfuzz
+    # Its hyphenated words by their letters written solid: "preorder" -> "pre-order".
+    joined: dict[str, str] = field(default_factory=dict)
 
 
 def vocabulary_make(words: dict[str, int], *, version: tuple = ()) -> Vocabulary:
     kept = {w: n for w, n in words.items() if _WORD.fullmatch(w)}
-    return Vocabulary(version=version, words=kept, listed=tuple(sorted(kept)))
+    joined: dict[str, str] = {}
+    # The most used hyphenated form first, so it wins when two join alike.
+    for w in sorted((w for w in words if _HYPHENATED.fullmatch(w)), key=lambda w: (-words[w], w)):
+        joined.setdefault(w.replace("-", ""), w)
+    return Vocabulary(version=version, words=kept, listed=tuple(sorted(kept)),
+                      joined={solid: w for solid, w in joined.items() if solid not in kept})
 
 
 def max_edits(word: str, zipf: float) -> int:
@@ -93,6 +107,8 @@ def word_correct(word: str, vocabulary: Vocabulary) -> str | None:
 
     if len(word) < MIN_LETTERS or word in vocabulary.words:
         return None
+    if word in vocabulary.joined:
+        return vocabulary.joined[word]
     written = zipf_frequency(word, "en")
     if written >= COMMON_ZIPF:
         return None
@@ -109,6 +125,24 @@ def word_correct(word: str, vocabulary: Vocabulary) -> str | None:
     best = max(choices, key=lambda w: (w in vocabulary.words, vocabulary.words.get(w, 0),
                                        zipf_frequency(w, "en"), w))
     return best if zipf_frequency(best, "en") > written else None
+
+
+# Where a contraction's apostrophe goes, by how the word ends: "whats", "isnt", "havent", "youre".
+_CONTRACTED = (("nt", "n't"), ("s", "'s"), ("d", "'d"), ("m", "'m"), ("ll", "'ll"), ("re", "'re"),
+               ("ve", "'ve"))
+
+
+def contraction_of(word: str) -> str | None:
+    """The contraction `word` (lower case) writes without its apostrophe ("whats": "what's",
+    "havent": "haven't"), when English uses that more than the word as written ("shed" is kept);
+    else None. Customers type them so; they are everyday words, never something specific."""
+    from wordfreq import zipf_frequency
+
+    written = zipf_frequency(word, "en")
+    found = [word[: -len(end)] + mark for end, mark in _CONTRACTED
+             if word.endswith(end) and len(word) > len(end)]
+    best = max(found, key=lambda w: zipf_frequency(w, "en"), default=None)
+    return best if best is not None and zipf_frequency(best, "en") > written else None
 
 
 def text_correct(text: str, vocabulary: Vocabulary) -> str:

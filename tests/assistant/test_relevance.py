@@ -117,6 +117,10 @@ def test_novelty_counts_uncommon_words_the_help_center_never_uses(demo_kb):
     # "engrave" is uncommon in English and no article uses it; nor "thread" or "sheets".
     assert novelty("do you engrave") == 1.0
     assert novelty("what thread count are your cotton sheets") == 0.5284
+    # A contraction typed without its apostrophe is an everyday word ("whats" weighed 3.1 and was
+    # novel); a hyphenated help-center word written solid is the help center's ("pre-order").
+    assert novelty("whats your return policy") == 0.0
+    assert novelty("why havent my preorder items shipped") == 0.0
 
 
 def test_below_the_similarity_floor_nothing_else_counts():
@@ -151,8 +155,9 @@ def test_the_tune_half_of_the_customers_words_dev_set(demo_kb):
         else:
             outcomes[g.decision] += 1
             assert (g.decision == "clarify") == bool(g.suggestions) and len(g.suggestions) <= 3
-    # Without the rival rule (rival_band 0): right 109, wrong 2, clarify 4, handover 5.
-    assert outcomes == {"right": 106, "wrong": 0, "clarify": 9, "handover": 5}
+    # Without the rival rule (rival_band 0): right 109, wrong 2, clarify 4, handover 5 (before
+    # "preorder" was read as the help center's "pre-order" and "havent" as "haven't", spelling.py).
+    assert outcomes == {"right": 107, "wrong": 0, "clarify": 9, "handover": 4}
     off = [grounded(demo_kb, q["text"]).decision for q in load_questions("demo_offtopic", half="tune")]
     assert (len(off), off.count("handover"), off.count("clarify")) == (84, 80, 1)
 
@@ -188,9 +193,9 @@ def test_the_tune_half_with_a_misspelt_word_in_every_question(demo_kb, monkeypat
                for q in load_questions("demo_offtopic", half="tune")]
         return counts, off.count("handover")
 
-    assert outcomes() == ({"right": 99, "wrong": 0, "other": 21}, 81)
+    assert outcomes() == ({"right": 100, "wrong": 0, "other": 20}, 81)
     monkeypatch.setattr(retrieval, "SPELLING", False)
-    assert outcomes() == ({"right": 73, "wrong": 1, "other": 46}, 83)
+    assert outcomes() == ({"right": 74, "wrong": 1, "other": 45}, 83)
 
 
 @pytest.mark.django_db(transaction=True)
