@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -106,6 +107,17 @@ class SocketConsumer(AsyncWebsocketConsumer):
         self.joined: set[str] = set()  # channel-layer groups this socket is in
         self.bad_frames = BadFrameWindow()
         self.streams = ConversationStreams(send=self.send_event, fetch=_fetch_events)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' own dispatch first awaits `aclose_old_connections()`, a hop to asgiref's one
+        # thread-sensitive thread for every frame and every channel-layer event of every socket
+        # of the process: under 200 streaming answers that single thread was the queue all
+        # tokens waited in. These sockets run no ORM on the loop: every database call goes
+        # through apps.core.db, whose threads close old connections themselves.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def __call__(self, scope, receive, send):
         # However the socket ends (disconnect, error, cancellation), free what it holds.

@@ -337,3 +337,28 @@ async def test_a_failing_service_is_an_error_event_and_a_retry_is_stored_once(
     await socket.send(frame)  # the client retries the same message once the service is back
     assert (await socket.recv())["type"] == "ack"
     assert await Message.objects.filter(client_msg_id=frame["client_msg_id"]).acount() == 1
+
+
+async def test_frames_and_events_reach_handlers_without_a_trip_to_the_shared_db_thread(
+    chat, customer, monkeypatch
+):
+    # Channels' dispatch awaits aclose_old_connections() (asgiref's one thread-sensitive thread)
+    # before every handler; the socket runtime dispatches directly (its DB calls close their own).
+    import channels.consumer
+
+    trips = []
+
+    async def counted() -> None:
+        trips.append(1)
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted)
+    socket = await chat(customer)
+    await socket.send({"type": "message", "client_msg_id": str(uuid.uuid4()), "text": "Hello"})
+    ack = (await socket.recv_until("ack"))[-1]
+    streamed = await socket.recv_until("message_end", conversation_id=ack["conversation_id"])
+    await socket.send({"type": "ping", "ts": "after"})
+    assert (await socket.recv_until("pong"))[-1]["ts"] == "after"
+    # The customer's message, the answer's tokens, its message and message_end all went through
+    # the consumer's handlers, and none of them first hopped to the shared thread.
+    assert [e["type"] for e in streamed][-2:] == ["message", "message_end"]
+    assert trips == []
