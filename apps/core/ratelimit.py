@@ -7,15 +7,15 @@ limit, not ten (each a `limits` rate string from its setting, several joined by 
     message_customer      RATELIMIT_MESSAGE_CUSTOMER      chat messages per customer
     answer_customer_hour  RATELIMIT_ANSWER_CUSTOMER_HOUR  assistant answers per customer (cost guard)
 An empty rate string switches that limit off. While Redis cannot be reached each process counts
-in its own memory (logged): an outage of the counters neither refuses every customer nor lifts
-the limits; the site then admits at most (web processes) x the limit.
+in its own memory (logged; `MovingWindows`): an outage of the counters neither refuses every
+customer nor lifts the limits; the site then admits at most (web processes) x the limit.
 
 Socket limits (SOCKET_LIMITS, keyed by a socket's id) are counted in this process's memory
 only: a socket lives in one process, and a Redis round trip per frame would buy nothing. They
-are the same moving windows, kept per socket in `SocketWindows` and dropped with the socket
-(`limit_forget`): `limits`' MemoryStorage re-arms a 10 ms timer on every hit that walks every
-key holding the GIL (1.4 ms a pass at 1,000 sockets, measured), which stalled the event loop
-between frames.
+are the same moving windows, kept per socket in `MovingWindows` and dropped with the socket
+(`limit_forget`): `limits`' MemoryStorage re-arms a 10 ms timer thread on every hit that walks
+every key holding the GIL (1.4 ms a pass at 1,000 sockets, measured), which stalled the event
+loop between frames, and starting that thread from the loop blocked it too.
 
 `limit_check` (sync views) and `limit_hit` (async consumers and turns) are the two doors to it.
 """
@@ -34,7 +34,7 @@ from django.conf import settings
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import RedisStorage as AsyncRedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter as AsyncMovingWindowRateLimiter
-from limits.storage import MemoryStorage, RedisStorage
+from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from .redis import CONNECTION_OPTIONS
@@ -77,35 +77,50 @@ def _prefix() -> str:
     return f"{settings.KEFU_REDIS_PREFIX}:ratelimit"
 
 
-# --- socket limits, in this process ---------------------------------------------------------
+# --- in this process: socket limits, and shared limits while Redis is away ----------------
 
-class SocketWindows:
-    """Moving windows of this process's sockets: for each (key, limit) the times of its last
+class MovingWindows:
+    """Moving windows counted in this process: for each (key, limit) the times of its last
     `amount` hits; a hit is refused when the oldest of them is still inside the window. Nothing
-    runs between hits, and a socket's windows go when it does (`forget`)."""
+    runs between hits (`limits`' MemoryStorage re-arms a sweeper thread on every hit, started
+    from the event loop); a socket's windows go with it (`forget`), and keys idle for longer
+    than their windows are pruned as the table grows."""
+
+    PRUNE_AT = 10_000  # keys
 
     def __init__(self) -> None:
         self._hits: dict[str, dict[str, list[deque[float]]]] = {}
+        self._prune_at = self.PRUNE_AT
 
-    def hit(self, name: str, key: str, items: list[RateLimitItem]) -> bool:
-        """Count one hit; True (and nothing counted) when over any of the rates."""
+    def hit(self, name: str, key: str, items: list[RateLimitItem]) -> int:
+        """Count one hit: 0 when admitted, else the seconds until it would be (nothing counted)."""
         now = time.monotonic()
         windows = self._hits.setdefault(key, {}).get(name)
         if windows is None:
             windows = self._hits[key][name] = [deque(maxlen=item.amount) for item in items]
-        for item, hits in zip(items, windows, strict=True):
-            if len(hits) == hits.maxlen and now - hits[0] < item.get_expiry():
-                return True
+        wait = max((hits[0] + item.get_expiry() - now for item, hits in zip(items, windows, strict=True)
+                    if len(hits) == hits.maxlen and now - hits[0] < item.get_expiry()), default=0.0)
+        if wait > 0:
+            return max(1, math.ceil(wait))
         for hits in windows:
             hits.append(now)
-        return False
+        if len(self._hits) >= self._prune_at:
+            self._prune(now, max(item.get_expiry() for item in items))
+        return 0
 
     def forget(self, key: str) -> None:
         self._hits.pop(key, None)
 
+    def _prune(self, now: float, longest_s: float) -> None:
+        idle = [key for key, by_name in self._hits.items()
+                if all(not hits or now - hits[-1] >= longest_s for ws in by_name.values() for hits in ws)]
+        for key in idle:
+            del self._hits[key]
+        self._prune_at = max(self.PRUNE_AT, 2 * len(self._hits))
 
-def _socket_windows() -> SocketWindows:
-    return runtime().get("ratelimit.sockets", SocketWindows)
+
+def _socket_windows() -> MovingWindows:
+    return runtime().get("ratelimit.sockets", MovingWindows)
 
 
 def limit_forget(*, key: str) -> None:
@@ -120,9 +135,13 @@ def limit_forget(*, key: str) -> None:
 REDIS_RETRY_S = 2.0
 
 
-def _memory_limiter() -> MovingWindowRateLimiter:
-    # Made on first need (MemoryStorage starts an expiry thread), kept by the runtime.
-    return runtime().get("ratelimit.memory", lambda: MovingWindowRateLimiter(MemoryStorage()))
+def _fallback_windows() -> MovingWindows:
+    return runtime().get("ratelimit.memory", MovingWindows)
+
+
+def _in_memory(windows: MovingWindows, name: str, key: str, items: list[RateLimitItem]) -> LimitResult:
+    wait = windows.hit(name, key, items)
+    return LimitResult(limited=wait > 0, retry_after_s=wait)
 
 
 def _redis_down_until() -> dict[str, float]:
@@ -169,15 +188,14 @@ def limit_check(*, name: str, key: str) -> LimitResult:
     if not items:
         return LimitResult(limited=False, retry_after_s=0)
     if name in SOCKET_LIMITS:
-        limited = _socket_windows().hit(name, key, items)
-        return LimitResult(limited=limited, retry_after_s=1 if limited else 0)
+        return _in_memory(_socket_windows(), name, key, items)
     config = _config()
     if _redis_usable(config):
         try:
             return _check(_sync_limiter(), items, name, key)
         except _UNREACHABLE:
             _redis_failed(config, name)
-    return _check(_memory_limiter(), items, name, key)
+    return _in_memory(_fallback_windows(), name, key, items)
 
 
 # --- async (consumers) ----------------------------------------------------------------------
@@ -202,7 +220,7 @@ async def limit_hit(*, name: str, key: str) -> bool:
     if not items:
         return False
     if name in SOCKET_LIMITS:  # in memory, no I/O
-        return _socket_windows().hit(name, key, items)
+        return _socket_windows().hit(name, key, items) > 0
     config = _config()
     if _redis_usable(config):
         limiter = _async_limiter()
@@ -211,5 +229,4 @@ async def limit_hit(*, name: str, key: str) -> bool:
             return not all(admitted)
         except _UNREACHABLE:
             _redis_failed(config, name)
-    # In memory, no I/O: the sync limiter does not block the loop.
-    return _check(_memory_limiter(), items, name, key).limited
+    return _fallback_windows().hit(name, key, items) > 0  # in memory, no I/O

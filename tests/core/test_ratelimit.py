@@ -3,6 +3,7 @@ assistant answers per customer (apps.core.ratelimit.limit_hit, called by the cha
 While Redis is away each process counts on its own."""
 
 import asyncio
+import threading
 import time
 import uuid
 
@@ -175,11 +176,10 @@ class _Clock:
 
 async def test_socket_limits_are_moving_windows_per_socket_dropped_with_it(monkeypatch):
     from apps.core import ratelimit
-    from apps.core.runtime import runtime
 
     clock = _Clock()
     monkeypatch.setattr(ratelimit, "time", clock)
-    runtime().forget("ratelimit.memory")
+    timers = {t for t in threading.enumerate() if isinstance(t, threading.Timer)}
     socket, other = uuid.uuid4().hex, uuid.uuid4().hex
 
     # "10 per 20 seconds": ten at once, the eleventh refused (and not counted) ...
@@ -197,8 +197,27 @@ async def test_socket_limits_are_moving_windows_per_socket_dropped_with_it(monke
         assert [await limit_hit(name="message_socket", key=socket) for _ in range(5)] == [False] * 5
         clock.now += 10
     assert [await limit_hit(name="message_socket", key=socket) for _ in range(6)] == [False] * 5 + [True]
-    # A closed socket's windows go with it: a new socket id never inherits them, and nothing
-    # else is kept (limits' MemoryStorage would run a sweeper thread every 10 ms).
+    # A closed socket's windows go with it: a new socket id never inherits them.
     ratelimit.limit_forget(key=socket)
     assert await limit_hit(name="message_socket", key=socket) is False
-    assert runtime().peek("ratelimit.memory") is None
+    # Nothing runs between hits: no thread was started (limits' MemoryStorage re-arms one).
+    assert {t for t in threading.enumerate() if isinstance(t, threading.Timer)} <= timers
+
+
+def test_in_memory_windows_say_when_to_retry_and_prune_idle_keys(monkeypatch):
+    from apps.core import ratelimit
+
+    clock = _Clock()
+    monkeypatch.setattr(ratelimit, "time", clock)
+    monkeypatch.setattr(ratelimit.MovingWindows, "PRUNE_AT", 3)
+    windows = ratelimit.MovingWindows()
+    items = ratelimit._parsed("2/minute")
+    assert [windows.hit("message_customer", "a", items) for _ in range(3)] == [0, 0, 60]
+    clock.now += 45
+    assert windows.hit("message_customer", "a", items) == 15  # the first hit leaves in 15 s
+    windows.hit("message_customer", "b", items)
+    clock.now += 61
+    # A third key grows the table to the pruning size: "a" and "b" idled longer than their
+    # window and go; the new key stays.
+    windows.hit("message_customer", "c", items)
+    assert list(windows._hits) == ["c"]
