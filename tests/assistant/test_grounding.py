@@ -73,7 +73,11 @@ def test_a_paraphrased_question_one_article_answers_is_answered_from_it(help_cen
     assert "5 to 10 working days" in text
 
 
-def test_a_question_two_articles_fit_is_asked_back_with_both_as_suggestions(help_center):
+def test_a_question_two_articles_fit_is_asked_back_with_both_as_suggestions(help_center, monkeypatch):
+    # e5's second opinion (retrieval.py) puts Refunds ahead (0.352 to 0.315; it says the refund
+    # follows the return): answered. With MiniLM alone the two are within the margin: asked back.
+    assert (ground(BOTH).decision, ground(BOTH).passages[0].title) == ("answer", "Refunds")
+    monkeypatch.setattr("apps.knowledge.retrieval.SECOND_OPINION_MODEL", "")
     grounding = ground(BOTH)
     expected = [{"title": "Refunds", "document_id": help_center["refunds"]},
                 {"title": "Returning an item", "document_id": help_center["returns"]}]
