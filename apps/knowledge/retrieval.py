@@ -148,10 +148,13 @@ def search(
             f"There is no knowledge base {kb_slug!r}. Create it by ingesting documents into it "
             f"(manage.py kb_ingest PATH --kb {kb_slug})."
         )
+    # Read once per search: the spelling vocabulary and the term statistics are cached under it.
+    with connection.cursor() as cursor:
+        version = _index_version(cursor, kb.pk)
     if SPELLING and not is_chinese(kb.language) and mode != "vector":
         # "trackng" -> "tracking": the help center's own word, for full text, coverage, novelty
         # and the snippet (spelling.py); the embedding model sees it too when EMBED_CORRECTED.
-        written, query = query, query_correct(kb.pk, query)
+        written, query = query, query_correct(kb.pk, query, version=version)
     else:
         written = query
     embedder = embedder_for_kb(kb) if mode != "fulltext" else None
@@ -165,7 +168,7 @@ def search(
         if vector is not None:
             scored.append((_vector_ids(kb.pk, vector, n, ef_search or settings.KB_EF_SEARCH), VECTOR_WEIGHT))
         if mode != "vector":
-            hits = _fulltext_hits(kb.pk, query, n, language=kb.language)
+            hits = _fulltext_hits(kb.pk, query, n, language=kb.language, version=version)
             coverage = {chunk_id: share for chunk_id, (_, share) in hits.items()}
             text_hits = list(hits)
             scored.append(({chunk_id: bm25 for chunk_id, (bm25, _) in hits.items()}, FULLTEXT_WEIGHT))
@@ -223,7 +226,7 @@ def search(
     if titles and vector is not None and embedder is not None:
         passages = _with_label_similarities(passages, rows, embedder, vector, query=embedded)
         if passages:
-            novelty = query_novelty(kb.pk, query, language=kb.language)
+            novelty = query_novelty(kb.pk, query, language=kb.language, version=version)
             passages = [replace(p, novelty=novelty) for p in passages]
     return passages
 
@@ -240,7 +243,7 @@ _WORD_LEXEMES_SQL = (
 )
 
 
-def query_novelty(kb_id: int, query: str, *, language: str = "en") -> float:
+def query_novelty(kb_id: int, query: str, *, language: str = "en", version: tuple | None = None) -> float:
     """The share (0..1) of the query's content words' information (7 - Zipf frequency) held by
     words under RARE_ZIPF that no chunk of the knowledge base uses (by full-text lexeme). Chinese
     questions are cut into words by jieba and looked up in wordfreq's Chinese list."""
@@ -260,7 +263,7 @@ def query_novelty(kb_id: int, query: str, *, language: str = "en") -> float:
         lexemes = {w: lex[0] for w, lex in cursor.fetchall() if lex}  # stop words have none
     if not lexemes:
         return 0.0
-    df = _stats(kb_id, sorted(set(lexemes.values()))).df
+    df = _stats(kb_id, sorted(set(lexemes.values())), version).df
     total = novel = 0.0
     for word, lexeme in lexemes.items():
         # "whats", "havent": as common as the contraction they write without its apostrophe.
@@ -531,9 +534,11 @@ class _TermStats:
 _term_stats: dict[int, _TermStats] = {}
 
 
-def _stats(kb_id: int, lexemes: list[str]) -> _TermStats:
+def _stats(kb_id: int, lexemes: list[str], version: tuple | None = None) -> _TermStats:
+    """`version`: the index version the caller read (else read here)."""
     with connection.cursor() as cursor:
-        version = _index_version(cursor, kb_id)
+        if version is None:
+            version = _index_version(cursor, kb_id)
         stats = _term_stats.get(kb_id)
         if stats is None or stats.version != version:
             cursor.execute(
@@ -565,10 +570,12 @@ def _index_version(cursor, kb_id: int) -> tuple:
     return tuple(cursor.fetchone())
 
 
-def query_correct(kb_id: int, query: str) -> str:
-    """The query with its misspelt words corrected to the knowledge base's (spelling.py)."""
-    with connection.cursor() as cursor:
-        version = _index_version(cursor, kb_id)
+def query_correct(kb_id: int, query: str, *, version: tuple | None = None) -> str:
+    """The query with its misspelt words corrected to the knowledge base's (spelling.py);
+    `version`: the index version the caller read (else read here)."""
+    if version is None:
+        with connection.cursor() as cursor:
+            version = _index_version(cursor, kb_id)
     return text_correct(query, kb_vocabulary(kb_id, version))
 
 
@@ -589,12 +596,14 @@ def _query_lexemes(query: str, language: str) -> list[str]:
         return sorted(cursor.fetchone()[0] or [])
 
 
-def _fulltext_hits(kb_id: int, query: str, n: int, *, language: str = "en") -> dict[int, tuple[float, float]]:
+def _fulltext_hits(
+    kb_id: int, query: str, n: int, *, language: str = "en", version: tuple | None = None
+) -> dict[int, tuple[float, float]]:
     """Chunk id -> (BM25 score, coverage of the query), best BM25 first."""
     lexemes = _query_lexemes(query, language)
     if not lexemes:
         return {}
-    stats = _stats(kb_id, lexemes)
+    stats = _stats(kb_id, lexemes, version)
     total = stats.chunks
     idf = {w: math.log(1 + (total - stats.df[w] + 0.5) / (stats.df[w] + 0.5)) for w in lexemes if stats.df[w]}
     ranked = sorted(idf, key=lambda w: (-idf[w], w))

@@ -5,6 +5,8 @@ import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.knowledge.demo import demo_knowledge_base_load
 from apps.knowledge.ingestion import documents_index_inline
@@ -66,6 +68,12 @@ def test_the_vocabulary_is_the_knowledge_bases_words_read_again_when_a_document_
     assert query_correct(kb.pk, "where is my parcle") == "where is my parcle"  # no such word yet
     add("b", "# Post\n\nYour parcel leaves in two days.")
     assert query_correct(kb.pk, "where is my parcle") == "where is my parcel"
+    # One search reads the index version once, for the vocabulary and the term statistics alike
+    # (every answer's path): the corrected word is searched and found.
+    with CaptureQueriesContext(connection) as queries:
+        found = search(kb_slug=kb.slug, query="when does my parcle leave", mode="fulltext")
+    assert [p.title for p in found] == ["Post"]
+    assert sum("max(indexed_at)" in q["sql"] for q in queries.captured_queries) == 1
 
 
 @pytest.mark.django_db
