@@ -89,31 +89,38 @@ class MovingWindows:
     PRUNE_AT = 10_000  # keys
 
     def __init__(self) -> None:
-        self._hits: dict[str, dict[str, list[deque[float]]]] = {}
+        # key -> (limit name, amount, window s) -> (window s, its last `amount` hit times)
+        self._hits: dict[str, dict[tuple[str, int, int], tuple[int, deque[float]]]] = {}
         self._prune_at = self.PRUNE_AT
 
     def hit(self, name: str, key: str, items: list[RateLimitItem]) -> int:
         """Count one hit: 0 when admitted, else the seconds until it would be (nothing counted)."""
         now = time.monotonic()
-        windows = self._hits.setdefault(key, {}).get(name)
-        if windows is None:
-            windows = self._hits[key][name] = [deque(maxlen=item.amount) for item in items]
-        wait = max((hits[0] + item.get_expiry() - now for item, hits in zip(items, windows, strict=True)
-                    if len(hits) == hits.maxlen and now - hits[0] < item.get_expiry()), default=0.0)
+        mine = self._hits.setdefault(key, {})
+        windows = []
+        for item in items:
+            expiry = item.get_expiry()
+            window = mine.get((name, item.amount, expiry))
+            if window is None:
+                window = mine[(name, item.amount, expiry)] = (expiry, deque(maxlen=item.amount))
+            windows.append(window)
+        wait = max((hits[0] + expiry - now for expiry, hits in windows
+                    if len(hits) == hits.maxlen and now - hits[0] < expiry), default=0.0)
         if wait > 0:
             return max(1, math.ceil(wait))
-        for hits in windows:
+        for _, hits in windows:
             hits.append(now)
         if len(self._hits) >= self._prune_at:
-            self._prune(now, max(item.get_expiry() for item in items))
+            self._prune(now)
         return 0
 
     def forget(self, key: str) -> None:
         self._hits.pop(key, None)
 
-    def _prune(self, now: float, longest_s: float) -> None:
-        idle = [key for key, by_name in self._hits.items()
-                if all(not hits or now - hits[-1] >= longest_s for ws in by_name.values() for hits in ws)]
+    def _prune(self, now: float) -> None:
+        """Drop the keys whose every window has emptied (each by its own length)."""
+        idle = [key for key, mine in self._hits.items()
+                if all(not hits or now - hits[-1] >= expiry for expiry, hits in mine.values())]
         for key in idle:
             del self._hits[key]
         self._prune_at = max(self.PRUNE_AT, 2 * len(self._hits))

@@ -209,15 +209,20 @@ def test_in_memory_windows_say_when_to_retry_and_prune_idle_keys(monkeypatch):
 
     clock = _Clock()
     monkeypatch.setattr(ratelimit, "time", clock)
-    monkeypatch.setattr(ratelimit.MovingWindows, "PRUNE_AT", 3)
+    monkeypatch.setattr(ratelimit.MovingWindows, "PRUNE_AT", 4)
     windows = ratelimit.MovingWindows()
     items = ratelimit._parsed("2/minute")
     assert [windows.hit("message_customer", "a", items) for _ in range(3)] == [0, 0, 60]
     clock.now += 45
     assert windows.hit("message_customer", "a", items) == 15  # the first hit leaves in 15 s
     windows.hit("message_customer", "b", items)
+    hourly = ratelimit._parsed("2/hour")
+    windows.hit("session_ip", "h", hourly)
     clock.now += 61
-    # A third key grows the table to the pruning size: "a" and "b" idled longer than their
-    # window and go; the new key stays.
+    # A fourth key grows the table to the pruning size: "a" and "b" idled longer than their
+    # minute and go; "h" is still inside its hour and stays (and still counts), as does the new key.
     windows.hit("message_customer", "c", items)
-    assert list(windows._hits) == ["c"]
+    assert list(windows._hits) == ["h", "c"]
+    assert [windows.hit("session_ip", "h", hourly) for _ in range(2)] == [0, 3539]  # 1045 + 3600 - 1106
+    # A rate changed under a key (a setting) counts in its own window, from zero.
+    assert windows.hit("message_customer", "c", ratelimit._parsed("1/minute")) == 0
