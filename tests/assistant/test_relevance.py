@@ -137,6 +137,8 @@ def test_the_old_article_worded_questions_on_the_help_center(demo_kb):
     # OFF28 "How do I file my income tax return?" is asked back (Refunds, How to return an item)
     # since e5's second opinion (retrieval.py SECOND_OPINION_MODEL) and the floor at 0.32.
     assert answered == ["OFF28", "OFF40"]
+    tax = next(q["text"] for q in load("offtopic_questions.jsonl") if q["_id"] == "OFF28")
+    assert grounded(demo_kb, tax).decision == "clarify"  # asked back, never answered
     right = 0
     for q in load("inscope_questions.jsonl"):
         g = grounded(demo_kb, q["text"])
