@@ -143,7 +143,7 @@ KEFU_REDIS_PREFIX = env.str("KEFU_REDIS_PREFIX", default="kefu")
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "apps.core.channel_layer.LocalFanoutChannelLayer",
         "CONFIG": {
             # redis-py's 5 s socket timeout equals channels-redis's blocking read, and a full
             # pool raises instead of waiting: both drop sockets under load (DESIGN.md traps).

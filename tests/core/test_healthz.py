@@ -67,7 +67,7 @@ def test_healthz_names_redis_and_the_channel_layer_when_redis_stops(client, tmp_
     scratch = EmbeddedRedis(tmp_path / "redis", run_dir=tmp_path / "run")
     scratch.start()
     url = scratch.url()
-    layers = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+    layers = {"default": {"BACKEND": "apps.core.channel_layer.LocalFanoutChannelLayer",
                           "CONFIG": {"hosts": [{"address": url, "socket_timeout": 2}]}}}
     try:
         with override_settings(REDIS_URL=url, CHANNEL_LAYERS=layers):
@@ -100,7 +100,7 @@ def scratch_redis(tmp_path):
     scratch = EmbeddedRedis(tmp_path / "redis", run_dir=tmp_path / "run")
     scratch.start()
     url = scratch.url()
-    layers = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+    layers = {"default": {"BACKEND": "apps.core.channel_layer.LocalFanoutChannelLayer",
                           "CONFIG": {"hosts": [{"address": url, "socket_timeout": 2}]}}}
     with override_settings(REDIS_URL=url, CHANNEL_LAYERS=layers):
         yield scratch

@@ -1,0 +1,130 @@
+"""The channel layer serves a process's own sockets from memory and the others' through Redis
+(apps/core/channel_layer.py). Two layer instances stand for two processes on one Redis."""
+
+import asyncio
+import threading
+
+import pytest
+import redis
+from asgiref.sync import async_to_sync
+from django.conf import settings
+
+from apps.core.channel_layer import LocalFanoutChannelLayer
+
+GROUP = "conv.layer-test"
+
+
+def _layer() -> LocalFanoutChannelLayer:
+    return LocalFanoutChannelLayer(**settings.CHANNEL_LAYERS["default"]["CONFIG"])
+
+
+def _redis_waiting(layer: LocalFanoutChannelLayer, channel: str) -> int:
+    """Messages waiting in Redis for the process that holds `channel`."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        return client.zcard(layer.prefix + layer.non_local_name(channel))
+    finally:
+        client.close()
+
+
+@pytest.fixture
+async def two_processes():
+    here, elsewhere = _layer(), _layer()
+    yield here, elsewhere
+    await here.flush()
+    for layer in (here, elsewhere):
+        await layer.close_pools()
+
+
+async def test_a_group_send_reaches_members_here_from_memory_and_elsewhere_through_redis(two_processes):
+    here, elsewhere = two_processes
+    mine, theirs = await here.new_channel(), await elsewhere.new_channel()
+    await here.group_add(GROUP, mine)
+    await elsewhere.group_add(GROUP, theirs)
+
+    await here.group_send(GROUP, {"type": "conv.event", "n": 1})
+
+    assert _redis_waiting(here, mine) == 0  # nothing for this process went through Redis
+    assert _redis_waiting(elsewhere, theirs) == 1
+    assert await asyncio.wait_for(here.receive(mine), 2) == {"type": "conv.event", "n": 1}
+    assert await asyncio.wait_for(elsewhere.receive(theirs), 2) == {"type": "conv.event", "n": 1}
+
+
+async def test_members_here_receive_in_order_and_what_the_sender_changes_after_does_not_reach_them(
+    two_processes,
+):
+    here, _ = two_processes
+    first, second = await here.new_channel(), await here.new_channel()
+    for channel in (first, second):
+        await here.group_add(GROUP, channel)
+
+    message = {"type": "conv.event", "event": {"seq": 0}}
+    for seq in range(1, 51):
+        message["event"]["seq"] = seq
+        await here.group_send(GROUP, message)
+    message["event"]["seq"] = 999
+
+    for channel in (first, second):
+        seqs = [(await asyncio.wait_for(here.receive(channel), 2))["event"]["seq"] for _ in range(50)]
+        assert seqs == list(range(1, 51))
+
+
+async def test_a_socket_that_left_the_group_receives_nothing_more(two_processes):
+    here, elsewhere = two_processes
+    mine, theirs = await here.new_channel(), await elsewhere.new_channel()
+    await here.group_add(GROUP, mine)
+    await elsewhere.group_add(GROUP, theirs)
+    await here.group_discard(GROUP, mine)
+
+    await here.group_send(GROUP, {"type": "conv.event", "n": 2})
+    await elsewhere.group_send(GROUP, {"type": "conv.event", "n": 3})
+
+    # Two senders: the one in the socket's own process is not held behind Redis.
+    assert sorted([(await elsewhere.receive(theirs))["n"] for _ in range(2)]) == [2, 3]
+    await here.send(mine, {"type": "marker"})  # through Redis: it would queue behind a leak
+    assert await asyncio.wait_for(here.receive(mine), 2) == {"type": "marker"}
+
+
+async def test_a_send_from_another_threads_loop_reaches_a_socket_here(two_processes):
+    # Sync code run in a plain thread (a Celery task's, a pool's) sends with async_to_sync on a
+    # loop of its own; the socket's loop must be woken, not the sender's.
+    here, _ = two_processes
+    mine = await here.new_channel()
+    await here.group_add(GROUP, mine)
+    receiving = asyncio.ensure_future(here.receive(mine))
+    await asyncio.sleep(0)
+
+    sender = threading.Thread(target=async_to_sync(here.group_send), args=(GROUP, {"type": "x", "n": 4}))
+    sender.start()
+    await asyncio.to_thread(sender.join)
+
+    assert await asyncio.wait_for(receiving, 2) == {"type": "x", "n": 4}
+
+
+async def test_a_socket_already_waiting_hears_a_send_from_its_own_process(two_processes):
+    # Its wait must not be a read from Redis that only a Redis message ends.
+    here, _ = two_processes
+    mine = await here.new_channel()
+    await here.group_add(GROUP, mine)
+    receiving = asyncio.ensure_future(here.receive(mine))
+    await asyncio.sleep(0.2)
+
+    await here.group_send(GROUP, {"type": "x", "n": 5})
+
+    assert await asyncio.wait_for(receiving, 2) == {"type": "x", "n": 5}
+
+
+async def test_sockets_waiting_when_redis_goes_away_raise_instead_of_waiting_forever(tmp_path):
+    from apps.devstack.embedded import EmbeddedRedis
+
+    scratch = EmbeddedRedis(tmp_path / "redis", run_dir=tmp_path / "run")
+    scratch.start()
+    layer = LocalFanoutChannelLayer(hosts=[{"address": scratch.url(), "socket_timeout": 2}])
+    try:
+        waiting = [asyncio.ensure_future(layer.receive(await layer.new_channel())) for _ in range(3)]
+        await asyncio.sleep(0.2)
+        scratch.stop()
+        results = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), 10)
+    finally:
+        scratch.stop()
+    assert all(isinstance(r, Exception) and not isinstance(r, asyncio.CancelledError) for r in results), results
