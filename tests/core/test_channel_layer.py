@@ -10,6 +10,7 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 
 from apps.core.channel_layer import LocalFanoutChannelLayer
+from apps.devstack.embedded import EmbeddedRedis
 
 GROUP = "conv.layer-test"
 
@@ -115,8 +116,6 @@ async def test_a_socket_already_waiting_hears_a_send_from_its_own_process(two_pr
 
 
 async def test_sockets_waiting_when_redis_goes_away_raise_instead_of_waiting_forever(tmp_path):
-    from apps.devstack.embedded import EmbeddedRedis
-
     scratch = EmbeddedRedis(tmp_path / "redis", run_dir=tmp_path / "run")
     scratch.start()
     layer = LocalFanoutChannelLayer(hosts=[{"address": scratch.url(), "socket_timeout": 2}])
@@ -127,4 +126,4 @@ async def test_sockets_waiting_when_redis_goes_away_raise_instead_of_waiting_for
         results = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), 10)
     finally:
         scratch.stop()
-    assert all(isinstance(r, Exception) and not isinstance(r, asyncio.CancelledError) for r in results), results
+    assert all(isinstance(r, Exception) for r in results), results  # CancelledError is not one
