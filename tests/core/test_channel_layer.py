@@ -28,6 +28,15 @@ def _redis_waiting(layer: LocalFanoutChannelLayer, channel: str) -> int:
         client.close()
 
 
+async def _socket_waiting(layer: LocalFanoutChannelLayer, *, settle_s: float) -> asyncio.Future:
+    """A socket of `layer`'s process in GROUP, its receive already waiting (for `settle_s`)."""
+    channel = await layer.new_channel()
+    await layer.group_add(GROUP, channel)
+    receiving = asyncio.ensure_future(layer.receive(channel))
+    await asyncio.sleep(settle_s)
+    return receiving
+
+
 @pytest.fixture
 async def two_processes():
     here, elsewhere = _layer(), _layer()
@@ -90,10 +99,7 @@ async def test_a_send_from_another_threads_loop_reaches_a_socket_here(two_proces
     # Sync code run in a plain thread (a Celery task's, a pool's) sends with async_to_sync on a
     # loop of its own; the socket's loop must be woken, not the sender's.
     here, _ = two_processes
-    mine = await here.new_channel()
-    await here.group_add(GROUP, mine)
-    receiving = asyncio.ensure_future(here.receive(mine))
-    await asyncio.sleep(0)
+    receiving = await _socket_waiting(here, settle_s=0)
 
     sender = threading.Thread(target=async_to_sync(here.group_send), args=(GROUP, {"type": "x", "n": 4}))
     sender.start()
@@ -105,10 +111,7 @@ async def test_a_send_from_another_threads_loop_reaches_a_socket_here(two_proces
 async def test_a_socket_already_waiting_hears_a_send_from_its_own_process(two_processes):
     # Its wait must not be a read from Redis that only a Redis message ends.
     here, _ = two_processes
-    mine = await here.new_channel()
-    await here.group_add(GROUP, mine)
-    receiving = asyncio.ensure_future(here.receive(mine))
-    await asyncio.sleep(0.2)
+    receiving = await _socket_waiting(here, settle_s=0.2)
 
     await here.group_send(GROUP, {"type": "x", "n": 5})
 
