@@ -2,8 +2,9 @@
 
 One runner per event loop. It claims turns from Postgres (the conversation a socket just
 wrote to at once, and every SWEEP_S any turn nobody holds: new ones made elsewhere, or ones
-whose runner died and whose lease lapsed), streams each answer to the conversation's group,
-renews its leases, and stores the answer once (`turn_finish` checks the lease is still ours).
+whose runner died and whose lease lapsed), each claim after the acks pending on its loop went
+out (apps/core/acks_first.py), streams each answer to the conversation's group, renews its
+leases, and stores the answer once (`turn_finish` checks the lease is still ours).
 Storing an answer is one trip to a database thread: the events it commits come back to the
 loop and are sent from there (`turn_finish_deferred`), shielded from a cancellation that
 arrives meanwhile, so a stored answer is always broadcast.
@@ -48,6 +49,7 @@ from django.conf import settings
 
 from apps.conversations.events import abroadcast_deferred, aevent_broadcast
 from apps.core import metrics
+from apps.core.acks_first import acks_settled
 from apps.core.db import db_async, db_async_work
 from apps.core.logging import log_context
 from apps.core.ratelimit import limit_hit
@@ -64,6 +66,7 @@ STOP_POLL_S = 0.2
 SWEEP_S = 1.0
 LEASE_RENEW_S = 3.0
 FINISH_ATTEMPTS = 5
+ACKS_FIRST_MAX_S = 2.0  # the longest a due answer waits for this loop's pending acks
 APOLOGY = PHRASES["apology"]  # said in the customer's language (phrase("apology", ...))
 OVER_LIMIT = PHRASES["over_limit"]
 
@@ -139,6 +142,7 @@ class TurnRunner:
         key = conversation_id or "*"
         while not self.closed and len(self.running) < settings.ASSISTANT_MAX_TURNS_PER_PROCESS:
             self.again.discard(key)
+            await acks_settled(max_wait_s=ACKS_FIRST_MAX_S)
             try:
                 claim = await db_async_work(_claim_next)(owner=self.owner, conversation_id=conversation_id)
             except Exception:

@@ -20,7 +20,8 @@ What it owns (the name each is kept under):
   per test), made on first use in that loop and closed at stop when it is the stopping loop:
   `redis.async`, `ratelimit.async`, `turns.runner` (apps/assistant/turns.py), `openai.clients`
   (apps/assistant/providers/openai.py), `heartbeat` (apps/realtime/heartbeat.py),
-  `console.crm_panels` (the CRM panels' semaphore, apps/console/views.py);
+  `console.crm_panels` (the CRM panels' semaphore, apps/console/views.py), `acks_first` (the
+  acks pending on the loop, apps/core/acks_first.py);
 - components: what upper apps register from their AppConfig.ready
   (`runtime_component_register`), started in order and stopped in reverse, so this layer never
   imports them (e.g. the assistant starts its turn runner and hands its turns over).

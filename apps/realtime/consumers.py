@@ -26,6 +26,7 @@ from apps.conversations.selectors import (
 )
 from apps.conversations.services import conversation_rate, conversation_request_human, feedback_record
 from apps.core import metrics
+from apps.core.acks_first import acking
 from apps.core.db import db_async
 from apps.core.ratelimit import limit_hit
 from apps.customers.tokens import TokenInvalid, widget_token_verify
@@ -159,6 +160,21 @@ class ChatConsumer(SocketConsumer):
             await self.streams.partial(conversation_id, *partial)
 
     async def on_message(self, frame: Frame) -> None:
+        with acking():  # this loop's answers wait for it (apps/core/acks_first.py)
+            receipt, committed = await self._message_store_and_ack(frame)
+        conversation_id, message = str(receipt.conversation.pk), receipt.message
+        self.owned.add(conversation_id)
+        if not self.streams.follows(conversation_id):
+            # Not followed yet (a new conversation): follow, then fetch what committed before.
+            await self.follow(conversation_id)
+            self.streams.follow(conversation_id, delivered_seq=message.seq - 1)
+            await self.streams.catch_up(conversation_id)
+            await self._partial_if_streaming(conversation_id)
+        await abroadcast_deferred(committed)
+        if receipt.answer_due:
+            await turn_kick(conversation_id=conversation_id)
+
+    async def _message_store_and_ack(self, frame: Frame) -> tuple[Any, Any]:
         started = time.perf_counter()
         if await limit_hit(name="message_customer", key=str(self.customer_id)):
             raise FrameError(
@@ -198,16 +214,7 @@ class ChatConsumer(SocketConsumer):
         )
         metrics.acks_total.inc()
         metrics.ack_seconds.observe(time.perf_counter() - started)
-        self.owned.add(conversation_id)
-        if not self.streams.follows(conversation_id):
-            # Not followed yet (a new conversation): follow, then fetch what committed before.
-            await self.follow(conversation_id)
-            self.streams.follow(conversation_id, delivered_seq=message.seq - 1)
-            await self.streams.catch_up(conversation_id)
-            await self._partial_if_streaming(conversation_id)
-        await abroadcast_deferred(committed)
-        if receipt.answer_due:
-            await turn_kick(conversation_id=conversation_id)
+        return receipt, committed
 
     async def on_stop(self, frame: Frame) -> None:
         await self._check_owned(str(frame.conversation_id))

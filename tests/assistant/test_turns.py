@@ -10,7 +10,7 @@ from channels.layers import channel_layers, get_channel_layer
 from django.db import connections
 from django.utils import timezone
 
-from apps.assistant import live_state, turn_store
+from apps.assistant import live_state, turn_store, turns
 from apps.assistant.models import AssistantTurn, TurnState
 from apps.assistant.providers.builtin import DONT_KNOW
 from apps.assistant.turns import (
@@ -24,6 +24,7 @@ from apps.assistant.turns import (
 from apps.conversations.events import conversation_group
 from apps.conversations.models import Message
 from apps.conversations.services import conversation_request_human
+from apps.core.acks_first import acking
 from apps.realtime.chat_queries import message_receive_deferred
 from tests.support.factories import CustomerFactory
 
@@ -99,6 +100,28 @@ async def test_tokens_are_coalesced_and_the_first_is_not_delayed(settings):
     assert tokens[0]["text"] == words[0] + " "  # sent as soon as it was generated
     assert len(tokens) < len(words)  # the rest came in fewer, larger frames
     assert "".join(t["text"] for t in tokens) == DONT_KNOW == events[-1]["text"]
+
+
+async def test_an_answer_is_not_claimed_while_a_customer_on_its_loop_waits_for_an_ack(settings):
+    settings.ASSISTANT_TOKEN_DELAY_S = 0
+    receipt, conversation_id, layer, channel = await ask()
+    with acking():
+        await turn_kick(conversation_id=conversation_id)
+        await asyncio.sleep(0.5)
+        [turn] = await sync_to_async(turns_of)(conversation_id)
+        assert (turn.state, turn.attempts) == (TurnState.DUE, 0)
+    events = await events_until_end(layer, channel)
+    assert "".join(e["text"] for e in events if e["type"] == "token") == DONT_KNOW
+
+
+async def test_acks_that_never_settle_delay_an_answer_by_the_cap_only(settings, monkeypatch):
+    settings.ASSISTANT_TOKEN_DELAY_S = 0
+    monkeypatch.setattr(turns, "ACKS_FIRST_MAX_S", 0.3)
+    receipt, conversation_id, layer, channel = await ask()
+    with acking():  # an ack pending all along: answers still go out
+        await turn_kick(conversation_id=conversation_id)
+        events = await events_until_end(layer, channel)
+    assert [e["type"] for e in events][-2:] == ["message", "message_end"]
 
 
 async def test_partial_holds_the_text_so_far_and_stop_ends_the_answer(settings):
