@@ -17,7 +17,7 @@ from django.utils.translation import gettext, gettext_noop
 
 from apps.conversations.language import spoken
 from apps.conversations.models import Conversation
-from apps.core.redis import redis_async
+from apps.core.redis import redis_async_waits
 
 from .contract import ToolOutcome
 from .models import FINAL_STATUSES, Tool, ToolCall, ToolCallStatus
@@ -190,7 +190,7 @@ class ConnectorToolBox:
                 call = await db_async(_call_load)(call_id=call_id, conversation_id=self.conversation_id)
                 return _outcome(call)
             try:
-                await redis_async().blpop([key], timeout=min(WAIT_SLICE_S, remaining))
+                await redis_async_waits().blpop([key], timeout=min(WAIT_SLICE_S, remaining))
             except Exception as exc:  # Redis away: poll the row instead
                 logger.warning("tool call %s: waiting without Redis (%s)", call_id, type(exc).__name__)
                 await asyncio.sleep(min(1.0, max(remaining, 0.05)))

@@ -24,7 +24,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import redis.asyncio as aioredis
 from channels_redis.core import RedisChannelLayer
+
+from .redis import POOL_WAIT_S
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +168,17 @@ class LocalFanoutChannelLayer(RedisChannelLayer):
     def _pump_stop_if_idle(self, key: tuple[asyncio.AbstractEventLoop, str]) -> None:
         if not self._receiving[key]:
             self._pumps.pop(key, None)
+
+    def create_pool(self, index: int) -> Any:
+        """A pool that waits for a free connection when all are busy (at most
+        `max_connections`), where channels-redis's opens more until the cap and then raises:
+        a burst would open hundreds (apps/core/redis.py). The pump's blocking read takes one."""
+        host = dict(self.hosts[index])
+        if "address" not in host:  # Sentinel: channels-redis's own pool
+            return super().create_pool(index)
+        address = host.pop("address")
+        host.setdefault("timeout", POOL_WAIT_S)
+        return aioredis.BlockingConnectionPool.from_url(address, **host)
 
     async def close_pools(self) -> None:
         loop = asyncio.get_running_loop()

@@ -19,15 +19,40 @@ from .runtime import runtime
 CONNECTION_OPTIONS = {"driver_info": None}
 
 
+# A loop's commands share a bounded pool and wait for a free connection instead of opening one
+# more. Under a burst the loop reads replies late, so commands in flight pile up: a pool that
+# grew on demand opened ~500 connections (and the channel layer's ~700) while 1,000 customers
+# connected, each costing the loop about 0.75 ms to open (bench/ws_sessions.py, profiled).
+POOL_SIZE = 64
+POOL_WAIT_S = 15.0
+
+
 def redis_async() -> aioredis.Redis:
-    """The calling loop's Redis client (str responses), kept by the runtime per REDIS_URL."""
+    """The calling loop's Redis client (str responses), kept by the runtime per REDIS_URL.
+    For short commands only: a blocking read (BLPOP) takes `redis_async_waits()`."""
+    return _async_client("redis.async", blocking_pool=True)
+
+
+def redis_async_waits() -> aioredis.Redis:
+    """The calling loop's client for blocking reads (one connection each while it waits), apart
+    from `redis_async()`'s pool so that waits never hold the connections frames need."""
+    return _async_client("redis.async_waits", blocking_pool=False)
+
+
+def _async_client(name: str, *, blocking_pool: bool) -> aioredis.Redis:
     url = settings.REDIS_URL
-    return runtime().loop_get(
-        f"redis.async|{url}",
-        lambda: aioredis.Redis.from_url(url, decode_responses=True, socket_timeout=15, max_connections=500,
-                                             **CONNECTION_OPTIONS),
-        close=lambda client: client.aclose(),
-    )
+
+    def client() -> aioredis.Redis:
+        options = {"decode_responses": True, "socket_timeout": 15, **CONNECTION_OPTIONS}
+        if blocking_pool:
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=POOL_SIZE, timeout=POOL_WAIT_S, **options
+            )
+        else:
+            pool = aioredis.ConnectionPool.from_url(url, max_connections=1000, **options)
+        return aioredis.Redis.from_pool(pool)  # closing the client closes its pool
+
+    return runtime().loop_get(f"{name}|{url}", client, close=lambda c: c.aclose())
 
 
 def redis_key(*parts: object) -> str:

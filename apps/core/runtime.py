@@ -18,8 +18,8 @@ What it owns (the name each is kept under):
   `webhooks.any_enabled` (apps/webhooks/outgoing.py);
 - per event loop (redis.asyncio connections belong to the loop that made them; tests run a loop
   per test), made on first use in that loop and closed at stop when it is the stopping loop:
-  `redis.async`, `ratelimit.async`, `turns.runner` (apps/assistant/turns.py), `openai.clients`
-  (apps/assistant/providers/openai.py), `heartbeat` (apps/realtime/heartbeat.py),
+  `redis.async`, `redis.async_waits`, `ratelimit.async`, `turns.runner` (apps/assistant/turns.py),
+  `openai.clients` (apps/assistant/providers/openai.py), `heartbeat` (apps/realtime/heartbeat.py),
   `console.crm_panels` (the CRM panels' semaphore, apps/console/views.py), `acks_first` (the
   acks pending on the loop, apps/core/acks_first.py);
 - components: what upper apps register from their AppConfig.ready

@@ -145,10 +145,11 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "apps.core.channel_layer.LocalFanoutChannelLayer",
         "CONFIG": {
-            # redis-py's 5 s socket timeout equals channels-redis's blocking read, and a full
-            # pool raises instead of waiting: both drop sockets under load (DESIGN.md traps).
-            # driver_info None: no CLIENT SETINFO per new connection (apps/core/redis.py).
-            "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "max_connections": 1000,
+            # redis-py's 5 s socket timeout equals channels-redis's blocking read (DESIGN.md
+            # traps). The pool waits for a free connection when all 64 are busy (where
+            # channels-redis's raised), apps/core/channel_layer.py; driver_info None: no CLIENT
+            # SETINFO per new connection (apps/core/redis.py).
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "max_connections": 64,
                        "driver_info": None}],
             "prefix": f"{KEFU_REDIS_PREFIX}:asgi",
             "capacity": 1000,

@@ -130,3 +130,17 @@ async def test_sockets_waiting_when_redis_goes_away_raise_instead_of_waiting_for
     finally:
         scratch.stop()
     assert all(isinstance(r, Exception) for r in results), results  # CancelledError is not one
+
+
+async def test_a_burst_of_sends_waits_for_the_pools_connections_instead_of_opening_more(two_processes):
+    here, elsewhere = two_processes
+    channels = [await elsewhere.new_channel() for _ in range(300)]
+    await asyncio.gather(*(here.group_add(f"{GROUP}-{i}", c) for i, c in enumerate(channels)))
+    await asyncio.gather(*(here.group_send(f"{GROUP}-{i}", {"type": "conv.event", "n": i})
+                           for i in range(len(channels))))
+
+    pool = here.connection(0).connection_pool
+    opened = len(pool._available_connections) + len(pool._in_use_connections)
+    assert 1 < opened <= settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]["max_connections"] == 64
+    received = await asyncio.gather(*(asyncio.wait_for(elsewhere.receive(c), 5) for c in channels))
+    assert [m["n"] for m in received] == list(range(300))

@@ -46,7 +46,7 @@ def test_urls_from_the_environment_are_used_and_nothing_embedded_starts(tmp_path
     assert parsed["db"] == ["django.db.backends.postgresql", "db.internal", 6543, "kefu_prod", "kefu"]
     assert parsed["redis"] == "redis://cache.internal:6380/2"
     assert parsed["layer"] == {"address": "redis://cache.internal:6380/2", "socket_timeout": 15,
-                               "max_connections": 1000, "driver_info": None}
+                               "max_connections": 64, "driver_info": None}
     assert parsed["broker"] == "redis://cache.internal:6380/2"
     assert (parsed["port"], parsed["host"]) == (9001, "0.0.0.0")
     assert (parsed["llm"], parsed["embedding"]) == ("builtin", "local")
