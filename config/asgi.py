@@ -17,9 +17,9 @@ from apps.core.lifespan import lifespan_app  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
 if settings.EMBEDDING_WARM_UP:
-    from apps.knowledge.embeddings import embedder_warm_up
+    from apps.knowledge.warm_up import knowledge_warm_up_start
 
-    embedder_warm_up()
+    knowledge_warm_up_start()
 
 application = ProtocolTypeRouter(
     {

@@ -212,22 +212,6 @@ def configured_embedder() -> Embedder:
     return get_embedder(settings.EMBEDDING_PROVIDER, settings.EMBEDDING_MODEL)
 
 
-def embedder_warm_up() -> threading.Thread:
-    """Load the configured embedder in a background thread. The web process calls this at start:
-    loading the local model and its first run take a noticeable time, which the first customer
-    question would otherwise wait for."""
-
-    def load() -> None:
-        try:
-            configured_embedder().embed(["warm up"])
-        except Exception:  # the first search reports the same problem to its caller
-            logger.exception("loading the embedding model failed")
-
-    thread = threading.Thread(target=load, name="embedder-warm-up", daemon=True)
-    thread.start()
-    return thread
-
-
 def embedder_for_kb(kb) -> Embedder:
     """The embedder configured for the knowledge base's language (languages.py: English keeps
     EMBEDDING_PROVIDER/EMBEDDING_MODEL), refusing a knowledge base embedded with another model:

@@ -3,7 +3,7 @@ import pytest
 from apps.knowledge.embeddings import query_cache
 from apps.knowledge.errors import EmbeddingMismatch, KnowledgeBaseNotFound, QueryTooLong, SearchError
 from apps.knowledge.models import KnowledgeBase
-from apps.knowledge.retrieval import make_snippet, rrf_fuse, search
+from apps.knowledge.retrieval import _label_vectors, labels_warm_up, make_snippet, rrf_fuse, search
 
 
 def test_rrf_fuses_by_reciprocal_rank():
@@ -131,3 +131,21 @@ def test_a_customers_also_ask_list_finds_its_article_but_never_speaks_for_it(dem
     assert question not in top.text and question not in top.snippet
     assert top.text.startswith("We are sorry when something arrives broken.")
     assert top.sentence_similarity == 1.0  # the list's line itself
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("question", ["Can I return shoes after two weeks?", "how do I reset my password"])
+def test_after_the_warm_up_a_question_embeds_no_label_of_its_own(demo_kb, question):
+    _label_vectors.clear()
+    added = labels_warm_up(kb_slug=demo_kb, limit=100_000)
+    assert added == len(_label_vectors) > 100
+    passages = search(kb_slug=demo_kb, query=question, titles=True)
+    assert passages and passages[0].sentence_similarity is not None
+    assert len(_label_vectors) == added  # every title, heading, sentence and chunk it compared was there
+
+
+@pytest.mark.django_db
+def test_the_warm_up_stays_within_its_limit(demo_kb):
+    _label_vectors.clear()
+    assert labels_warm_up(kb_slug=demo_kb, limit=50) == len(_label_vectors) <= 50
+    assert labels_warm_up(kb_slug="no-such-kb", limit=50) == 0
