@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from django.db.models import OuterRef, QuerySet, Subquery
+
 from apps.customers.models import Customer
 
 from .errors import ConversationForbidden, ConversationNotFound
@@ -13,22 +15,24 @@ from .events import event_to_wire
 from .models import Conversation, ConversationEvent, ConversationState, Message
 
 
+def _open_conversations(customer_id: Any) -> QuerySet[Conversation]:
+    """The customer's conversations that are not closed, newest first."""
+    open_ones = Conversation.objects.filter(customer_id=customer_id).exclude(state=ConversationState.CLOSED)
+    return open_ones.order_by("-created_at")
+
+
 def conversation_open_for_customer(*, customer_id: UUID | str) -> Conversation | None:
     """The customer's newest conversation that is not closed, if any."""
-    return (
-        Conversation.objects.filter(customer_id=customer_id)
-        .exclude(state=ConversationState.CLOSED)
-        .order_by("-created_at")
-        .first()
-    )
+    return _open_conversations(customer_id).first()
 
 
 def customer_open_conversation(*, customer_id: UUID | str) -> tuple[bool, UUID | None]:
-    """(the customer exists, id of their open conversation or None): the chat socket's auth."""
-    if not Customer.objects.filter(pk=customer_id).exists():
-        return False, None
-    conversation = conversation_open_for_customer(customer_id=customer_id)
-    return True, conversation.pk if conversation else None
+    """(the customer exists, id of their open conversation or None): the chat socket's auth,
+    in one query (every socket that connects makes it)."""
+    newest_open = _open_conversations(OuterRef("pk")).values("pk")[:1]
+    customer = Customer.objects.filter(pk=customer_id).annotate(open_id=Subquery(newest_open))
+    found = list(customer.values_list("open_id", flat=True))
+    return (True, found[0]) if found else (False, None)
 
 
 def conversation_last_seq(*, conversation_id: UUID | str) -> int:
