@@ -332,19 +332,19 @@ def labels_warm_up(*, kb_slug: str, limit: int) -> int:
         return 0
     if SPELLING and not is_chinese(kb.language):
         query_correct(kb.pk, "warm up")  # the vocabularies, read once per process
-    with connection.cursor() as cursor:
+    with connection.cursor() as cursor:  # each chunk gives one text or more: `limit` rows suffice
         cursor.execute(
             "SELECT c.text, c.heading_path, d.title FROM knowledge_chunk c"
             " JOIN knowledge_document d ON d.id = c.document_id"
-            " WHERE c.knowledge_base_id = %s ORDER BY d.id, c.id",
-            [kb.pk],
+            " WHERE c.knowledge_base_id = %s ORDER BY d.id, c.id LIMIT %s",
+            [kb.pk, limit],
         )
         rows = [{"text": text, "heading_path": path, "title": title}
                 for text, path, title in cursor.fetchall()]
     labels: dict[str, None] = {}  # in article order, so a cut keeps whole articles first
     for row in rows:
-        last = (row["heading_path"] or "").split(HEADING_SEPARATOR)[-1].strip()
-        for label in (row["title"], "" if _is_asks(row) else last, *_sentences(row["text"])):
+        heading = "" if _is_asks(row) else _last_heading(row)
+        for label in (row["title"], heading, *_sentences(row["text"])):
             if label:
                 labels[label] = None
     embedder = embedder_for_kb(kb)
@@ -376,8 +376,7 @@ def _with_label_similarities(
     sentences: dict[str, set[str]] = {}
     for doc, doc_rows in chunks.items():
         doc_rows.sort(key=lambda r: -(r["similarity"] or 0.0))
-        last = ((r["heading_path"] or "").split(HEADING_SEPARATOR)[-1].strip() for r in doc_rows
-                if not _is_asks(r))
+        last = (_last_heading(r) for r in doc_rows if not _is_asks(r))
         headings[doc] = {h for h in last if h}
         sentences[doc] = {t for r in doc_rows[:LABEL_CHUNKS] for t in _sentences(r["text"])}
     labels = {p.title for p in passages if p.title}
@@ -448,9 +447,12 @@ ALSO_ASK_HEADING = "Customers also ask"
 ALSO_ASK_HEADINGS = (ALSO_ASK_HEADING.casefold(), "顾客还会问")
 
 
+def _last_heading(row: dict) -> str:
+    return (row["heading_path"] or "").split(HEADING_SEPARATOR)[-1].strip()
+
+
 def _is_asks(row: dict) -> bool:
-    last = (row["heading_path"] or "").split(HEADING_SEPARATOR)[-1]
-    return last.strip().casefold() in ALSO_ASK_HEADINGS
+    return _last_heading(row).casefold() in ALSO_ASK_HEADINGS
 
 
 def _speakers(fused: dict[int, float], rows: dict[int, dict]) -> dict[str, dict]:

@@ -18,13 +18,18 @@ from uuid import UUID, uuid4
 from django.conf import settings
 
 from apps.assistant.turns import runner_start, turn_kick, turn_partial, turn_stop
-from apps.conversations.events import abroadcast_deferred, aevent_broadcast, customer_group
+from apps.conversations.events import Published, abroadcast_deferred, aevent_broadcast, customer_group
 from apps.conversations.selectors import (
     conversation_get_for_customer,
     conversation_last_seq,
     customer_open_conversation,
 )
-from apps.conversations.services import conversation_rate, conversation_request_human, feedback_record
+from apps.conversations.services import (
+    MessageReceipt,
+    conversation_rate,
+    conversation_request_human,
+    feedback_record,
+)
 from apps.core import metrics
 from apps.core.acks_first import acking
 from apps.core.db import db_async
@@ -174,7 +179,7 @@ class ChatConsumer(SocketConsumer):
         if receipt.answer_due:
             await turn_kick(conversation_id=conversation_id)
 
-    async def _message_store_and_ack(self, frame: Frame) -> tuple[Any, Any]:
+    async def _message_store_and_ack(self, frame: Frame) -> tuple[MessageReceipt, list[Published]]:
         started = time.perf_counter()
         if await limit_hit(name="message_customer", key=str(self.customer_id)):
             raise FrameError(
