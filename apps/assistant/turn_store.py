@@ -16,7 +16,7 @@ from uuid import UUID
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.conversations.events import Published, broadcasts_deferred, event_emit
+from apps.conversations.events import Published, deferred_with_listeners, event_emit
 from apps.conversations.locking import conversation_lock_for
 from apps.conversations.models import ConversationState, Message, MessageRole
 from apps.conversations.selectors import message_history
@@ -215,9 +215,9 @@ def turn_finish(
 
 
 def turn_finish_deferred(**kwargs: Any) -> tuple[Message | None, list[Published]]:
-    """`turn_finish`, its committed events held back for the runner to send from its event loop
-    (`abroadcast_deferred`): storing an answer then takes one trip to a database thread, instead
-    of that thread also waiting for the loop once per event (and per queue entry)."""
-    with broadcasts_deferred() as pending:
-        message = turn_finish(**kwargs)
-    return message, pending
+    """`turn_finish`, then the listeners of its events (the agents' queue, webhooks), on this
+    database thread; the events are sent by the runner from its event loop
+    (`abroadcast_collected`). One trip to a database thread, instead of that thread also
+    waiting for the loop once per event (and per queue entry), and the listeners' work done
+    before `message_end` reaches the customer, not beside the next message they send."""
+    return deferred_with_listeners(turn_finish, **kwargs)

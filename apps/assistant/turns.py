@@ -5,9 +5,9 @@ wrote to at once, and every SWEEP_S any turn nobody holds: new ones made elsewhe
 whose runner died and whose lease lapsed), each claim after the acks pending on its loop went
 out (apps/core/acks_first.py), streams each answer to the conversation's group, renews its
 leases, and stores the answer once (`turn_finish` checks the lease is still ours).
-Storing an answer is one trip to a database thread: the events it commits come back to the
-loop and are sent from there (`turn_finish_deferred`), shielded from a cancellation that
-arrives meanwhile, so a stored answer is always broadcast.
+Storing an answer and running its listeners (queue, webhooks) is one trip to a database
+thread: the events come back to the loop and are sent from there (`turn_finish_deferred`),
+shielded from a cancellation that arrives meanwhile, so a stored answer is always broadcast.
 
 Public API (async, from the server's event loop):
 - `turn_kick(conversation_id=)`: an answer may be due in this conversation; run it here now.
@@ -47,7 +47,7 @@ from uuid import UUID, uuid4
 
 from django.conf import settings
 
-from apps.conversations.events import abroadcast_deferred, aevent_broadcast
+from apps.conversations.events import abroadcast_collected, aevent_broadcast
 from apps.core import metrics
 from apps.core.acks_first import acks_settled
 from apps.core.db import db_async, db_async_work
@@ -320,9 +320,10 @@ class TurnRunner:
 
 
 async def _store(fields: dict[str, Any]) -> None:
-    """Store the answer (one trip to a database thread), then send its events from this loop."""
-    _message, committed = await db_async_work(turn_store.turn_finish_deferred)(**fields)
-    await abroadcast_deferred(committed)
+    """Store the answer and run its listeners (one trip to a database thread), then send its
+    events from this loop."""
+    _message, events = await db_async_work(turn_store.turn_finish_deferred)(**fields)
+    await abroadcast_collected(events)
 
 
 @dataclass
