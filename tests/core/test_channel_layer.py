@@ -147,3 +147,19 @@ async def test_a_burst_of_sends_waits_for_the_pools_connections_instead_of_openi
     assert 1 < opened <= pool.max_connections
     received = await asyncio.gather(*(asyncio.wait_for(elsewhere.receive(c), 5) for c in channels))
     assert [m["n"] for m in received] == list(range(300))
+
+
+async def test_joining_a_group_keeps_membership_in_redis_for_the_group_expiry(two_processes):
+    here, elsewhere = two_processes
+    theirs = await elsewhere.new_channel()
+    await here.group_add(GROUP, theirs)
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        key = here._group_key(GROUP)
+        assert client.zrange(key, 0, -1) == [theirs.encode()]
+        assert here.group_expiry - 5 <= client.ttl(key) <= here.group_expiry
+    finally:
+        client.close()
+    await here.group_send(GROUP, {"type": "conv.event", "n": 1})
+    assert (await asyncio.wait_for(elsewhere.receive(theirs), 5))["n"] == 1
