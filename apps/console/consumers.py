@@ -18,7 +18,12 @@ from django.conf import settings
 
 from apps.audit.context import audit_ip_set
 from apps.conversations.errors import ConversationNotFound
-from apps.conversations.events import aevent_broadcast, conversation_group
+from apps.conversations.events import (
+    abroadcast_deferred,
+    aevent_broadcast,
+    conversation_group,
+    with_broadcasts_deferred,
+)
 from apps.conversations.selectors import conversation_assigned_to
 from apps.core.db import db_async
 from apps.realtime.runtime import SocketConsumer
@@ -189,7 +194,10 @@ class AgentConsumer(SocketConsumer):
         await turns_stop_signal(takeover.stopped_turn_ids)
 
     async def on_reply(self, frame: Frame) -> None:
-        message, _ = await db_async(services.agent_reply)(
+        # As the chat socket's messages: the agent's ack first, then the customer's copy; the
+        # queue entry follows off the loop (one trip to a database thread before the ack).
+        (message, _), committed = await db_async(with_broadcasts_deferred)(
+            services.agent_reply,
             conversation_id=frame.conversation_id,
             agent=self.agent,
             client_msg_id=frame.client_msg_id,
@@ -204,6 +212,7 @@ class AgentConsumer(SocketConsumer):
                 "seq": message.seq,
             }
         )
+        await abroadcast_deferred(committed)
 
     async def on_note(self, frame: Frame) -> None:
         note, _ = await db_async(services.note_create)(

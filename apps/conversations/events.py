@@ -37,6 +37,7 @@ from .publisher import (
     deferred_with_listeners,
     publisher,
     seq_key,
+    with_broadcasts_deferred,
 )
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "event_emit",
     "event_to_wire",
     "seq_key",
+    "with_broadcasts_deferred",
 ]
 
 # The channel-layer message type every conversation event travels as (handler `conv_event`).

@@ -271,6 +271,14 @@ def broadcasts_deferred() -> Iterator[list[Published]]:
         _deferred.reset(token)
 
 
+def with_broadcasts_deferred(fn: Callable[..., R], /, **kwargs: Any) -> tuple[R, list[Published]]:
+    """`fn` run under `broadcasts_deferred`: its result and the events it committed, for an
+    async caller that answers its client first, then sends them (`abroadcast_deferred`)."""
+    with broadcasts_deferred() as pending:
+        result = fn(**kwargs)
+    return result, pending
+
+
 def deferred_with_listeners(fn: Callable[..., R], /, **kwargs: Any) -> tuple[R, list[Published]]:
     """Run `fn` with its committed events held back, then their listeners, on this (database)
     thread; return its result and every event to send from the loop (`abroadcast_collected`).
@@ -279,8 +287,7 @@ def deferred_with_listeners(fn: Callable[..., R], /, **kwargs: Any) -> tuple[R, 
     database thread instead of two, and the listeners' CPU spent before the answer's end
     reaches the customer rather than beside the next message they send.
     """
-    with broadcasts_deferred() as pending:
-        result = fn(**kwargs)
+    result, pending = with_broadcasts_deferred(fn, **kwargs)
     return result, pending + publisher().notify_collect(pending)
 
 

@@ -140,6 +140,27 @@ async def test_replies_reach_the_customer_and_are_idempotent(agent, agent_socket
     assert await sync_to_async(Message.objects.filter(role="agent").count)() == 1
 
 
+async def test_the_replying_agent_gets_the_ack_first_then_the_reply_once(
+    agent, agent_socket, customer
+) -> None:
+    """The reply's events leave after the ack (apps/console/consumers.py `on_reply`): the agent's
+    own copy still arrives, after the ack, exactly once."""
+    conversation = await conversation_with(customer, "Hi", state="human", assignee=agent)
+    alice = await agent_socket(agent)
+    await alice.send({"type": "subscribe", "conversation_id": str(conversation.pk), "last_seq": 1})
+    await alice.recv_until("subscribed")
+    reply = {"type": "reply", "conversation_id": str(conversation.pk), "client_msg_id": str(uuid.uuid4())}
+
+    await alice.send({**reply, "text": "Hi"})
+    frames = await alice.recv_until("message", seq=2)
+
+    seen = [(f["type"], f.get("seq")) for f in frames if f["type"] in ("ack", "message")]
+    assert seen == [("ack", 2), ("message", 2)]
+    await alice.send({"type": "ping", "ts": 1})  # a pong after anything the reply still sends
+    later = await alice.recv_until("pong")
+    assert [f for f in later if f["type"] == "message"] == []
+
+
 async def test_a_reply_to_a_closed_or_someone_elses_conversation_is_a_conflict(
     agent, other_agent, agent_socket, customer, other_customer
 ) -> None:
