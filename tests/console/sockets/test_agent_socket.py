@@ -140,25 +140,33 @@ async def test_replies_reach_the_customer_and_are_idempotent(agent, agent_socket
     assert await sync_to_async(Message.objects.filter(role="agent").count)() == 1
 
 
-async def test_the_replying_agent_gets_the_ack_first_then_the_reply_once(
+async def test_the_replying_agent_gets_the_ack_then_the_reply_then_one_queue_entry(
     agent, agent_socket, customer
 ) -> None:
-    """The reply's events leave after the ack (apps/console/consumers.py `on_reply`): the agent's
-    own copy still arrives, after the ack, exactly once."""
+    """The reply's events leave after the ack (apps/console/consumers.py `on_reply`) and its queue
+    entry is built off the loop after them: the agent's socket still gets each exactly once."""
     conversation = await conversation_with(customer, "Hi", state="human", assignee=agent)
+    cid = str(conversation.pk)
     alice = await agent_socket(agent)
-    await alice.send({"type": "subscribe", "conversation_id": str(conversation.pk), "last_seq": 1})
+    await alice.send({"type": "subscribe", "conversation_id": cid, "last_seq": 1})
     await alice.recv_until("subscribed")
-    reply = {"type": "reply", "conversation_id": str(conversation.pk), "client_msg_id": str(uuid.uuid4())}
+    reply = {"type": "reply", "conversation_id": cid, "client_msg_id": str(uuid.uuid4())}
 
-    await alice.send({**reply, "text": "Hi"})
-    frames = await alice.recv_until("message", seq=2)
+    await alice.send({**reply, "text": "On its way"})
+    frames = await alice.recv_until("conversation", where=lambda f: _entry_shows(f, cid, "On its way"))
+    await alice.send({"type": "ping", "ts": 1})  # a pong after anything the reply still sends
+    frames += await alice.recv_until("pong")
 
     seen = [(f["type"], f.get("seq")) for f in frames if f["type"] in ("ack", "message")]
     assert seen == [("ack", 2), ("message", 2)]
-    await alice.send({"type": "ping", "ts": 1})  # a pong after anything the reply still sends
-    later = await alice.recv_until("pong")
-    assert [f for f in later if f["type"] == "message"] == []
+    entries = [f["conversation"] for f in frames if f["type"] == "conversation"]
+    showing = [e["unread"] for e in entries if _entry_shows({"conversation": e}, cid, "On its way")]
+    assert showing == [0]  # one entry for the reply, its read mark included
+
+
+def _entry_shows(frame: dict, conversation_id: str, text: str) -> bool:
+    entry = frame["conversation"]
+    return entry["id"] == conversation_id and (entry["last_message"] or {}).get("text") == text
 
 
 async def test_a_reply_to_a_closed_or_someone_elses_conversation_is_a_conflict(
