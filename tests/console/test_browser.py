@@ -84,6 +84,9 @@ def test_an_agent_takes_over_replies_notes_hands_back_and_closes(web_server, bro
     expect(agent.locator("#kf-history .kf-role-customer .kf-text")).to_have_text(
         ["My parcel has not arrived"]
     )
+    # Live first: a click before the page's script runs is the plain POST form, whose reload
+    # would swallow what the test types next.
+    expect(agent.locator("#kf-conn")).to_have_text("Live · Alice Agent")
     agent.get_by_role("button", name="Claim").click()
     expect(agent.locator("#kf-state")).to_have_attribute("data-state", "human")
     expect(agent.locator("#kf-assignee")).to_have_text("with Alice Agent")
