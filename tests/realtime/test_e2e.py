@@ -156,3 +156,17 @@ async def test_five_sockets_per_customer_across_processes_and_a_crash_frees_its_
         await asyncio.sleep(0.1)
     assert await client.zcard(key) == 0
     await client.aclose()
+
+
+async def test_the_server_declines_per_message_deflate_the_client_offers(web_server):
+    """Chat frames are small: compressing them saved little and doubled an idle socket's memory
+    (Procfile `--ws-per-message-deflate false`). The browser's offer is declined; chat works."""
+    server = web_server()
+    customer = Customer(server.ws_url, (await widget_session(server.http_url))["token"])
+    await customer.open(compression="deflate")  # what browsers and `websockets` offer by default
+
+    assert "permessage-deflate" in customer.ws.request.headers["Sec-WebSocket-Extensions"]
+    assert customer.ws.response.headers.get("Sec-WebSocket-Extensions") is None
+    await customer.send({"type": "auth", "token": customer.token})
+    assert (await customer.recv())["type"] == "ready"
+    await customer.close()

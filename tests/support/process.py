@@ -22,11 +22,12 @@ DEMO_CRM_TOKEN = "demo-crm-test-token"
 def uvicorn_argv(port: int, *, app: str = "config.asgi:application", workers: int = 1,
                  trusted_proxies: str = "", extra: tuple[str, ...] = ()) -> list[str]:
     """uvicorn as the Procfile runs it: sans-I/O websockets, lifespan on, frames over 1 MiB close
-    with 1009, X-Forwarded-For from TRUSTED_PROXIES only."""
+    with 1009, no per-message deflate, X-Forwarded-For from TRUSTED_PROXIES only."""
     return [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
             "--workers", str(workers), "--ws", "websockets-sansio", "--lifespan", "on",
             "--no-access-log", "--timeout-graceful-shutdown", "5",
-            "--ws-max-size", "1048576", "--proxy-headers", "--forwarded-allow-ips", trusted_proxies, *extra]
+            "--ws-max-size", "1048576", "--ws-per-message-deflate", "false",
+            "--proxy-headers", "--forwarded-allow-ips", trusted_proxies, *extra]
 
 
 def daphne_argv(port: int, *, app: str = "config.asgi:application", extra: tuple[str, ...] = ()) -> list[str]:
