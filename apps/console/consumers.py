@@ -194,8 +194,10 @@ class AgentConsumer(SocketConsumer):
         await turns_stop_signal(takeover.stopped_turn_ids)
 
     async def on_reply(self, frame: Frame) -> None:
-        # As the chat socket's messages: the agent's ack first, then the customer's copy; the
-        # queue entry follows off the loop (one trip to a database thread before the ack).
+        # One trip to a database thread before the ack; the reply's events leave from the loop
+        # and its queue entry follows off it. Once stored, the events go out even if the ack
+        # fails or this socket closes now: the customer's socket repairs gaps from the seq
+        # marks they set, so a reply never broadcast would wait for the conversation's next event.
         (message, _), committed = await db_async(with_broadcasts_deferred)(
             services.agent_reply,
             conversation_id=frame.conversation_id,
@@ -203,16 +205,19 @@ class AgentConsumer(SocketConsumer):
             client_msg_id=frame.client_msg_id,
             text=frame.text,
         )
-        await self.send_event(
-            {
-                "type": "ack",
-                "client_msg_id": str(frame.client_msg_id),
-                "conversation_id": str(frame.conversation_id),
-                "message_id": str(message.id),
-                "seq": message.seq,
-            }
-        )
-        await abroadcast_deferred(committed)
+        broadcast = asyncio.ensure_future(abroadcast_deferred(committed))
+        try:
+            await self.send_event(
+                {
+                    "type": "ack",
+                    "client_msg_id": str(frame.client_msg_id),
+                    "conversation_id": str(frame.conversation_id),
+                    "message_id": str(message.id),
+                    "seq": message.seq,
+                }
+            )
+        finally:
+            await asyncio.shield(broadcast)
 
     async def on_note(self, frame: Frame) -> None:
         note, _ = await db_async(services.note_create)(

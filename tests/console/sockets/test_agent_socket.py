@@ -10,6 +10,7 @@ from asgiref.sync import sync_to_async
 
 from apps.assistant.models import AssistantTurn
 from apps.assistant.turn_store import turn_context, turn_create
+from apps.console.consumers import AgentConsumer
 from apps.console.models import Note
 from apps.conversations.models import Conversation, ConversationEvent, Message
 from apps.conversations.selectors import event_list, message_history
@@ -167,6 +168,30 @@ async def test_the_replying_agent_gets_the_ack_then_the_reply_then_one_queue_ent
 def _entry_shows(frame: dict, conversation_id: str, text: str) -> bool:
     entry = frame["conversation"]
     return entry["id"] == conversation_id and (entry["last_message"] or {}).get("text") == text
+
+
+async def test_a_stored_reply_reaches_the_customer_even_when_the_agents_ack_fails(
+    agent, agent_socket, chat, customer, monkeypatch
+) -> None:
+    """The agent's tab goes away as the ack is sent: the reply is stored, so it still goes out."""
+    conversation = await conversation_with(customer, "Hi", state="human", assignee=agent)
+    customer_socket = await chat(customer)
+    alice = await agent_socket(agent)
+    send_event = AgentConsumer.send_event
+
+    async def broken_at_the_ack(self, event):
+        if event["type"] == "ack":
+            raise ConnectionResetError("the agent's tab closed")
+        await send_event(self, event)
+
+    monkeypatch.setattr(AgentConsumer, "send_event", broken_at_the_ack)
+    await alice.send(
+        {"type": "reply", "conversation_id": str(conversation.pk), "client_msg_id": str(uuid.uuid4()),
+         "text": "Still here"}
+    )
+
+    message = (await customer_socket.recv_until("message"))[-1]
+    assert (message["seq"], message["message"]["text"]) == (2, "Still here")
 
 
 async def test_a_reply_to_a_closed_or_someone_elses_conversation_is_a_conflict(
