@@ -143,6 +143,8 @@ async def test_a_burst_of_sends_waits_for_the_pools_connections_instead_of_openi
     # raises "Too many connections" here), and used more than one.
     pool = here.connection(0).connection_pool
     opened = len(pool._available_connections) + len(pool._in_use_connections)
+    # The pool is built from the settings' bound (the old chained assert), and that bound is 64.
+    assert pool.max_connections == settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]["max_connections"]
     assert pool.max_connections == 64
     assert 1 < opened <= pool.max_connections
     received = await asyncio.gather(*(asyncio.wait_for(elsewhere.receive(c), 5) for c in channels))

@@ -17,7 +17,8 @@ async def test_a_burst_of_commands_waits_for_a_connection_instead_of_opening_hun
         results = await asyncio.gather(*(client.incr(key) for _ in range(500)))
         assert sorted(results) == list(range(1, 501))
         # 500 at once on a pool of 64: they waited for connections and used more than one.
-        assert client.connection_pool.max_connections == POOL_SIZE == 64
+        assert POOL_SIZE == 64
+        assert client.connection_pool.max_connections == POOL_SIZE
         assert 1 < _opened(client) <= POOL_SIZE
     finally:
         await client.delete(key)
