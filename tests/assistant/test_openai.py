@@ -231,6 +231,33 @@ def test_a_server_without_structured_output_is_judged_from_text(llm, gate):
 
 
 @pytest.mark.django_db
+def test_a_stream_ending_in_a_usage_chunk_without_choices_answers_whole(llm, gate):
+    llm.usage_chunk = True
+    gate("answer", [REFUNDS, SHIPPING])
+    llm.script = [{"decision": "answer", "passages": [1], "question": ""},
+                  ["Refunds take ", "5 business days [1]."]]
+
+    reply = answer(ask("How long does a refund take?"))
+
+    assert (reply.text, reply.outcome) == ("Refunds take 5 business days [1].", "answered")
+    assert reply.citations == [REFUNDS.citation(1)]
+
+
+@pytest.mark.parametrize("body", [
+    None, [], {}, {"choices": []}, {"choices": [None]}, {"choices": [{}]}, {"choices": [{"message": None}]},
+    {"choices": [{"message": {"content": 7}}]},
+])
+def test_a_completion_without_text_has_no_content(body):
+    assert openai_provider._reply_content(body) is None
+
+
+def test_a_completions_text_is_its_first_choices_content():
+    body = {"choices": [{"message": {"role": "assistant", "content": "yes"}}, {"message": {"content": "no"}}]}
+
+    assert openai_provider._reply_content(body) == "yes"
+
+
+@pytest.mark.django_db
 def test_the_judge_cannot_make_the_answer_cite_a_document_it_was_not_shown(llm, gate):
     gate("answer", [REFUNDS, SHIPPING])
     llm.script = [

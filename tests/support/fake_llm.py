@@ -73,6 +73,9 @@ class FakeLLM:
         # False: like a server without structured output, a request with `response_format`
         # json_schema is refused with 400.
         self.json_schema = True
+        # True: a stream ends with a usage-only chunk (`choices: []`), as OpenAI sends with
+        # `stream_options.include_usage`.
+        self.usage_chunk = False
         self.pace = pace
         self.stats = {"completions": 0, "embeddings": 0, "streams_done": 0, "aborted": 0}
         self._lock = threading.Lock()
@@ -137,6 +140,10 @@ class FakeLLM:
                         self.wfile.flush()
                         if fake.delay_s:
                             time.sleep(fake.delay_s)
+                    if fake.usage_chunk:
+                        usage = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "choices": [],
+                                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+                        self.wfile.write(f"data: {json.dumps(usage)}\n\n".encode())
                     self.wfile.write(b"data: [DONE]\n\n")
                     self.wfile.flush()
                     fake._count("streams_done")

@@ -277,15 +277,16 @@ class OpenAIProvider:
             calls: dict[int, list[str]] = {}  # index -> [id, name, arguments]
             round_text = ""
             async for delta in self._stream(messages, offer):
-                if delta.content:
-                    round_text += delta.content
-                    yield AnswerChunk(text=delta.content)
-                for part in delta.tool_calls or []:
-                    slot = calls.setdefault(part.index, ["", "", ""])
-                    slot[0] = part.id or slot[0]
-                    if part.function:
-                        slot[1] += part.function.name or ""
-                        slot[2] += part.function.arguments or ""
+                content = delta.get("content")
+                if content and isinstance(content, str):
+                    round_text += content
+                    yield AnswerChunk(text=content)
+                for part in delta.get("tool_calls") or []:
+                    slot = calls.setdefault(part.get("index") or 0, ["", "", ""])
+                    slot[0] = part.get("id") or slot[0]
+                    function = part.get("function") or {}
+                    slot[1] += function.get("name") or ""
+                    slot[2] += function.get("arguments") or ""
             text += round_text
             if not calls or not turn.tools:
                 break
@@ -307,7 +308,7 @@ class OpenAIProvider:
         if schema:
             kwargs["response_format"] = judge_schema(tools=tools)
         try:
-            reply = await self.client.chat.completions.create(**kwargs)
+            reply = await self._post(kwargs)
         except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
             if not schema:
                 raise _unavailable(self.url, exc) from None
@@ -317,7 +318,7 @@ class OpenAIProvider:
             reply = await self._complete(kwargs)
         except (openai.APIStatusError, openai.APIConnectionError) as exc:
             raise _unavailable(self.url, exc) from None
-        content = reply.choices[0].message.content if reply.choices else None
+        content = _reply_content(reply)
         verdict = verdict_parse(content, count=len(passages), tools=tools)
         if verdict is None:
             logger.warning("unusable answerability judgement from %s: %.200r", self.url, content)
@@ -349,27 +350,48 @@ class OpenAIProvider:
                                message="The arguments were not a JSON object.")
         return await turn.tools.call(name, parsed)
 
+    async def _post(self, body: dict[str, Any], *, stream: bool = False) -> Any:
+        """POST /chat/completions with the SDK's client (its connection pool, retries, timeouts
+        and errors), the body as plain JSON and the reply as plain dicts: its typed `create`
+        walks every request through a type-directed transform and builds a pydantic model per
+        streamed chunk, which was half of a web process's CPU with 200 answers at once (py-spy).
+        A stream is an `openai.AsyncStream` of the chunks' dicts."""
+        if stream:
+            return await self.client.post("/chat/completions", body=body, cast_to=object, stream=True,
+                                          stream_cls=openai.AsyncStream[object])
+        return await self.client.post("/chat/completions", body=body, cast_to=object)
+
     async def _stream(self, messages: list[dict[str, Any]], functions: list[dict[str, Any]]):
-        """The deltas of one streamed completion (`.content`, `.tool_calls`)."""
+        """The deltas of one streamed completion, as dicts (`content`, `tool_calls`)."""
         kwargs: dict[str, Any] = {"model": settings.LLM_MODEL, "messages": messages, "stream": True,
                                   "temperature": 0.2}
         if functions:
             kwargs.update(tools=functions, parallel_tool_calls=True)
         try:
-            stream = await self.client.chat.completions.create(**kwargs)
+            stream = await self._post(kwargs, stream=True)
             async with stream:
                 async for chunk in stream:
-                    if chunk.choices:
-                        yield chunk.choices[0].delta
+                    choices = chunk.get("choices") if isinstance(chunk, dict) else None
+                    if choices and isinstance(choices[0], dict):
+                        yield choices[0].get("delta") or {}
         except (openai.APIStatusError, openai.APIConnectionError) as exc:
             raise _unavailable(self.url, exc) from None
 
     async def _complete(self, kwargs: dict[str, Any]) -> Any:
-        """One non-streamed completion."""
+        """One non-streamed completion (a dict)."""
         try:
-            return await self.client.chat.completions.create(**kwargs)
+            return await self._post(kwargs)
         except (openai.APIStatusError, openai.APIConnectionError) as exc:
             raise _unavailable(self.url, exc) from None
+
+
+def _reply_content(reply: Any) -> str | None:
+    """The text of a non-streamed completion's first choice, if it has one."""
+    choices = reply.get("choices") if isinstance(reply, dict) else None
+    if not choices or not isinstance(choices[0], dict):
+        return None
+    content = (choices[0].get("message") or {}).get("content")
+    return content if isinstance(content, str) else None
 
 
 def _unavailable(url: str, exc: openai.APIStatusError | openai.APIConnectionError) -> ProviderUnavailable:
