@@ -31,6 +31,7 @@ from .embeddings import embed_query, embedder_for_kb, get_embedder
 from .errors import KnowledgeBaseNotFound, QueryTooLong
 from .languages import is_chinese
 from .models import TS_CONFIG, KnowledgeBase
+from .search_cache import search_cache
 from .segmentation import ZH_TS_CONFIG, content_words, has_cjk
 from .sentences import sentence_split
 from .spelling import contraction_of, kb_vocabulary, text_correct
@@ -148,9 +149,31 @@ def search(
             f"There is no knowledge base {kb_slug!r}. Create it by ingesting documents into it "
             f"(manage.py kb_ingest PATH --kb {kb_slug})."
         )
-    # Read once per search: the spelling vocabulary and the term statistics are cached under it.
+    # Read once per search: the spelling vocabulary, the term statistics and whole searches are
+    # cached under it.
     with connection.cursor() as cursor:
         version = _index_version(cursor, kb.pk)
+    key = (kb.pk, version, kb.language, kb.embedding_provider, kb.embedding_model, query, k, mode, candidates,
+           rrf_k, fusion, min_similarity, ef_search or settings.KB_EF_SEARCH, titles, _tuning())
+    cached = search_cache.get(key)
+    if cached is not None:
+        return cached
+    passages = _search(kb, version, query, k=k, mode=mode, candidates=candidates, rrf_k=rrf_k, fusion=fusion,
+                       min_similarity=min_similarity, ef_search=ef_search, titles=titles)
+    search_cache.put(key, passages)
+    return passages
+
+
+def _tuning() -> tuple:
+    """This module's constants a search reads (tests and evaluations change them at run time)."""
+    return (FUSION, FUSION_ZH, VECTOR_WEIGHT, FULLTEXT_WEIGHT, SPELLING, EMBED_CORRECTED, COMMON_DF,
+            RARE_ZIPF, SECOND_OPINION_MODEL, SECOND_OPINION_WEIGHT, LABEL_CHUNKS)
+
+
+def _search(
+    kb: KnowledgeBase, version: tuple, query: str, *, k: int, mode: Mode, candidates: int, rrf_k: int,
+    fusion: Fusion | None, min_similarity: float | None, ef_search: int | None, titles: bool,
+) -> list[Passage]:
     if SPELLING and not is_chinese(kb.language) and mode != "vector":
         # "trackng" -> "tracking": the help center's own word, for full text, coverage, novelty
         # and the snippet (spelling.py); the embedding model sees it too when EMBED_CORRECTED.

@@ -255,6 +255,9 @@ EMBEDDING_BATCH_WINDOW_MS = env.float("EMBEDDING_BATCH_WINDOW_MS", default=2.0)
 EMBEDDING_BATCH_MAX = env.int("EMBEDDING_BATCH_MAX", default=64)
 EMBEDDING_QUERY_CACHE = env.int("EMBEDDING_QUERY_CACHE", default=2048)
 KB_EF_SEARCH = env.int("KB_EF_SEARCH", default=100)
+# Searches kept per process (apps/knowledge/search_cache.py), keyed on the index version: a repeated
+# question is two small reads instead of a search. 0 turns it off.
+KB_SEARCH_CACHE = env.int("KB_SEARCH_CACHE", default=1024)
 KB_MAX_FILE_BYTES = env.int("KB_MAX_FILE_BYTES", default=20 * 1024 * 1024)
 KB_DEFAULT_SLUG = env.str("KB_DEFAULT_SLUG", default="help-center")
 

@@ -4,6 +4,9 @@ from apps.knowledge.embeddings import query_cache
 from apps.knowledge.errors import EmbeddingMismatch, KnowledgeBaseNotFound, QueryTooLong, SearchError
 from apps.knowledge.models import KnowledgeBase
 from apps.knowledge.retrieval import _label_vectors, labels_warm_up, make_snippet, rrf_fuse, search
+from apps.knowledge.search_cache import SearchCache, search_cache
+
+from .test_ingestion import ingest
 
 
 def test_rrf_fuses_by_reciprocal_rank():
@@ -93,9 +96,57 @@ def test_an_unknown_knowledge_base_is_a_search_error():
 @pytest.mark.django_db
 def test_query_embeddings_are_cached(demo_kb):
     query_cache.clear()
-    search(kb_slug=demo_kb, query="warranty on furniture")
-    search(kb_slug=demo_kb, query="warranty   on furniture")
+    search(kb_slug=demo_kb, query="warranty on furniture", k=3)
+    search(kb_slug=demo_kb, query="warranty   on furniture", k=5)  # another search, the same question
     assert (query_cache.misses, query_cache.hits) == (1, 1)
+
+
+@pytest.mark.django_db
+def test_a_repeated_search_is_served_from_the_cache_in_two_reads(demo_kb, django_assert_num_queries):
+    first = search(kb_slug=demo_kb, query="how long is the warranty on a sofa", titles=True)
+
+    with django_assert_num_queries(2):  # the knowledge base and its index version
+        again = search(kb_slug=demo_kb, query="how  long is the warranty on a sofa", titles=True)
+
+    assert again == first and again[0].title == "Warranty"
+    assert (search_cache.misses, search_cache.hits) == (1, 1)
+    again.clear()  # the caller's own list: the cached passages stay
+    assert search(kb_slug=demo_kb, query="how long is the warranty on a sofa", titles=True) == first
+
+
+@pytest.mark.django_db
+def test_a_document_added_after_a_search_is_found_by_the_same_question(kb):
+    ingest(kb, b"# Refunds\n\nWe refund within five working days.\n")
+    question = "can I rent a zebra parasol for the beach"
+    assert [p.title for p in search(kb_slug=kb.slug, query=question, mode="fulltext")] == []
+
+    ingest(kb, b"# Parasol rental\n\nRent a zebra parasol for the beach by the day.\n",
+           external_id="parasols", filename="parasols.md")
+
+    assert [p.title for p in search(kb_slug=kb.slug, query=question, mode="fulltext")] == ["Parasol rental"]
+
+
+@pytest.mark.django_db
+def test_a_search_with_other_tuning_is_not_served_from_the_cache(demo_kb, monkeypatch):
+    from apps.knowledge import retrieval
+
+    search(kb_slug=demo_kb, query="do you ship to Australia")
+    monkeypatch.setattr(retrieval, "VECTOR_WEIGHT", 0.0)
+    search(kb_slug=demo_kb, query="do you ship to Australia")
+
+    assert (search_cache.misses, search_cache.hits) == (2, 0)
+
+
+def test_the_cache_keeps_its_newest_searches_within_its_size():
+    cache = SearchCache(size=2)
+    for key in ("a", "b", "a", "c"):  # "a" used again: "b" is the oldest when "c" comes
+        if cache.get(key) is None:
+            cache.put(key, [key])
+
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (["a"], None, ["c"])
+    off = SearchCache(size=0)
+    off.put("a", ["a"])
+    assert off.get("a") is None
 
 
 @pytest.mark.django_db

@@ -32,6 +32,15 @@ def _clean_redis_prefix() -> Iterator[None]:
         client.delete(key)
 
 
+@pytest.fixture(autouse=True)
+def _search_cache_empty() -> None:
+    """Each test searches afresh: the demo help center's index version lasts the whole run, and
+    a test may replace what a search calls (an embedder, the spelling)."""
+    from apps.knowledge.search_cache import search_cache
+
+    search_cache.clear()
+
+
 @pytest.fixture(scope="session")
 def demo_kb(django_db_setup, django_db_blocker) -> str:
     """The demo help center, loaded once per run (tests roll back around it; transactional
