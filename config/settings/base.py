@@ -235,6 +235,9 @@ LLM_MODEL = env.str("LLM_MODEL", default="")
 # openai provider: before answering, ask the model (one non-streamed call, structured output) whether
 # the passages answer, which of them, or whether to ask which topic is meant; off: the relevance gate decides.
 LLM_JUDGE = env.bool("LLM_JUDGE", default=True)
+# Identical judgements (same passages, history and question) share one call for 10 minutes, this
+# many kept per event loop (apps/assistant/providers/judge_cache.py); 0: ask every time.
+LLM_JUDGE_CACHE = env.int("LLM_JUDGE_CACHE", default=1024)
 
 EMBEDDING_PROVIDER = env.str("EMBEDDING_PROVIDER", default="local")
 EMBEDDING_BASE_URL = env.str("EMBEDDING_BASE_URL", default="")

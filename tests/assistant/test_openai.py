@@ -14,6 +14,7 @@ from apps.assistant import phrases
 from apps.assistant.grounding import Grounding, ground
 from apps.assistant.providers import ProviderUnavailable, Turn, provider_get
 from apps.assistant.providers import openai as openai_provider
+from apps.assistant.providers.judge_cache import JudgeCache
 from apps.assistant.providers.openai import OpenAIProvider, chat_messages, cited
 from tests.support.fake_llm import FakeLLM
 from tests.support.passages import passage
@@ -458,3 +459,134 @@ def test_a_question_the_gate_hands_over_still_reaches_the_tools_without_a_judgem
     assert [r["body"]["stream"] for r in llm.requests] == [True, True]  # no judge call
     assert "(none found)" in llm.requests[0]["body"]["messages"][0]["content"]  # no unrelated passage
     assert conversation.tool_calls.get().status == "awaiting_confirmation"
+
+
+# -- identical judgements share one model call (providers/judge_cache.py) ---------------------------
+
+
+async def _answer(turn) -> Reply:
+    deltas, citations, outcome = [], None, None
+    async for chunk in provider_get().answer(turn):
+        deltas += [chunk.text] if chunk.text else []
+        citations = chunk.citations if chunk.citations is not None else citations
+        outcome = chunk.outcome if chunk.outcome is not None else outcome
+    return Reply(deltas, citations, outcome, None)
+
+
+def _on_one_loop(*turns, together: bool = False) -> list[Reply]:
+    async def run():
+        if together:
+            return list(await asyncio.gather(*(_answer(t) for t in turns)))
+        return [await _answer(t) for t in turns]
+
+    return asyncio.run(run())
+
+
+def _judgements(llm) -> int:
+    return sum(not r["body"].get("stream", False) for r in llm.requests)
+
+
+@pytest.mark.django_db
+def test_the_same_question_again_is_judged_once_and_answered_twice(llm, gate):
+    gate("answer", [REFUNDS, SHIPPING])
+    llm.script = [verdict("answer", [1]), ["Refunds take 5 business days [1]."],
+                  ["Refunds take 5 business days [1]."]]
+
+    first, second = _on_one_loop(ask("How long does a refund take?"), ask("How long does a refund take?"))
+
+    assert first == second and first.outcome == "answered"
+    assert (_judgements(llm), len(llm.requests)) == (1, 3)
+
+
+@pytest.mark.django_db
+def test_customers_asking_the_same_at_once_wait_for_one_judgement(llm, gate):
+    gate("answer", [REFUNDS, SHIPPING])
+    llm.script = [verdict("answer", [2]), ["We ship worldwide [1]."], ["We ship worldwide [1]."]]
+
+    replies = _on_one_loop(ask("Do you ship abroad?"), ask("Do you ship abroad?"), together=True)
+
+    assert [r.text for r in replies] == ["We ship worldwide [1]."] * 2
+    assert [r.citations for r in replies] == [[SHIPPING.citation(1)]] * 2
+    assert (_judgements(llm), len(llm.requests)) == (1, 3)
+
+
+@pytest.mark.django_db
+def test_another_question_or_history_is_judged_again(llm, gate):
+    gate("answer", [REFUNDS, SHIPPING])
+    llm.script = [verdict("answer", [1]), ["A [1]."], verdict("answer", [1]), ["B [1]."],
+                  verdict("answer", [1]), ["C [1]."]]
+
+    _on_one_loop(ask("How long does a refund take?"), ask("How long do refunds take?"),
+                 ask("How long does a refund take?", history=[{"role": "customer", "text": "Hi"}]))
+
+    assert (_judgements(llm), len(llm.requests)) == (3, 6)
+
+
+@pytest.mark.django_db
+def test_an_unusable_judgement_is_asked_again(llm, gate):
+    gate("answer", [REFUNDS, SHIPPING])
+    llm.script = ["no idea", ["A [1]."], verdict("answer", [1]), ["B [1]."]]
+
+    _on_one_loop(ask("How long does a refund take?"), ask("How long does a refund take?"))
+
+    assert _judgements(llm) == 2
+
+
+@pytest.mark.django_db
+def test_with_the_cache_off_every_question_is_judged(llm, gate, settings):
+    settings.LLM_JUDGE_CACHE = 0
+    gate("answer", [REFUNDS, SHIPPING])
+    llm.script = [verdict("answer", [1]), ["A [1]."], verdict("answer", [1]), ["A [1]."]]
+
+    _on_one_loop(ask("How long does a refund take?"), ask("How long does a refund take?"))
+
+    assert _judgements(llm) == 2
+
+
+def test_a_caller_stopping_leaves_the_call_to_the_others_and_the_last_one_cancels_it():
+    async def run():
+        cache, release, cancelled = JudgeCache(size=8), asyncio.Event(), []
+
+        async def ask():
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                cancelled.append(True)
+                raise
+            return "answer"
+
+        first = asyncio.ensure_future(cache.verdict({"q": 1}, ask))
+        second = asyncio.ensure_future(cache.verdict({"q": 1}, ask))
+        await asyncio.sleep(0)
+        first.cancel()
+        await asyncio.sleep(0)
+        release.set()
+        shared = await second
+        assert (shared, cancelled, cache.calls) == ("answer", [], 1)
+
+        release.clear()
+        alone = asyncio.ensure_future(cache.verdict({"q": 2}, ask))
+        await asyncio.sleep(0)
+        alone.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await alone
+        await asyncio.sleep(0)
+        assert cancelled == [True]
+        assert await cache.verdict({"q": 1}, ask) == "answer"  # kept: no new call
+        assert cache.calls == 2
+
+    asyncio.run(run())
+
+
+def test_verdicts_are_kept_within_the_size_newest_first():
+    async def run():
+        cache = JudgeCache(size=1)
+
+        async def ask():
+            return "v"
+
+        for q in (1, 2, 1):
+            await cache.verdict({"q": q}, ask)
+        return cache.calls
+
+    assert asyncio.run(run()) == 3  # q=1 was dropped when q=2 came

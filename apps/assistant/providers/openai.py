@@ -31,6 +31,7 @@ from apps.core.runtime import runtime
 from ..grounding import MAX_SUGGESTIONS, ground
 from ..phrases import language_name, phrase
 from .base import AnswerChunk, ProviderUnavailable, Turn
+from .judge_cache import judge_cache
 
 logger = logging.getLogger(__name__)
 
@@ -300,9 +301,15 @@ class OpenAIProvider:
         yield AnswerChunk(citations=citations, outcome=outcome)
 
     async def _judge(self, turn: Turn, passages: Sequence[Any], *, tools: bool) -> Verdict | None:
-        """The model's decision on the passages (None: no usable reply; the gate decides)."""
-        kwargs: dict[str, Any] = {"model": settings.LLM_MODEL, "temperature": 0,
-                                  "messages": judge_messages(turn, passages, tools=tools)}
+        """The model's decision on the passages (None: no usable reply; the gate decides); the
+        same judgement asked again, or at the same moment, shares one call (judge_cache.py)."""
+        messages = judge_messages(turn, passages, tools=tools)
+        request = {"url": self.url, "model": settings.LLM_MODEL, "tools": tools, "count": len(passages),
+                   "messages": messages}
+        return await judge_cache().verdict(request, lambda: self._judge_ask(messages, len(passages), tools))
+
+    async def _judge_ask(self, messages: list[dict[str, str]], count: int, tools: bool) -> Verdict | None:
+        kwargs: dict[str, Any] = {"model": settings.LLM_MODEL, "temperature": 0, "messages": messages}
         key = f"{self.url}|{settings.LLM_MODEL}"
         schema = key not in _NO_JSON_SCHEMA
         if schema:
@@ -319,7 +326,7 @@ class OpenAIProvider:
         except (openai.APIStatusError, openai.APIConnectionError) as exc:
             raise _unavailable(self.url, exc) from None
         content = _reply_content(reply)
-        verdict = verdict_parse(content, count=len(passages), tools=tools)
+        verdict = verdict_parse(content, count=count, tools=tools)
         if verdict is None:
             logger.warning("unusable answerability judgement from %s: %.200r", self.url, content)
         return verdict
