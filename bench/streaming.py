@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/streaming.py [--levels 1,200] [--first-token-ms 200] [--tokens-per-s 50]
                                         [--tokens 60] [--ws-clients 4] [--server uvicorn|daphne]
-                                        [--web-concurrency N]
+                                        [--web-concurrency N] [--questions same|distinct]
 
 Starts, on free loopback ports: tests/support/fake_llm.py (the fake OpenAI-compatible server with a fixed
 first-token delay and token rate) and a Kefu web server (uvicorn as the Procfile runs it, or
@@ -13,7 +13,11 @@ wall-clock instant): N WebSocket customers (PROTOCOL.md §2: POST /api/widget/se
 `message`, then `token`s and `message_end`), spread over --ws-clients processes, and N direct
 streams to the fake server through the official `openai` SDK (what Kefu's provider uses), from
 another process. All ask "I forgot my password, how do I reset it?", which the relevance gate
-lets through to the model. Measured per answer:
+lets through to the model (`--questions same`, the default: a burst of one question, as when
+everyone asks about the same outage; Kefu's search and judge caches then serve the repeats), or
+with `--questions distinct` each customer asks a different question of the demo help center's
+in-scope dev set (apps/assistant/evalsets/demo_inscope.jsonl, 219 questions: no cache helps).
+Measured per answer:
 - first token: from sending (`message` / the API call) to the first text the customer sees: a
   `token`, a `partial` (an answer that began before the socket listened), or else `message_end`;
 - gaps: time between consecutive text frames (`token` events / SSE deltas);
@@ -55,12 +59,20 @@ QUESTION = "I forgot my password, how do I reset it?"
 # -- client processes (python bench/streaming.py --client ...) -------------------------------
 
 
-async def _ws_customer(base: str, start_at: float) -> dict:
+def _questions(kind: str) -> list[str]:
+    if kind == "same":
+        return [QUESTION]
+    from apps.assistant.evalsets import load_questions
+
+    return [q["text"] for q in sorted(load_questions("demo_inscope"), key=lambda q: q["_id"])]
+
+
+async def _ws_customer(base: str, start_at: float, question: str) -> dict:
     ws, _ = await chat_connect(base, await chat_token(base))
     async with ws:
         await asyncio.sleep(max(0.0, start_at - time.time()))
         sent = time.perf_counter()
-        await ws.send(json.dumps({"type": "message", "client_msg_id": str(uuid.uuid4()), "text": QUESTION}))
+        await ws.send(json.dumps({"type": "message", "client_msg_id": str(uuid.uuid4()), "text": question}))
         arrivals: list[float] = []
         first_text = None  # a `token`, or a `partial` when the answer began before the socket listened
         while True:
@@ -92,25 +104,27 @@ async def _direct_stream(base: str, start_at: float) -> dict:
     return {"arrivals": arrivals, "end": end, "cited": True, "first": arrivals[0] if arrivals else end}
 
 
-async def _client(kind: str, base: str, count: int, start_at: float) -> list[dict]:
-    one = _ws_customer if kind == "ws" else _direct_stream
-
-    async def counted() -> dict:
+async def _client(kind: str, base: str, count: int, start_at: float, questions: list[str]) -> list[dict]:
+    async def counted(i: int) -> dict:
         try:
-            return await one(base, start_at)
+            if kind == "ws":
+                return await _ws_customer(base, start_at, questions[i % len(questions)])
+            return await _direct_stream(base, start_at)
         except Exception as exc:  # a failed answer is a result too: counted, not a crash
             return {"arrivals": [], "end": 0.0, "cited": False, "first": None, "error": repr(exc)[:200]}
 
-    return list(await asyncio.gather(*(counted() for _ in range(count))))
+    return list(await asyncio.gather(*(counted(i) for i in range(count))))
 
 
 # -- the run ---------------------------------------------------------------------------------
 
 
-def spawn_client(kind: str, base: str, count: int, start_at: float) -> subprocess.Popen:
+def spawn_client(kind: str, base: str, count: int, start_at: float, questions: str = "same",
+                 first: int = 0) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, __file__, "--client", kind, "--base", base, "--count", str(count),
-         "--start-at", repr(start_at)], cwd=REPO, stdout=subprocess.PIPE, text=True,
+         "--start-at", repr(start_at), "--questions", questions, "--first", str(first)],
+        cwd=REPO, stdout=subprocess.PIPE, text=True,
     )
 
 
@@ -143,10 +157,12 @@ def summarise(answers: list[dict]) -> dict:
     }
 
 
-def run_level(n: int, web: str, fake: str, ws_clients: int) -> dict:
+def run_level(n: int, web: str, fake: str, ws_clients: int, questions: str = "same") -> dict:
     start_at = time.time() + 3 + n * 0.03  # time for every customer to connect and authenticate
     per = [n // ws_clients + (1 if i < n % ws_clients else 0) for i in range(min(ws_clients, n))]
-    procs = [("ws", spawn_client("ws", web, c, start_at)) for c in per if c]
+    firsts = [sum(per[:i]) for i in range(len(per))]  # distinct: customer k of the level asks question k
+    procs = [("ws", spawn_client("ws", web, c, start_at, questions, first))
+             for c, first in zip(per, firsts, strict=True) if c]
     procs.append(("direct", spawn_client("direct", fake, n, start_at)))
     results: dict[str, list[dict]] = {"ws": [], "direct": []}
     for kind, proc in procs:
@@ -171,10 +187,14 @@ def main() -> None:
     parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
     parser.add_argument("--web-concurrency", type=int, default=int(os.environ.get("WEB_CONCURRENCY") or 1),
                         help="uvicorn workers, as the Procfile's WEB_CONCURRENCY (default: it, or 1)")
+    parser.add_argument("--questions", choices=["same", "distinct"], default="same",
+                        help="every customer asks one question (default), or each a different one")
+    parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "streaming.json")
     args = parser.parse_args()
     if args.client:
-        print(json.dumps(asyncio.run(_client(args.client, args.base, args.count, args.start_at))))
+        questions = _questions(args.questions)[args.first:] or [QUESTION]
+        print(json.dumps(asyncio.run(_client(args.client, args.base, args.count, args.start_at, questions))))
         return
 
     db_name = f"kefu_bench_streaming_{os.getpid()}"
@@ -205,7 +225,8 @@ def main() -> None:
                 break
             time.sleep(5)
         for n in (int(x) for x in args.levels.split(",")):
-            results[str(n)] = run_level(n, base, f"http://127.0.0.1:{fake_port}/v1", args.ws_clients)
+            results[str(n)] = run_level(n, base, f"http://127.0.0.1:{fake_port}/v1", args.ws_clients,
+                                        args.questions)
     finally:
         for proc in (web, fake):
             process_stop(proc, timeout=15)
@@ -228,7 +249,9 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                             text=True).stdout.strip()
     results["meta"] = {"server": args.server, "first_token_ms": args.first_token_ms,
-                       "tokens_per_s": args.tokens_per_s, "tokens": args.tokens, "question": QUESTION,
+                       "tokens_per_s": args.tokens_per_s, "tokens": args.tokens,
+                       "questions": args.questions,
+                       "question": QUESTION if args.questions == "same" else None,
                        "ws_client_processes": args.ws_clients, "web_concurrency": args.web_concurrency,
                        "commit": commit, "cpus": os.cpu_count(),
                        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
