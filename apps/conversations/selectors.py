@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from django.db.models import OuterRef, QuerySet, Subquery
-
-from apps.customers.models import Customer
+from django.db import connection
+from django.db.models import QuerySet
 
 from .errors import ConversationForbidden, ConversationNotFound
 from .events import event_to_wire
@@ -26,13 +25,23 @@ def conversation_open_for_customer(*, customer_id: UUID | str) -> Conversation |
     return _open_conversations(customer_id).first()
 
 
+# `_open_conversations` as one statement. SQL, not the ORM: every socket that connects makes it,
+# and building the annotated queryset cost more CPU than Postgres spent answering it
+# (bench/ws_sessions.py connects).
+_CUSTOMER_OPEN = """
+SELECT (SELECT c.id FROM conversations_conversation c
+         WHERE c.customer_id = cu.id AND c.state <> %(closed)s ORDER BY c.created_at DESC LIMIT 1)
+  FROM customers_customer cu WHERE cu.id = %(customer_id)s
+"""
+
+
 def customer_open_conversation(*, customer_id: UUID | str) -> tuple[bool, UUID | None]:
     """(the customer exists, id of their open conversation or None): the chat socket's auth,
     in one query (every socket that connects makes it)."""
-    newest_open = _open_conversations(OuterRef("pk")).values("pk")[:1]
-    customer = Customer.objects.filter(pk=customer_id).annotate(open_id=Subquery(newest_open))
-    found = list(customer.values_list("open_id", flat=True))
-    return (True, found[0]) if found else (False, None)
+    with connection.cursor() as cursor:
+        cursor.execute(_CUSTOMER_OPEN, {"customer_id": customer_id, "closed": ConversationState.CLOSED.value})
+        row = cursor.fetchone()
+    return (True, row[0]) if row is not None else (False, None)
 
 
 def conversation_last_seq(*, conversation_id: UUID | str) -> int:
@@ -41,8 +50,12 @@ def conversation_last_seq(*, conversation_id: UUID | str) -> int:
 
 
 def conversation_last_seq_or_none(*, conversation_id: UUID | str) -> int | None:
-    """The seq of the conversation's newest event, None if no conversation has this id."""
-    return Conversation.objects.filter(pk=conversation_id).values_list("last_seq", flat=True).first()
+    """The seq of the conversation's newest event, None if no conversation has this id (SQL: a
+    socket following an open conversation reads it on every connect and resume)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT last_seq FROM conversations_conversation WHERE id = %s", [conversation_id])
+        row = cursor.fetchone()
+    return row[0] if row is not None else None
 
 
 def conversation_assigned_to(*, conversation_id: UUID | str, agent_id: int) -> bool:
