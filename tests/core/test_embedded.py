@@ -67,6 +67,31 @@ def test_redis_takes_another_port_when_its_preferred_one_is_busy(scratch_redis, 
         assert redis.Redis.from_url(scratch_redis.url()).ping() is True
 
 
+def test_redis_started_beside_another_stack_on_the_same_port_takes_another_and_stops_only_itself(
+    scratch_redis, tmp_path, monkeypatch
+):
+    # Two stacks starting at once both find the preferred port free; the first one binds it.
+    other = EmbeddedRedis(tmp_path / "other", run_dir=tmp_path / "run")
+    other.start()
+    try:
+        taken = other.running_port()
+        found = iter([taken])
+        real_free_port = embedded_redis.free_port
+        monkeypatch.setattr(embedded_redis, "free_port", lambda preferred=None: next(found, None)
+                            or real_free_port(preferred))
+
+        assert scratch_redis.start() is True
+
+        port = scratch_redis.running_port()
+        assert port not in (None, taken)
+        info = redis.Redis.from_url(scratch_redis.url()).info("server")
+        assert info["process_id"] == int(scratch_redis.pid_file.read_text())
+        scratch_redis.stop()
+        assert redis.Redis(host="127.0.0.1", port=taken).ping() is True  # the other stack's lives on
+    finally:
+        other.stop()
+
+
 def test_postgres_starts_with_pgvector_is_reused_and_keeps_data(scratch_postgres):
     assert scratch_postgres.start() is True
     url = scratch_postgres.url()

@@ -16,6 +16,7 @@ from .ports import free_port
 logger = logging.getLogger(__name__)
 
 PREFERRED_PORT = 63799
+START_ATTEMPTS = 3
 
 
 def redis_server_binary() -> str:
@@ -54,8 +55,20 @@ class EmbeddedRedis:
         if self.running_port() is not None:
             return False
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        for attempt in range(START_ATTEMPTS):
+            # Another stack starting at the same moment may bind the port we found free before
+            # our server does: ours then exits, and the server answering there is theirs.
+            port = free_port(PREFERRED_PORT if attempt == 0 else None)
+            if self._launch(port):
+                logger.info("embedded Redis started on 127.0.0.1:%s", port)
+                return True
+            logger.warning("embedded Redis: another server took port %s meanwhile; trying another", port)
+        raise EmbeddedServiceError(f"embedded Redis could not bind a port in {START_ATTEMPTS} attempts")
+
+    def _launch(self, port: int) -> bool:
+        """Start redis-server on `port`; False when another server answers there instead."""
         self.pid_file.unlink(missing_ok=True)
-        port = free_port(PREFERRED_PORT)
+        self.port_file.unlink(missing_ok=True)
         args = [
             redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port),
             "--dir", str(self.data_dir), "--dbfilename", "dump.rdb", "--save", "60 1",
@@ -66,35 +79,49 @@ class EmbeddedRedis:
         result = subprocess.run(args, capture_output=True, text=True, start_new_session=True)
         if result.returncode != 0:
             raise EmbeddedServiceError(f"embedded Redis did not start on port {port}: {result.stderr}")
-        self.port_file.write_text(str(port))
-        client = redis.Redis(host="127.0.0.1", port=port)
         deadline = time.monotonic() + 15
         while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise EmbeddedServiceError(
-                        f"embedded Redis did not answer on port {port}; see {self.data_dir / 'redis.log'}"
-                    ) from None
-                time.sleep(0.05)
-        while self.running_port() is None and time.monotonic() < deadline:
+            answering = _server_pid(port)
+            if answering is not None:
+                # Our server writes its pid file before it answers: a server answering without
+                # it, or with another pid, is someone else's.
+                if answering != self._pid():
+                    return False
+                self.port_file.write_text(str(port))
+                return True
+            if time.monotonic() > deadline:
+                raise EmbeddedServiceError(
+                    f"embedded Redis did not answer on port {port}; see {self.data_dir / 'redis.log'}"
+                )
             time.sleep(0.05)
-        logger.info("embedded Redis started on 127.0.0.1:%s", port)
-        return True
+
+    def _pid(self) -> int | None:
+        try:
+            return int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
 
     def stop(self) -> None:
         port = self.running_port()
         if port is None:
             return
         pid = int(self.pid_file.read_text().strip())
-        try:
-            redis.Redis(host="127.0.0.1", port=port).shutdown(save=True)
-        except redis.ConnectionError:
-            pass  # shutdown closes the connection it was sent on
+        if _server_pid(port) == pid:  # never another stack's server that took the port since
+            try:
+                redis.Redis(host="127.0.0.1", port=port).shutdown(save=True)
+            except redis.ConnectionError:
+                pass  # shutdown closes the connection it was sent on
         try:
             psutil.Process(pid).wait(15)
         except psutil.NoSuchProcess:
             pass
         self.pid_file.unlink(missing_ok=True)
+
+
+def _server_pid(port: int) -> int | None:
+    """The process id of the Redis server answering on the loopback `port`, if one answers."""
+    try:
+        info = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2).info("server")
+    except redis.RedisError:
+        return None
+    return int(info["process_id"])
