@@ -13,6 +13,7 @@ What it owns (the name each is kept under):
   apps/core/db.py), `publisher` (apps/conversations/publisher.py), `http.tokens` (OAuth2 tokens,
   apps/connectors/http.py), `knowledge.embedder|<provider>|<model>` (an openai one closes its
   HTTP client; a local model stays loaded), `knowledge.query_cache` (query vectors, LRU),
+  `knowledge.search_cache` (recent searches' passages, apps/knowledge/search_cache.py),
   `knowledge.vocabulary` (each KB's words, for spelling: apps/knowledge/spelling.py) and
   `knowledge.vector_dimensions` (apps/knowledge/embeddings.py, selectors.py),
   `webhooks.any_enabled` (apps/webhooks/outgoing.py);
@@ -21,7 +22,8 @@ What it owns (the name each is kept under):
   `redis.async`, `redis.async_waits`, `ratelimit.async`, `turns.runner` (apps/assistant/turns.py),
   `openai.clients` (apps/assistant/providers/openai.py), `heartbeat` (apps/realtime/heartbeat.py),
   `console.crm_panels` (the CRM panels' semaphore, apps/console/views.py), `acks_first` (the
-  acks pending on the loop, apps/core/acks_first.py);
+  acks pending on the loop, apps/core/acks_first.py), `judge.cache` (shared judge verdicts,
+  apps/assistant/providers/judge_cache.py);
 - components: what upper apps register from their AppConfig.ready
   (`runtime_component_register`), started in order and stopped in reverse, so this layer never
   imports them (e.g. the assistant starts its turn runner and hands its turns over).
@@ -192,6 +194,21 @@ _runtime = Runtime()
 def runtime() -> Runtime:
     """This process's runtime (the one mutable module global left in core)."""
     return _runtime
+
+
+class RuntimeEntry:
+    """A module-level name for the process-wide entry `name` (made by `factory` on first use):
+    attribute access goes to the runtime's current one, so tests and benches can read a cache's
+    counters or clear it by the name they import, and a runtime stop makes a fresh one."""
+
+    def __init__(self, name: str, factory: Callable[[], Any]) -> None:
+        self._name, self._factory = name, factory
+
+    def value(self) -> Any:
+        return _runtime.get(self._name, self._factory)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.value(), attr)
 
 
 def runtime_component_register(

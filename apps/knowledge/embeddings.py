@@ -15,13 +15,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import httpx
 import numpy as np
 from django.conf import settings
 
-from apps.core.runtime import runtime
+from apps.core.runtime import RuntimeEntry, runtime
 
 from .e5_embedder import E5_MODEL, E5Embedder
 from .errors import EmbeddingError, EmbeddingMismatch
@@ -268,19 +268,8 @@ class _QueryCache:
             self.hits = self.misses = 0
 
 
-def _query_cache() -> _QueryCache:
-    return runtime().get("knowledge.query_cache", lambda: _QueryCache(settings.EMBEDDING_QUERY_CACHE))
-
-
-class _QueryCacheOfRuntime:
-    """`query_cache`: the runtime's query cache under the name tests and benches read."""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(_query_cache(), name)
-
-
-query_cache = _QueryCacheOfRuntime()
+query_cache = RuntimeEntry("knowledge.query_cache", lambda: _QueryCache(settings.EMBEDDING_QUERY_CACHE))
 
 
 def embed_query(embedder: Embedder, query: str) -> np.ndarray:
-    return _query_cache().get(embedder, query)
+    return query_cache.get(embedder, query)

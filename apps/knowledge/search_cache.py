@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 
-from apps.core.runtime import runtime
+from apps.core.runtime import RuntimeEntry
 
 
 class SearchCache:
@@ -53,15 +53,4 @@ class SearchCache:
             self.hits = self.misses = 0
 
 
-def _cache() -> SearchCache:
-    return runtime().get("knowledge.search_cache", lambda: SearchCache(settings.KB_SEARCH_CACHE))
-
-
-class _SearchCacheOfRuntime:
-    """`search_cache`: the runtime's cache under the name retrieval, tests and benches use."""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(_cache(), name)
-
-
-search_cache = _SearchCacheOfRuntime()
+search_cache = RuntimeEntry("knowledge.search_cache", lambda: SearchCache(settings.KB_SEARCH_CACHE))

@@ -163,9 +163,10 @@ def test_the_tune_half_of_the_customers_words_dev_set(demo_kb):
     # Tuned at right 110, clarify 7, handover 3. The int8 model's kernels differ by CPU (an AMD
     # EPYC with AVX-512 VNNI asks one of those 110 back: right 109, clarify 8), so one question
     # at a threshold may move between machines; none may be answered from the wrong article.
-    assert outcomes["wrong"] == 0
-    assert sum(outcomes.values()) == 120
-    assert outcomes["right"] in (109, 110) and outcomes["handover"] == 3
+    assert outcomes in (
+        {"right": 110, "wrong": 0, "clarify": 7, "handover": 3},  # the machine it was tuned on
+        {"right": 109, "wrong": 0, "clarify": 8, "handover": 3},  # AMD EPYC, AVX-512 VNNI
+    )
     off = [grounded(demo_kb, q["text"]).decision for q in load_questions("demo_offtopic", half="tune")]
     assert (len(off), off.count("handover"), off.count("clarify")) == (84, 80, 1)
 

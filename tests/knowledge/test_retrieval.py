@@ -127,6 +127,21 @@ def test_a_document_added_after_a_search_is_found_by_the_same_question(kb):
 
 
 @pytest.mark.django_db
+def test_the_same_question_in_another_knowledge_base_is_never_served_its_passages(demo_kb, kb):
+    ingest(kb, b"# Parasol rental\n\nRent a zebra parasol for the beach by the day.\n",
+           external_id="parasols", filename="parasols.md")
+    question = "how long is the warranty on a sofa"
+    demo = search(kb_slug=demo_kb, query=question, mode="fulltext")
+    assert demo and demo[0].title == "Warranty"
+
+    other = search(kb_slug=kb.slug, query=question, mode="fulltext")
+
+    assert "Warranty" not in [p.title for p in other]
+    assert {p.document_id for p in other}.isdisjoint(p.document_id for p in demo)
+    assert (search_cache.misses, search_cache.hits) == (2, 0)
+
+
+@pytest.mark.django_db
 def test_a_search_with_other_tuning_is_not_served_from_the_cache(demo_kb, monkeypatch):
     from apps.knowledge import retrieval
 
