@@ -49,7 +49,7 @@ from django.conf import settings
 
 from apps.conversations.events import abroadcast_collected, aevent_broadcast
 from apps.core import metrics
-from apps.core.acks_first import acks_settled
+from apps.core.acks_first import ACKS_FIRST_MAX_S, acks_settled
 from apps.core.db import db_async, db_async_work
 from apps.core.logging import log_context
 from apps.core.ratelimit import limit_hit
@@ -66,7 +66,6 @@ STOP_POLL_S = 0.2
 SWEEP_S = 1.0
 LEASE_RENEW_S = 3.0
 FINISH_ATTEMPTS = 5
-ACKS_FIRST_MAX_S = 2.0  # the longest a due answer waits for this loop's pending acks
 APOLOGY = PHRASES["apology"]  # said in the customer's language (phrase("apology", ...))
 OVER_LIMIT = PHRASES["over_limit"]
 

@@ -120,11 +120,12 @@ class Publisher:
     # -- entry points ------------------------------------------------------------------
 
     def publish(self, item: Published) -> None:
-        """Publish on commit of the caller's transaction (at once outside one). Never raises
-        once committed: a lost broadcast loses nothing, sockets fill gaps from Postgres."""
+        """Publish on commit of the caller's transaction (outside one it has committed: at once,
+        or to `broadcasts_deferred`'s list). Never raises once committed: a lost broadcast
+        loses nothing, sockets fill gaps from Postgres."""
         _known(item)
         if not connection.in_atomic_block:
-            self.deliver([item])
+            _OnCommit(self, item, _deferred.get())()
             return
         if Audience.QUEUE in item.audiences and self._queue_pending(item.conversation_id):
             # The pending hook rebuilds the entry after commit, so it shows this change too.

@@ -150,7 +150,7 @@ def message_receive_in(
         Conversation.objects.filter(pk=conversation.pk).update(language=decided)
         conversation.language = decided
     if conversation.state == ConversationState.WAITING:  # an agent may have come online since
-        _waiting_on_commit(conversation.pk)
+        waiting_on_commit(conversation.pk)
     return MessageReceipt(
         message, conversation, created=True, answer_due=conversation.state == ConversationState.BOT
     )
@@ -216,7 +216,7 @@ def conversation_request_human(*, conversation_id: UUID | str) -> Conversation:
         conversation.save(update_fields=["state", "updated_at"])
         event_emit(conversation=conversation, type="handoff", payload={"state": "waiting", "agent": None})
         _state_changed(conversation)
-        _waiting_on_commit(conversation.pk)
+        waiting_on_commit(conversation.pk)
     return conversation
 
 
@@ -331,7 +331,7 @@ def conversation_waiting_handler_register(handler: WaitingHandler) -> None:
         _waiting_handlers.append(handler)
 
 
-def _waiting_on_commit(conversation_id: UUID | str) -> None:
+def waiting_on_commit(conversation_id: UUID | str) -> None:
     for handler in _waiting_handlers:
         transaction.on_commit(partial(_waiting_run, handler, conversation_id), robust=True)
 

@@ -5,7 +5,10 @@ answer's claim, retrieval and token stream costs the event loop and the GIL what
 customer's ack needs, so the last acks of a burst waited seconds behind answers of the first.
 The chat socket marks the span from a frame to its ack (`acking`); the turn runner waits, before
 it claims a turn, until no ack is pending on its loop (`acks_settled`), at most `max_wait_s`,
-so a steady stream of messages delays an answer by that much and never starves it.
+so a steady stream of messages delays an answer by that much and never starves it. The chat
+socket's own work after an ack (following a new conversation, broadcasting the message to the
+customer's other tabs and the console, kicking the answer) waits the same way: in a burst of
+500 first messages it had pushed the last acks to 4x the durable baseline (bench/ws_sessions.py).
 
 Per event loop (the runtime's `acks_first` entry): one counter and one event, no lock.
 """
@@ -19,6 +22,7 @@ from collections.abc import Iterator
 from .runtime import runtime
 
 _NAME = "acks_first"
+ACKS_FIRST_MAX_S = 2.0  # the longest background work waits for this loop's pending acks
 
 
 class _Pending:

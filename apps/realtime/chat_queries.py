@@ -3,22 +3,134 @@ are conversations' selectors (apps/conversations/selectors.py)."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Any
+from uuid import UUID, uuid4
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Model
+from django.utils import timezone
 
+from apps.assistant.models import AssistantTurn
 from apps.assistant.turn_store import turn_create
-from apps.conversations.events import Published, broadcasts_deferred
-from apps.conversations.services import MessageReceipt, message_receive_in
+from apps.conversations.events import Published, broadcasts_deferred, event_to_wire, publisher
+from apps.conversations.language import language_decide, language_detect, supported
+from apps.conversations.models import Conversation, ConversationEvent, ConversationState, Message, MessageRole
+from apps.conversations.serializers import message_to_wire
+from apps.conversations.services import MessageReceipt, message_receive_in, waiting_on_commit
+from apps.teams.services import routing_read, team_id_route
 
 
 def message_receive_deferred(**kwargs: Any) -> tuple[MessageReceipt, list[Published]]:
     """`message_receive_in`, and the answer it makes due, in one transaction (a crash after the
     ack cannot lose the answer). Keeps the committed events for the consumer to broadcast
-    after the `ack`: the customer's ack does not wait for the channel layer."""
+    after the `ack`: the customer's ack does not wait for the channel layer.
+
+    The common cases (a new message to the customer's conversation, or the first one of a new
+    conversation) are one statement, `kefu_chat_message_receive` (migration 0001); anything
+    rarer, such as a retry or someone else's conversation, takes the Python path."""
     with broadcasts_deferred() as pending:
-        with transaction.atomic():
-            receipt = message_receive_in(**kwargs)
-            if receipt.answer_due:
-                turn_create(conversation_id=receipt.conversation.pk, trigger_message_id=receipt.message.pk)
+        receipt = _receive_in_one_statement(**kwargs)
+        if receipt is None:
+            with transaction.atomic():
+                receipt = message_receive_in(**kwargs)
+                if receipt.answer_due:
+                    turn_create(
+                        conversation_id=receipt.conversation.pk, trigger_message_id=receipt.message.pk
+                    )
     return receipt, pending
+
+
+_RECEIVE = "SELECT * FROM kefu_chat_message_receive(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+
+
+def _receive_in_one_statement(
+    *,
+    customer_id: UUID | str,
+    client_msg_id: UUID,
+    text: str,
+    conversation_id: UUID | None = None,
+    new_conversation_id: UUID | None = None,
+    team: str | None = None,
+    language: str = "",
+    language_fixed: bool = False,
+) -> MessageReceipt | None:
+    """The message stored by the SQL function (one round trip in autocommit; one more for the
+    first message of a new conversation, whose team routing is read first); None when the
+    function leaves the case to the Python path, having written nothing."""
+    detected = language_detect(text) or ""
+    page = supported(language)
+    message = Message(
+        id=uuid4(), role=MessageRole.CUSTOMER, text=text, client_msg_id=client_msg_id, conversation_id=None,
+        created_at=timezone.now(),
+    )
+    turn = AssistantTurn(trigger_message_id=message.id)
+
+    def receive(new: Conversation | None) -> tuple[Any, ...]:
+        with connection.cursor() as cursor:
+            cursor.execute(_RECEIVE, [
+                customer_id, client_msg_id, conversation_id,
+                _row_json(message, skip={"conversation_id", "seq"}),
+                json.dumps({"message": message_to_wire(message)}),
+                page if language_fixed and page else "", detected, page,
+                None if new is None else _row_json(new),
+                _row_json(turn, skip={"conversation_id", "trigger_message_id"}),
+            ])
+            return cursor.fetchone()
+
+    # The widget names its conversation in every message after the first: a message naming
+    # none most likely starts one, so its row is built before asking (one round trip less).
+    new = None if conversation_id is not None else _conversation_new(
+        customer_id, new_conversation_id, team, text, page, language_fixed, detected
+    )
+    result, *stored = receive(new)
+    if result == "new":
+        new = _conversation_new(customer_id, new_conversation_id, team, text, page, language_fixed, detected)
+        result, *stored = receive(new)
+    if result != "stored":
+        return None
+    conversation_pk, state, decided, seq, event_pk, event_at = stored
+    conversation = Conversation(id=conversation_pk, customer_id=customer_id, state=state, language=decided,
+                                last_seq=seq)
+    message.conversation, message.seq = conversation, seq
+    for row in (conversation, message):
+        row._state.adding, row._state.db = False, connection.alias
+    event = ConversationEvent(
+        id=event_pk, conversation_id=conversation_pk, seq=seq, type="message",
+        payload={"message": message_to_wire(message)}, created_at=event_at,
+    )
+    # On commit: now in autocommit (to the caller's `broadcasts_deferred`), else the caller's.
+    publisher().publish(Published(str(conversation_pk), str(customer_id), event_to_wire(event)))
+    if state == ConversationState.WAITING:  # an agent may have come online since
+        waiting_on_commit(conversation_pk)
+    return MessageReceipt(message, conversation, created=True, answer_due=state == ConversationState.BOT)
+
+
+def _conversation_new(
+    customer_id: UUID | str, conversation_id: UUID | None, team: str | None, text: str, page: str,
+    fixed: bool, detected: str,
+) -> Conversation:
+    """A new conversation's row as `message_receive_in` makes it: its team from the widget's
+    `team` or the routing rules (apps/teams), its language from this first message."""
+    return Conversation(
+        id=conversation_id or uuid4(), customer_id=customer_id,
+        team_id=team_id_route(routing=routing_read(slug=team), text=text),
+        language=language_decide(current="", text=text, page=page, fixed=fixed, detected=detected),
+    )
+
+
+def _row_json(row: Model, *, skip: frozenset[str] | set[str] = frozenset()) -> str:
+    """`row`'s column values as Model.save() would insert them, as JSON for `jsonb_populate_record`."""
+    values = {field.column: field.pre_save(row, add=True)
+              for field in type(row)._meta.concrete_fields if field.column not in skip}
+    return json.dumps(values, default=_json_value)
+
+
+def _json_value(value: Any) -> str:
+    """UUIDs and datetimes as Postgres reads them (DjangoJSONEncoder would cut microseconds)."""
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a column value _row_json knows")

@@ -31,7 +31,7 @@ from apps.conversations.services import (
     feedback_record,
 )
 from apps.core import metrics
-from apps.core.acks_first import acking
+from apps.core.acks_first import ACKS_FIRST_MAX_S, acking, acks_settled
 from apps.core.db import db_async
 from apps.core.ratelimit import limit_hit
 from apps.customers.tokens import TokenInvalid, widget_token_verify
@@ -167,6 +167,9 @@ class ChatConsumer(SocketConsumer):
     async def on_message(self, frame: Frame) -> None:
         with acking():  # this loop's answers wait for it (apps/core/acks_first.py)
             receipt, committed = await self._message_store_and_ack(frame)
+        # The rest (following a new conversation, broadcasting to the customer's other tabs
+        # and the console, kicking the answer) yields to other customers' pending acks first.
+        await acks_settled(max_wait_s=ACKS_FIRST_MAX_S)
         conversation_id, message = str(receipt.conversation.pk), receipt.message
         self.owned.add(conversation_id)
         if not self.streams.follows(conversation_id):

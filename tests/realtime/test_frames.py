@@ -329,7 +329,7 @@ async def test_a_failing_service_is_an_error_event_and_a_retry_is_stored_once(
         raise failure
 
     with monkeypatch.context() as patch:
-        patch.setattr(chat_queries, "message_receive_in", broken)
+        patch.setattr(chat_queries, "message_receive_deferred", broken)
         await socket.send(frame)
         assert await socket.recv() == error(code, message, client_msg_id=frame["client_msg_id"])
 
