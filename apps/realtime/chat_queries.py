@@ -19,7 +19,7 @@ from apps.conversations.language import language_decide, language_detect, suppor
 from apps.conversations.models import Conversation, ConversationEvent, ConversationState, Message, MessageRole
 from apps.conversations.serializers import message_to_wire
 from apps.conversations.services import MessageReceipt, message_receive_in, waiting_on_commit
-from apps.teams.services import routing_read, team_id_route
+from apps.teams.services import routing_read, routing_slug, team_id_route
 
 
 def message_receive_deferred(**kwargs: Any) -> tuple[MessageReceipt, list[Published]]:
@@ -42,7 +42,7 @@ def message_receive_deferred(**kwargs: Any) -> tuple[MessageReceipt, list[Publis
     return receipt, pending
 
 
-_RECEIVE = "SELECT * FROM kefu_chat_message_receive(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+_RECEIVE = "SELECT * FROM kefu_chat_message_receive(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 
 
 def _receive_in_one_statement(
@@ -56,8 +56,8 @@ def _receive_in_one_statement(
     language: str = "",
     language_fixed: bool = False,
 ) -> MessageReceipt | None:
-    """The message stored by the SQL function (one round trip in autocommit; one more for the
-    first message of a new conversation, whose team routing is read first); None when the
+    """The message stored by the SQL function: one round trip in autocommit, two more for a new
+    conversation while team routing rules are enabled (they are matched here). None when the
     function leaves the case to the Python path, having written nothing."""
     detected = language_detect(text) or ""
     page = supported(language)
@@ -67,27 +67,30 @@ def _receive_in_one_statement(
     )
     turn = AssistantTurn(trigger_message_id=message.id)
 
-    def receive(new: Conversation | None) -> tuple[Any, ...]:
+    def receive(new: Conversation | None, routed: bool) -> tuple[Any, ...]:
         with connection.cursor() as cursor:
             cursor.execute(_RECEIVE, [
                 customer_id, client_msg_id, conversation_id,
                 _row_json(message, skip={"conversation_id", "seq"}),
                 json.dumps({"message": message_to_wire(message)}),
                 page if language_fixed and page else "", detected, page,
-                None if new is None else _row_json(new),
+                None if new is None else _row_json(new), routing_slug(team), routed,
                 _row_json(turn, skip={"conversation_id", "trigger_message_id"}),
             ])
             return cursor.fetchone()
 
     # The widget names its conversation in every message after the first: a message naming
-    # none most likely starts one, so its row is built before asking (one round trip less).
+    # none most likely starts one, so the new one's row goes with it (asked again if not).
     new = None if conversation_id is not None else _conversation_new(
-        customer_id, new_conversation_id, team, text, page, language_fixed, detected
+        customer_id, new_conversation_id, text, page, language_fixed, detected
     )
-    result, *stored = receive(new)
+    result, *stored = receive(new, routed=False)
     if result == "new":
-        new = _conversation_new(customer_id, new_conversation_id, team, text, page, language_fixed, detected)
-        result, *stored = receive(new)
+        new = _conversation_new(customer_id, new_conversation_id, text, page, language_fixed, detected)
+        result, *stored = receive(new, routed=False)
+    if result == "route":  # routing rules are enabled: matched here (apps/teams), then stored
+        new.team_id = team_id_route(routing=routing_read(slug=team), text=text)
+        result, *stored = receive(new, routed=True)
     if result != "stored":
         return None
     conversation_pk, state, decided, seq, event_pk, event_at = stored
@@ -108,14 +111,12 @@ def _receive_in_one_statement(
 
 
 def _conversation_new(
-    customer_id: UUID | str, conversation_id: UUID | None, team: str | None, text: str, page: str,
-    fixed: bool, detected: str,
+    customer_id: UUID | str, conversation_id: UUID | None, text: str, page: str, fixed: bool, detected: str
 ) -> Conversation:
-    """A new conversation's row as `message_receive_in` makes it: its team from the widget's
-    `team` or the routing rules (apps/teams), its language from this first message."""
+    """A new conversation's row as `message_receive_in` makes it, its language from this first
+    message; its team is the function's to fill in, or the routing rules' (`route`)."""
     return Conversation(
         id=conversation_id or uuid4(), customer_id=customer_id,
-        team_id=team_id_route(routing=routing_read(slug=team), text=text),
         language=language_decide(current="", text=text, page=page, fixed=fixed, detected=detected),
     )
 

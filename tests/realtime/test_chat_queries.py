@@ -79,7 +79,9 @@ def conversation_life(customer, receive):
     say("Hello? Anyone there?")  # waiting: no answer due, the agents' hook runs
     conversation_close(conversation_id=first.conversation.pk)
     say("One more thing", language="zh-CN", language_fixed=True)  # names the closed one: a new one
-    say("Thanks", named=False, team="billing")  # to the open one, whatever the widget's team
+    second = say("Thanks", named=False, team="billing")  # to the open one, whatever the widget's team
+    conversation_close(conversation_id=second.conversation.pk)
+    say("Something else", named=False, team="billing")  # a new one: the widget's team over the rules
     return said, snapshot(customer)
 
 
@@ -92,9 +94,10 @@ def test_a_conversations_life_writes_what_the_python_path_writes(monkeypatch):
 
     said, rows = conversation_life(CustomerFactory(), message_receive_deferred)
     assert (said, rows) == conversation_life(CustomerFactory(), python_path)
-    assert [(view[0], view[1]) for view in said] == [(True, True)] * 3 + [(True, False)] + [(True, True)] * 2
-    assert [view[5] for view in said] == ["en", "en", "zh-hans", "en", "zh-hans", "zh-hans"]
-    assert [row[0][:3] for row in rows] == [("closed", billing.pk, "en"), ("bot", None, "zh-hans")]
+    assert [(view[0], view[1]) for view in said] == [(True, True)] * 3 + [(True, False)] + [(True, True)] * 3
+    assert [view[5] for view in said] == ["en", "en", "zh-hans", "en", "zh-hans", "zh-hans", "en"]
+    assert [row[0][:3] for row in rows] == [
+        ("closed", billing.pk, "en"), ("closed", None, "zh-hans"), ("bot", billing.pk, "en")]
     # Per customer: the request for a person, then the message while waiting.
     assert len(waiting) == 4 and waiting[0] == waiting[1] != waiting[2] == waiting[3]
 
@@ -129,9 +132,11 @@ def test_the_refusals_are_the_python_paths():
     assert snapshot(customer) == [] and Message.objects.count() == 0
 
 
-def test_a_message_is_one_statement_and_a_new_conversation_two(django_assert_num_queries):
+def test_a_message_is_one_statement_and_three_start_a_conversation_while_routing_rules_exist(
+    django_assert_num_queries,
+):
     customer = CustomerFactory()
-    with django_assert_num_queries(2):  # the team routing, then the function
+    with django_assert_num_queries(1):
         first, pending = message_receive_deferred(
             customer_id=customer.pk, client_msg_id=uuid.uuid4(), text="Hello",
             new_conversation_id=uuid.uuid4())
@@ -144,3 +149,17 @@ def test_a_message_is_one_statement_and_a_new_conversation_two(django_assert_num
         ("message", 1, "Hello")]
     assert second.message.seq == 2
     assert AssistantTurn.objects.filter(conversation=first.conversation).count() == 2
+
+    # An enabled rule: the function asks for routing, the rules are matched here, then it stores.
+    billing = Team.objects.create(name="Billing", slug="billing")
+    TeamRule.objects.create(team=billing, keywords="invoice")
+    ada, bo = CustomerFactory(), CustomerFactory()
+    with django_assert_num_queries(3):
+        routed, _ = message_receive_deferred(
+            customer_id=ada.pk, client_msg_id=uuid.uuid4(), text="my invoice")
+    # The widget's team needs no rules: one statement again.
+    with django_assert_num_queries(1):
+        named, _ = message_receive_deferred(
+            customer_id=bo.pk, client_msg_id=uuid.uuid4(), text="hello", team="billing")
+    teams = Conversation.objects.filter(pk__in=[routed.conversation.pk, named.conversation.pk])
+    assert list(teams.values_list("team_id", flat=True)) == [billing.pk, billing.pk]

@@ -3,7 +3,8 @@
 The chat socket's common case (apps/realtime/chat_queries.py), as the Python path
 (`message_receive_in` + `turn_create`) does it, in one statement sent in autocommit: the
 customer's lock, the idempotency lookup, the target conversation (a new one from the row the
-caller built), the seq bump, the `message` event, the message and, when the conversation is
+caller built, its team
+from the widget's `team` when no routing rule is enabled), the seq bump, the `message` event, the message and, when the conversation is
 the assistant's, the answer's turn. Every statement in a plpgsql function takes a new snapshot,
 so what a racing writer committed before the lock is seen, as in the Python path.
 
@@ -20,7 +21,7 @@ CREATE OR REPLACE FUNCTION kefu_chat_message_receive(
     p_customer uuid, p_client_msg_id uuid, p_named uuid,
     p_message jsonb, p_payload jsonb,
     p_language_forced text, p_language_detected text, p_language_page text,
-    p_conversation jsonb, p_turn jsonb
+    p_conversation jsonb, p_team_slug text, p_routed boolean, p_turn jsonb
 ) RETURNS TABLE (
     result text, conv_id uuid, conv_state text, conv_language text, msg_seq bigint,
     event_pk bigint, event_at timestamptz
@@ -31,6 +32,8 @@ DECLARE
     v_state text;
     v_language text;
     v_seq bigint;
+    v_team bigint;
+    v_row jsonb;
 BEGIN
     -- One writer per customer (apps/conversations/locking.py: the customer first).
     PERFORM 1 FROM customers_customer c WHERE c.id = p_customer FOR NO KEY UPDATE;
@@ -71,8 +74,20 @@ BEGIN
                                 NULL::bigint, NULL::timestamptz;
             RETURN;
         END IF;
+        v_row := p_conversation;
+        IF NOT p_routed THEN
+            -- apps/teams/services.py `team_id_route`: the team the widget names, else the first
+            -- enabled rule the message matches (in Python: the caller reads them and asks again).
+            SELECT t.id INTO v_team FROM teams_team t WHERE t.slug = p_team_slug;
+            IF v_team IS NULL AND EXISTS (SELECT 1 FROM teams_teamrule r WHERE r.enabled) THEN
+                RETURN QUERY SELECT 'route'::text, NULL::uuid, NULL::text, NULL::text, NULL::bigint,
+                                    NULL::bigint, NULL::timestamptz;
+                RETURN;
+            END IF;
+            v_row := v_row || jsonb_build_object('team_id', v_team);
+        END IF;
         INSERT INTO conversations_conversation
-        SELECT * FROM jsonb_populate_record(NULL::conversations_conversation, p_conversation)
+        SELECT * FROM jsonb_populate_record(NULL::conversations_conversation, v_row)
         RETURNING id, state, language INTO v_id, v_state, v_language;
     END IF;
     -- apps/conversations/language.py `language_decide`: the page's when fixed, else this
@@ -101,7 +116,10 @@ END
 $$;
 """
 
-BACKWARD = "DROP FUNCTION IF EXISTS kefu_chat_message_receive(uuid, uuid, uuid, jsonb, jsonb, text, text, text, jsonb, jsonb);"
+BACKWARD = (
+    "DROP FUNCTION IF EXISTS kefu_chat_message_receive("
+    "uuid, uuid, uuid, jsonb, jsonb, text, text, text, jsonb, text, boolean, jsonb);"
+)
 
 
 class Migration(migrations.Migration):
@@ -109,6 +127,7 @@ class Migration(migrations.Migration):
         ("customers", "0002_customer_email_verified"),
         ("conversations", "0004_conversation_language"),
         ("assistant", "0001_initial"),
+        ("teams", "0002_teamrule"),
     ]
 
     operations = [migrations.RunSQL(FORWARD, BACKWARD)]
