@@ -84,7 +84,8 @@ def language_decide(
     *, current: str, text: str, page: str = "", fixed: bool = False, detected: str | None = None
 ) -> str:
     """The conversation's language after this customer message (see the module docstring);
-    `detected`: `language_detect(text)` when the caller ran it already."""
+    `detected`: `language_detect(text)` when the caller ran it already. The chat socket's
+    statement applies the same rule in SQL (apps/realtime/migrations/0001)."""
     page = supported(page)
     if fixed and page:
         return page
