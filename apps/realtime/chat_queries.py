@@ -65,17 +65,19 @@ def _receive_in_one_statement(
         id=uuid4(), role=MessageRole.CUSTOMER, text=text, client_msg_id=client_msg_id, conversation_id=None,
         created_at=timezone.now(),
     )
-    turn = AssistantTurn(trigger_message_id=message.id)
+    payload = {"message": message_to_wire(message)}  # the `message` event's, seq aside
+    # What every call sends alike (a new conversation may take up to three calls).
+    message_row = _row_json(message, skip={"conversation_id", "seq"})
+    turn_row = _row_json(AssistantTurn(trigger_message_id=message.id),
+                         skip={"conversation_id", "trigger_message_id"})
+    forced = page if language_fixed and page else ""
 
     def receive(new: Conversation | None, routed: bool) -> tuple[Any, ...]:
         with connection.cursor() as cursor:
             cursor.execute(_RECEIVE, [
-                customer_id, client_msg_id, conversation_id,
-                _row_json(message, skip={"conversation_id", "seq"}),
-                json.dumps({"message": message_to_wire(message)}),
-                page if language_fixed and page else "", detected, page,
-                None if new is None else _row_json(new), routing_slug(team), routed,
-                _row_json(turn, skip={"conversation_id", "trigger_message_id"}),
+                customer_id, client_msg_id, conversation_id, message_row, json.dumps(payload),
+                forced, detected, page, None if new is None else _row_json(new), routing_slug(team), routed,
+                turn_row,
             ])
             return cursor.fetchone()
 
@@ -100,8 +102,8 @@ def _receive_in_one_statement(
     for row in (conversation, message):
         row._state.adding, row._state.db = False, connection.alias
     event = ConversationEvent(
-        id=event_pk, conversation_id=conversation_pk, seq=seq, type="message",
-        payload={"message": message_to_wire(message)}, created_at=event_at,
+        id=event_pk, conversation_id=conversation_pk, seq=seq, type="message", payload=payload,
+        created_at=event_at,
     )
     # On commit: now in autocommit (to the caller's `broadcasts_deferred`), else the caller's.
     publisher().publish(Published(str(conversation_pk), str(customer_id), event_to_wire(event)))

@@ -6,6 +6,7 @@ import threading
 import uuid
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.db import connections
 
 from apps.conversations.models import Message
@@ -83,6 +84,29 @@ def _hold_customer_lock(customer_id: str, locked: threading.Event, release: thre
     connections["default"].close()
 
 
+async def _statement_waits_on_a_lock(statement: str, timeout_s: float = 10) -> bool:
+    """Whether a backend running `statement` is seen waiting on a lock within `timeout_s`."""
+
+    def waiting() -> bool:
+        with connections["default"].cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND query LIKE %s",
+                [f"%{statement}%"],
+            )
+            return cursor.fetchone() is not None
+
+    return await _eventually(lambda: sync_to_async(waiting)(), True, timeout_s)
+
+
+async def _eventually(read, expected, timeout_s: float = 10):
+    """`await read()` until it equals `expected` (True) or `timeout_s` passes (False)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while (value := await read()) != expected and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    return value == expected
+
+
 async def test_killed_during_the_ack_path_the_retry_is_stored_once_and_answered_once(web_server):
     a = web_server(ASSISTANT_TOKEN_DELAY_S="0")
     b = web_server(ASSISTANT_TOKEN_DELAY_S="0")
@@ -95,26 +119,28 @@ async def test_killed_during_the_ack_path_the_retry_is_stored_once_and_answered_
         first = Customer(a.ws_url, session["token"])
         await first.connect()
         frame = {"type": "message", "client_msg_id": str(uuid.uuid4()), "text": "are you there?"}
-        await first.send(frame)  # a's ack path now waits on the customer's row
-        await asyncio.sleep(0.5)
+        await first.send(frame)
+        assert await _statement_waits_on_a_lock("kefu_chat_message_receive")  # a's ack path
         a.kill()  # between the message and its ack
     finally:
         release.set()
         await asyncio.to_thread(holder.join, 30)
+    # a's statement runs to its end once the lock is let go: Postgres notices a vanished client
+    # only when it next writes to it, and the statement commits on its own (autocommit). So the
+    # message is stored, unacked; the retry must be acked as it and answered once.
+    assert await _eventually(lambda: Message.objects.filter(role="customer").acount(), 1)
 
     retry = Customer(b.ws_url, session["token"])
     ready = await retry.connect()
+    assert ready["last_seq"] == 1  # the stored message counts: history, not a live event
     await retry.send(frame)
     events = await answer_of(retry)
     ack = next(e for e in events if e["type"] == "ack")
-    assert ack["client_msg_id"] == frame["client_msg_id"]
-    # a's statement, waiting on the lock when a died, may still run to its end and commit once
-    # the lock is let go (Postgres notices a vanished client only when it next writes to it):
-    # then the message is stored before the retry connects, and `ready` already counts it.
-    expected = [("message", ack["seq"] + 1), ("message_end", ack["seq"] + 2)]
-    if ready["last_seq"] < ack["seq"]:
-        expected.insert(0, ("message", ack["seq"]))
-    assert [(e["type"], e.get("seq")) for e in events if e["type"] in ("message", "message_end")] == expected
+    assert (ack["client_msg_id"], ack["conversation_id"], ack["seq"]) == (
+        frame["client_msg_id"], ready["conversation_id"], 1)
+    assert [(e["type"], e.get("seq")) for e in events if e["type"] in ("message", "message_end")] == [
+        ("message", 2), ("message_end", 3),
+    ]
     assert await Message.objects.filter(role="customer").acount() == 1
     assert await Message.objects.filter(role="assistant").acount() == 1
     await retry.close()

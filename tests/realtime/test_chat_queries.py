@@ -125,11 +125,29 @@ def test_the_refusals_are_the_python_paths():
 
     with pytest.raises(ConversationForbidden):
         send(conversation_id=theirs.pk)
+    with pytest.raises(ConversationForbidden):  # closed, it would otherwise mean "start a new one"
+        send(conversation_id=ConversationFactory(customer=other, state="closed").pk)
     with pytest.raises(ConversationNotFound):
         send(conversation_id=uuid.uuid4())
     with pytest.raises(ConversationNotFound):
         send(customer_id=uuid.uuid4())
     assert snapshot(customer) == [] and Message.objects.count() == 0
+
+
+def test_another_customers_client_msg_id_is_not_a_retry_of_theirs():
+    """Idempotency is per customer: reusing someone's client_msg_id neither acks as their message
+    nor touches their conversation."""
+    ada, eve = CustomerFactory(), CustomerFactory()
+    client_msg_id = uuid.uuid4()
+    adas, _ = message_receive_deferred(customer_id=ada.pk, client_msg_id=client_msg_id, text="My order?")
+    before = snapshot(ada)
+    eves, pending = message_receive_deferred(customer_id=eve.pk, client_msg_id=client_msg_id, text="Hi")
+
+    assert (eves.created, eves.answer_due) == (True, True)
+    assert eves.message.pk != adas.message.pk and eves.conversation.pk != adas.conversation.pk
+    assert str(eves.conversation.customer_id) == str(eve.pk)
+    assert [item.wire["message"]["text"] for item in pending] == ["Hi"]
+    assert snapshot(ada) == before
 
 
 def test_a_message_is_one_statement_and_three_start_a_conversation_while_routing_rules_exist(

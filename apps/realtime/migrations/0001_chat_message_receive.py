@@ -1,12 +1,15 @@
 """`kefu_chat_message_receive`: a chat message stored, and acked, in one round trip.
 
 The chat socket's common case (apps/realtime/chat_queries.py), as the Python path
-(`message_receive_in` + `turn_create`) does it, in one statement sent in autocommit: the
-customer's lock, the idempotency lookup, the target conversation (a new one from the row the
-caller built, its team
-from the widget's `team` when no routing rule is enabled), the seq bump, the `message` event, the message and, when the conversation is
-the assistant's, the answer's turn. Every statement in a plpgsql function takes a new snapshot,
-so what a racing writer committed before the lock is seen, as in the Python path.
+(`message_receive_in` + `turn_create`) does it, in one statement sent in autocommit:
+- the customer's lock;
+- the idempotency lookup;
+- the target conversation, or a new one from the row the caller built (its team the widget's
+  `team` while no routing rule is enabled; else the caller matches the rules and asks again);
+- the seq bump, the `message` event, the message and, when the conversation is the
+  assistant's, the answer's turn.
+Every statement in a plpgsql function takes a new snapshot, so what a racing writer committed
+before the lock is seen, as in the Python path.
 
 The rows come as JSON built by the models (`jsonb_populate_record`), so a column added to
 Conversation, Message or AssistantTurn needs no change here. Anything rarer (a retry of a stored
