@@ -18,7 +18,8 @@ What it owns (the name each is kept under):
   `knowledge.vector_dimensions` (apps/knowledge/embeddings.py, selectors.py),
   `webhooks.any_enabled` (apps/webhooks/outgoing.py);
 - per event loop (redis.asyncio connections belong to the loop that made them; tests run a loop
-  per test), made on first use in that loop and closed at stop when it is the stopping loop:
+  per test), made on first use in that loop and closed at stop when it is the stopping loop, or when the
+  loop ends (its tasks cancelled) without a stop:
   `redis.async`, `redis.async_waits`, `ratelimit.async`, `turns.runner` (apps/assistant/turns.py),
   `openai.clients` (apps/assistant/providers/openai.py), `heartbeat` (apps/realtime/heartbeat.py),
   `console.crm_panels` (the CRM panels' semaphore, apps/console/views.py), `acks_first` (the
@@ -97,11 +98,33 @@ class Runtime:
 
     def loop_get(self, name: str, factory: Callable[[], T], *, close: Callable[[T], Any] | None = None) -> T:
         """The running loop's `name`, made by `factory` on first use in that loop."""
-        per_loop = self._loops.setdefault(asyncio.get_running_loop(), {})
+        loop = asyncio.get_running_loop()
+        per_loop = self._loops.get(loop)
+        if per_loop is None:
+            per_loop = self._loops[loop] = {}
+            self._close_at_loop_end(loop)
         entry = per_loop.get(name)
         if entry is None:
             entry = per_loop[name] = _Entry(factory(), close)
         return entry.value
+
+    def _close_at_loop_end(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close the loop's entries when its tasks are cancelled as it ends (`asyncio.run`,
+        asgiref, pytest-asyncio do that) and `stop` did not close them first: a loop that
+        ended with an open aiohttp session or Redis connection would leave it to the garbage
+        collector, which only warns."""
+
+        async def wait_for_the_end() -> None:
+            try:
+                await asyncio.Event().wait()
+            finally:
+                for name, entry in self._loops.pop(loop, {}).items():
+                    if entry.close is not None:
+                        await _run(f"closing {name}", entry.close, entry.value)
+
+        task = loop.create_task(wait_for_the_end(), name="runtime-loop-entries")
+        _loop_end_tasks.add(task)  # a task the loop holds only weakly
+        task.add_done_callback(_loop_end_tasks.discard)
 
     def loop_peek(self, name: str) -> Any | None:
         try:
@@ -189,6 +212,7 @@ async def _run(what: str, fn: Callable[[Any], Any], arg: Any) -> None:
 
 
 _runtime = Runtime()
+_loop_end_tasks: set[asyncio.Task] = set()
 
 
 def runtime() -> Runtime:
