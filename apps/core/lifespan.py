@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .memory import heap_freeze
 from .runtime import runtime
 
 logger = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ async def lifespan_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         message = await receive()
         if message["type"] == "lifespan.startup":
             await runtime().start("asgi")
+            heap_freeze()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await runtime().stop()  # logs what fails and closes the rest

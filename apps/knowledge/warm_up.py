@@ -12,6 +12,8 @@ import time
 
 from django.db import connection
 
+from apps.core.memory import heap_freeze
+
 from .embeddings import configured_embedder
 from .models import KnowledgeBase
 from .retrieval import labels_warm_up
@@ -45,6 +47,7 @@ def knowledge_warm_up() -> None:
         logger.warning("warming up the knowledge bases failed", exc_info=True)
     finally:
         connection.close()
+        heap_freeze()  # the model and the vocabularies loaded above
 
 
 def knowledge_warm_up_start() -> threading.Thread:
