@@ -220,10 +220,11 @@ class TurnRunner:
             turn = claim.context()
             answer.language = turn.language if turn is not None else ""
             answered = turn is not None or claimed.attempts > 1  # a restarted stream must end
-            if turn is not None and await limit_hit(name="answer_customer_hour", key=turn.customer_id):
+            if turn is None:
+                stopped = running.stop.is_set()
+            elif await _over_limit_and_partial_start(turn, message_id):
                 answer.runner_says("over_limit")  # the cost guard: no provider call
-            elif turn is not None and not running.stop.is_set():
-                await live_state.partial_start(conversation_id, message_id)
+            elif not running.stop.is_set():
                 if claimed.attempts > 1:
                     await aevent_broadcast(
                         conversation_id=conversation_id, type="partial",
@@ -231,7 +232,7 @@ class TurnRunner:
                     )
                 stopped = await self._generate_until_stopped(turn, claimed, running, answer)
             else:
-                stopped = running.stop.is_set()
+                stopped = True
         except asyncio.CancelledError:
             raise  # handover or test teardown: the lease lapses or was released; another runner answers
         except Exception:
@@ -344,22 +345,32 @@ def _claim_next(*, owner: str, conversation_id: str | None) -> _Claim | None:
     if claimed is None:
         return None
     try:
-        return _Claim(claimed, _turn_context(claimed=claimed))
+        return _Claim(claimed, _with_tools(claimed))
     except Exception as exc:  # the turn is ours now: its answer reports the failure
         return _Claim(claimed, None, exc)
 
 
-def _turn_context(*, claimed: turn_store.ClaimedTurn) -> Turn | None:
-    turn = turn_store.turn_context(turn_id=claimed.id)
-    if turn is None:
+def _with_tools(claimed: turn_store.ClaimedTurn) -> Turn | None:
+    from apps.connectors.toolbox import toolbox_of
+
+    turn = claimed.turn
+    if turn is None or claimed.customer is None:
         return None
-    return dataclasses.replace(turn, tools=_toolbox(turn, claimed.id))
+    tools = toolbox_of(conversation_id=turn.conversation_id, customer=claimed.customer, turn_id=claimed.id,
+                       language=turn.language)
+    return dataclasses.replace(turn, tools=tools)
 
 
-def _toolbox(turn: Turn, turn_id: str) -> Any:
-    from apps.connectors.toolbox import toolbox_for
-
-    return toolbox_for(conversation_id=turn.conversation_id, customer_id=turn.customer_id, turn_id=turn_id)
+async def _over_limit_and_partial_start(turn: Turn, message_id: str) -> bool:
+    """The cost guard (True: over the customer's answers per hour) and the answer's live partial
+    (what a socket resuming before the first token is told), at once: two Redis round trips
+    that each wait behind every other answer's when many start together. The partial of an
+    answer that does not go ahead is cleared with the rest (`partial_clear`)."""
+    over, _ = await asyncio.gather(
+        limit_hit(name="answer_customer_hour", key=turn.customer_id),
+        live_state.partial_start(turn.conversation_id, message_id),
+    )
+    return over
 
 
 def _log_late_failure(task: asyncio.Task) -> None:

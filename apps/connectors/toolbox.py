@@ -18,6 +18,7 @@ from django.utils.translation import gettext, gettext_noop
 from apps.conversations.language import spoken
 from apps.conversations.models import Conversation
 from apps.core.redis import redis_async_waits
+from apps.customers.models import Customer
 
 from .contract import ToolOutcome
 from .models import FINAL_STATUSES, Tool, ToolCall, ToolCallStatus
@@ -201,7 +202,16 @@ def toolbox_for(*, conversation_id: str, customer_id: str, turn_id: str) -> Conn
     conversation = Conversation.objects.select_related("customer").filter(pk=conversation_id).first()
     if conversation is None or str(conversation.customer_id) != str(customer_id):
         return None
-    identity = identity_of(conversation.customer)
+    return toolbox_of(conversation_id=conversation_id, customer=conversation.customer, turn_id=turn_id,
+                      language=conversation.language)
+
+
+def toolbox_of(
+    *, conversation_id: str, customer: Customer, turn_id: str, language: str
+) -> ConnectorToolBox | None:
+    """`toolbox_for` with the conversation's customer and language already read (the assistant's
+    turn claim reads them in its own statement). Sync: call it from a DB thread."""
+    identity = identity_of(customer)
     rows = Tool.objects.select_related("connector").filter(enabled=True, connector__enabled=True)
     tools: list[_Tool] = []
     withheld: list[_Tool] = []
@@ -225,5 +235,5 @@ def toolbox_for(*, conversation_id: str, customer_id: str, turn_id: str) -> Conn
         turn_id=str(turn_id) if turn_id else "",
         tools=tools,
         withheld=withheld,
-        language=conversation.language,
+        language=language,
     )
