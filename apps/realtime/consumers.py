@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from django.conf import settings
 
@@ -189,33 +189,24 @@ class ChatConsumer(SocketConsumer):
                 "rate_limited", "You are sending messages too fast; wait a minute and retry.",
                 str(frame.client_msg_id),
             )
-        new_id = str(uuid4())
-        # A socket that follows no conversation yet listens to the one this message may start
-        # before storing it: its answer can never begin streaming before the socket listens.
-        prejoined = not self.streams.following()
-        if prejoined:
-            await self.follow(new_id)
-        conversation_id = None
-        try:
-            receipt, committed = await db_async(chat_queries.message_receive_deferred)(
-                customer_id=self.customer_id,
-                client_msg_id=frame.client_msg_id,
-                text=frame.text,
-                conversation_id=frame.conversation_id,
-                new_conversation_id=new_id,
-                team=self.team,
-                language=self.language,
-                language_fixed=self.language_fixed,
-            )
-            message, conversation_id = receipt.message, str(receipt.conversation.pk)
-        finally:
-            if prejoined and conversation_id != new_id:
-                await self.unfollow(new_id)
+        # A conversation this message starts is followed after the ack (`on_message`), before
+        # its answer is kicked; what committed before that is caught up, and an answer that
+        # began anyway (a sweep after SWEEP_GRACE_S) arrives as a `partial`, as on resume.
+        receipt, committed = await db_async(chat_queries.message_receive_deferred)(
+            customer_id=self.customer_id,
+            client_msg_id=frame.client_msg_id,
+            text=frame.text,
+            conversation_id=frame.conversation_id,
+            team=self.team,
+            language=self.language,
+            language_fixed=self.language_fixed,
+        )
+        message = receipt.message
         await self.send_event(
             {
                 "type": "ack",
                 "client_msg_id": str(frame.client_msg_id),
-                "conversation_id": conversation_id,
+                "conversation_id": str(receipt.conversation.pk),
                 "message_id": str(message.id),
                 "seq": message.seq,
             }
