@@ -16,9 +16,11 @@ import logging
 logger = logging.getLogger(__name__)
 
 
-def heap_freeze() -> None:
-    """Exempt every object alive now from future collections (call it once start-up work is done;
-    again after more start-up work, such as the knowledge warm-up thread)."""
-    gc.collect()  # what start-up left as garbage goes now, not into the permanent generation
+def heap_freeze(*, collect: bool = True) -> None:
+    """Exempt every object alive now from future collections: once start-up is done, and again
+    after more start-up work (the knowledge warm-up thread). `collect` first frees what start-up
+    left as garbage; a process already serving skips it, as a full collection would stall it."""
+    if collect:
+        gc.collect()
     gc.freeze()
     logger.debug("froze %d objects out of the garbage collector's reach", gc.get_freeze_count())

@@ -47,7 +47,7 @@ def knowledge_warm_up() -> None:
         logger.warning("warming up the knowledge bases failed", exc_info=True)
     finally:
         connection.close()
-        heap_freeze()  # the model and the vocabularies loaded above
+        heap_freeze(collect=False)  # the model and the vocabularies loaded above
 
 
 def knowledge_warm_up_start() -> threading.Thread:
