@@ -1,5 +1,5 @@
 """The listener's batch: conversations whose facts may have changed in this process, refreshed
-together a moment later (REPORTS_REFRESH_DELAY_S, 1 s by default) by one thread of the process,
+together a moment later (REPORTS_REFRESH_DELAY_S, 5 s by default) by one thread of the process,
 instead of a refresh (~8 queries) after every committed event batch on the chat path's heels.
 
 A chat turn commits two or three event batches for one conversation, and a busy process
