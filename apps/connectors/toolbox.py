@@ -198,7 +198,9 @@ class ConnectorToolBox:
 
 
 def toolbox_for(*, conversation_id: str, customer_id: str, turn_id: str) -> ConnectorToolBox | None:
-    """The turn's tools (None when no connector has an enabled tool). Sync: call it from a DB thread."""
+    """The turn's tools (None when no connector has an enabled tool), for a caller holding ids only:
+    the conversation must be the customer's. (The turn runner reads the customer with its claim
+    and calls `toolbox_of`.) Sync: call it from a DB thread."""
     conversation = Conversation.objects.select_related("customer").filter(pk=conversation_id).first()
     if conversation is None or str(conversation.customer_id) != str(customer_id):
         return None

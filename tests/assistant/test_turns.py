@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from apps.assistant import live_state, turn_store, turns
 from apps.assistant.models import AssistantTurn, TurnState
+from apps.assistant.phrases import phrase
 from apps.assistant.providers.builtin import DONT_KNOW
 from apps.assistant.turns import (
     TurnRunner,
@@ -163,6 +164,24 @@ async def test_a_stop_before_the_answer_started_ends_it_with_no_text(settings):
         ("message_end", "", True),
     ]
     assert events[0]["message"]["text"] == "" and events[0]["message"]["role"] == "assistant"
+
+
+async def test_over_the_answers_per_hour_the_runner_declines_without_tokens_or_a_partial_left(settings):
+    settings.ASSISTANT_TOKEN_DELAY_S = 0
+    settings.RATELIMIT_ANSWER_CUSTOMER_HOUR = "1/hour"
+    receipt, conversation_id, layer, channel = await ask()
+    await turn_kick(conversation_id=conversation_id)
+    first = await events_until_end(layer, channel)
+    await sync_to_async(_receive)(receipt.conversation.customer_id, "and again?")
+    await turn_kick(conversation_id=conversation_id)
+    events = await events_until_end(layer, channel)
+
+    assert any(e["type"] == "token" for e in first)
+    second = [e for e in events if e["type"] != "message" or e["message"]["role"] == "assistant"]
+    assert [e["type"] for e in second] == ["message", "message_end"]  # no token, no partial
+    assert (second[-1]["text"], second[-1]["outcome"]) == (
+        phrase("over_limit", receipt.conversation.language), "declined")
+    assert await turn_partial(conversation_id=conversation_id) is None  # the one started meanwhile: gone
 
 
 async def test_one_answer_at_a_time_per_conversation_and_every_question_answered(settings):

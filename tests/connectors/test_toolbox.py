@@ -230,3 +230,33 @@ async def test_a_tool_sending_the_email_waits_for_a_verified_email(demo_connecto
     assert (await box.call("customer_profile", {})).status == "denied"
     await Customer.objects.filter(pk=ada.pk).aupdate(email_verified=True)
     assert "customer_profile" in {s["name"] for s in (await box_for(conversation)).specs()}
+
+
+async def test_the_tools_a_claimed_answer_gets_wait_for_a_verified_email_too(demo_connector, ada):
+    """The runner's path: the claim reads the customer in its own statement (turn_store) and
+    the tools are built from that row, not from the ids a caller passes."""
+    import uuid
+
+    from apps.assistant.turns import _claim_next
+    from apps.connectors.models import Tool
+    from apps.conversations.models import Conversation, ConversationState
+    from apps.customers.models import Customer
+    from apps.realtime.chat_queries import message_receive_deferred
+
+    await Tool.objects.filter(name="customer_profile").aupdate(query_map={"email": "{customer.email}"})
+
+    async def tools_of_the_next_answer() -> set[str]:
+        receipt, _ = await sync_to_async(message_receive_deferred)(
+            customer_id=ada.pk, client_msg_id=uuid.uuid4(), text="What is on my profile?"
+        )
+        conversation_id = str(receipt.conversation.pk)
+        claim = await sync_to_async(_claim_next)(owner="toolbox-test", conversation_id=conversation_id)
+        turn = claim.context()
+        assert turn.customer_id == str(ada.pk)
+        # Closed, so the next message starts a conversation (and an answer) of its own.
+        await Conversation.objects.filter(pk=conversation_id).aupdate(state=ConversationState.CLOSED)
+        return {s["name"] for s in turn.tools.specs()}
+
+    assert "customer_profile" not in await tools_of_the_next_answer()  # typed, unverified e-mail
+    await Customer.objects.filter(pk=ada.pk).aupdate(email_verified=True)
+    assert "customer_profile" in await tools_of_the_next_answer()
