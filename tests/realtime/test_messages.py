@@ -153,3 +153,44 @@ async def test_message_sent_while_an_answer_streams_gets_its_own_answer_next(cha
     assert [e["stopped"] for e in ends] == [False, False]
     assert ends[0]["message_id"] != ends[1]["message_id"]
     assert await Message.objects.filter(role="assistant").acount() == 2
+
+
+async def test_an_answer_begun_before_the_new_conversation_is_followed_arrives_as_a_partial(
+    chat, customer, settings, monkeypatch
+):
+    """The socket follows a conversation its message started only after the ack. Should a sweep
+    begin the answer before that (another process, after SWEEP_GRACE_S), the socket gets the
+    text so far as a `partial`, then the rest: the widget shows the whole answer."""
+    import asyncio
+
+    from apps.assistant import turn_store
+    from apps.assistant.turns import turn_partial
+    from apps.conversations.models import Conversation
+    from apps.realtime import consumers
+
+    settings.ASSISTANT_TOKEN_DELAY_S = 0.05
+    monkeypatch.setattr(turn_store, "SWEEP_GRACE_S", 0)  # the sweep takes the fresh turn at once
+
+    async def late_follow(max_wait_s):  # the socket's work after its ack, delayed until the answer streams
+        for _ in range(200):
+            conversation = await Conversation.objects.filter(customer=customer).afirst()
+            partial = conversation and await turn_partial(conversation_id=conversation.pk)
+            if partial and partial[1]:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("no sweep began the answer")
+
+    monkeypatch.setattr(consumers, "acks_settled", late_follow)
+    socket = await chat(customer)
+    frame = {"type": "message", "client_msg_id": str(uuid.uuid4()), "text": "Can I pay in bitcoin?"}
+    await socket.send(frame)
+
+    events = await socket.recv_until("message_end")
+
+    end = events[-1]
+    answer = [e for e in events if e.get("message_id") == end["message_id"] and e["type"] != "message_end"]
+    assert answer[0]["type"] == "partial" and answer[0]["text"]  # the beginning it missed
+    assert shown_text(events, end["message_id"]) == end["text"] == DONT_KNOW
+    assert [(e["type"], e["seq"]) for e in events if "seq" in e] == [
+        ("ack", 1), ("message", 1), ("message", 2), ("message_end", 3)
+    ]
