@@ -9,8 +9,10 @@ persistent connection:
 - `db_async_work(fn)`: background work (answer turns, event listeners): DB_WORK_THREADS threads,
   so a burst of answers never queues ahead of the next customer's `ack`.
 
-A process holds at most DB_THREADS + DB_WORK_THREADS Postgres connections for these; size
-Postgres' max_connections as WEB_CONCURRENCY x that + Celery workers + admin.
+A process holds at most DB_THREADS + DB_WORK_THREADS Postgres connections for these, and
+DB_LOOP_CONNECTIONS more on its event loop for the chat message's one statement
+(apps/core/db_loop.py); size Postgres' max_connections as WEB_CONCURRENCY x that + Celery
+workers + admin.
 """
 
 from __future__ import annotations

@@ -4,11 +4,15 @@ one table of named limits, one answer ("limited, retry after n s").
 Shared limits are counted in Redis, keyed by KEFU_REDIS_PREFIX, so ten web processes enforce one
 limit, not ten (each a `limits` rate string from its setting, several joined by `;`):
     session_ip            RATELIMIT_SESSION_IP            widget sessions created per client IP
-    message_customer      RATELIMIT_MESSAGE_CUSTOMER      chat messages per customer
     answer_customer_hour  RATELIMIT_ANSWER_CUSTOMER_HOUR  assistant answers per customer (cost guard)
-An empty rate string switches that limit off. While Redis cannot be reached each process counts
-in its own memory (logged; `MovingWindows`): an outage of the counters neither refuses every
-customer nor lifts the limits; the site then admits at most (web processes) x the limit.
+An empty rate string switches that limit off. One shared limit is counted in Postgres instead,
+by the statement that stores the chat message (apps/realtime/migrations/0002), under the
+customer's row lock it takes anyway: a Redis round trip fewer on every ack, and exact across
+processes with no outage fallback. It reads its rates here (`limit_windows`):
+    message_customer      RATELIMIT_MESSAGE_CUSTOMER      chat messages per customer
+While Redis cannot be reached each process counts the Redis ones in its own memory (logged;
+`MovingWindows`): an outage of the counters neither refuses every customer nor lifts the
+limits; the site then admits at most (web processes) x the limit.
 
 Socket limits (SOCKET_LIMITS, keyed by a socket's id) are counted in this process's memory
 only: a socket lives in one process, and a Redis round trip per frame would buy nothing. They
@@ -45,9 +49,10 @@ _UNREACHABLE = (redis.RedisError, OSError)
 
 LIMIT_SETTINGS = {
     "session_ip": "RATELIMIT_SESSION_IP",
-    "message_customer": "RATELIMIT_MESSAGE_CUSTOMER",
     "answer_customer_hour": "RATELIMIT_ANSWER_CUSTOMER_HOUR",
 }
+# Counted in Postgres by their own statement, which asks `limit_windows` for the rates.
+POSTGRES_LIMIT_SETTINGS = {"message_customer": "RATELIMIT_MESSAGE_CUSTOMER"}
 
 # PROTOCOL.md §2/§3 "rate rules", per socket (chat and console alike): bursts are generous for
 # people and tight for scripts.
@@ -71,6 +76,14 @@ def _items(name: str) -> list[RateLimitItem]:
 @functools.lru_cache(maxsize=64)
 def _parsed(rate: str) -> list[RateLimitItem]:
     return parse_many(rate) if rate else []
+
+
+def limit_windows(name: str) -> tuple[list[int], list[int]]:
+    """The rates of a limit counted in Postgres (POSTGRES_LIMIT_SETTINGS) as two lists: the
+    amounts and their windows in seconds ("20/minute;200/hour" -> [20, 200], [60, 3600]);
+    empty when the setting switches it off."""
+    items = _parsed(getattr(settings, POSTGRES_LIMIT_SETTINGS[name]))
+    return [item.amount for item in items], [item.get_expiry() for item in items]
 
 
 def _prefix() -> str:
@@ -220,7 +233,7 @@ def _async_limiter() -> AsyncMovingWindowRateLimiter:
 
 
 async def limit_hit(*, name: str, key: str) -> bool:
-    """Count one hit of `name` ("message_customer", "answer_customer_hour", a socket limit) for
+    """Count one hit of `name` ("answer_customer_hour", a socket limit) for
     `key` (a customer's or socket's id); True when over the limit: the caller answers
     `rate_limited` and does not do the work."""
     items = _items(name)

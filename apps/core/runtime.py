@@ -20,7 +20,8 @@ What it owns (the name each is kept under):
 - per event loop (redis.asyncio connections belong to the loop that made them; tests run a loop
   per test), made on first use in that loop and closed at stop when it is the stopping loop, or
   when the loop ends (its tasks cancelled) without a stop:
-  `redis.async`, `redis.async_waits`, `ratelimit.async`, `turns.runner` (apps/assistant/turns.py),
+  `redis.async`, `redis.async_waits`, `ratelimit.async`, `db.loop_connections` (the chat
+  message's Postgres connections, apps/core/db_loop.py), `turns.runner` (apps/assistant/turns.py),
   `openai.clients` (apps/assistant/providers/openai.py), `heartbeat` (apps/realtime/heartbeat.py),
   `console.crm_panels` (the CRM panels' semaphore, apps/console/views.py), `acks_first` (the
   acks pending on the loop, apps/core/acks_first.py), `judge.cache` (shared judge verdicts,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 
@@ -17,6 +18,10 @@ class Customer(models.Model):
     # True only when the e-mail came inside a signed JWT (or from the CRM itself): only then may
     # CRM events and tools match the customer by it. A typed e-mail is never proof.
     email_verified = models.BooleanField(default=False)
+    # The times of the customer's latest chat messages, newest first: the RATELIMIT_MESSAGE_CUSTOMER
+    # moving window, counted by the chat's one statement under this row's lock
+    # (apps/realtime/migrations/0002).
+    message_hits = ArrayField(models.DateTimeField(), default=list, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

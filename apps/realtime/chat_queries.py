@@ -1,9 +1,13 @@
-"""The chat socket's one write that spans two apps (run via apps.core.db.db_async). Its reads
-are conversations' selectors (apps/conversations/selectors.py)."""
+"""The chat socket's one write that spans two apps: on the event loop's own connection
+(`message_receive_on_loop`), else on a database thread (`message_receive_deferred` via
+apps.core.db.db_async). Its reads are conversations' selectors (apps/conversations/selectors.py)."""
 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Generator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -19,7 +23,12 @@ from apps.conversations.language import language_decide, language_detect, suppor
 from apps.conversations.models import Conversation, ConversationEvent, ConversationState, Message, MessageRole
 from apps.conversations.serializers import message_to_wire
 from apps.conversations.services import MessageReceipt, message_receive_in, waiting_on_commit
+from apps.core.db import db_async
+from apps.core.db_loop import LOOP_DB_ERRORS, loop_fetchone
+from apps.core.ratelimit import limit_windows
 from apps.teams.services import routing_read, routing_slug, team_id_route
+
+logger = logging.getLogger(__name__)
 
 
 def message_receive_deferred(**kwargs: Any) -> tuple[MessageReceipt, list[Published]]:
@@ -31,7 +40,7 @@ def message_receive_deferred(**kwargs: Any) -> tuple[MessageReceipt, list[Publis
     conversation) are one statement, `kefu_chat_message_receive` (migration 0001); anything
     rarer, such as a retry or someone else's conversation, takes the Python path."""
     with broadcasts_deferred() as pending:
-        receipt = _receive_in_one_statement(**kwargs)
+        receipt = _drive(_receive_steps(**kwargs))
         if receipt is None:
             with transaction.atomic():
                 receipt = message_receive_in(**kwargs)
@@ -39,13 +48,75 @@ def message_receive_deferred(**kwargs: Any) -> tuple[MessageReceipt, list[Publis
                     turn_create(
                         conversation_id=receipt.conversation.pk, trigger_message_id=receipt.message.pk
                     )
+        elif receipt.conversation.state == ConversationState.WAITING:  # an agent may have come online
+            waiting_on_commit(receipt.conversation.pk)
     return receipt, pending
 
 
-_RECEIVE = "SELECT * FROM kefu_chat_message_receive(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+async def message_receive_on_loop(**kwargs: Any) -> tuple[MessageReceipt, list[Published]] | None:
+    """`message_receive_deferred`'s one statement, sent from the event loop on its own
+    connection (apps/core/db_loop.py: no thread hop each way). None when the case is the Python
+    path's, or the loop's connection failed: the caller runs `message_receive_deferred` in a
+    thread, which answers it (a message the failed call did store is found there as a retry)."""
+    steps = _receive_steps(**kwargs)
+    with broadcasts_deferred() as pending:
+        try:
+            request = next(steps)
+            while True:
+                if isinstance(request, _Routing):
+                    reply = await db_async(routing_read)(slug=request.slug)
+                else:
+                    reply = await loop_fetchone(_RECEIVE, request)
+                request = steps.send(reply)
+        except StopIteration as done:
+            receipt = done.value
+        except LOOP_DB_ERRORS:
+            logger.warning("chat message on the loop's connection failed; storing it from a thread",
+                           exc_info=True)
+            return None
+        if receipt is None:
+            return None
+        if receipt.conversation.state == ConversationState.WAITING:
+            await db_async(waiting_on_commit)(receipt.conversation.pk)
+    return receipt, pending
 
 
-def _receive_in_one_statement(
+_RECEIVE = "SELECT * FROM kefu_chat_message_receive(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+
+
+class MessageRateLimited(Exception):
+    """Over RATELIMIT_MESSAGE_CUSTOMER: nothing was stored; the customer may send again in
+    `retry_after_s` seconds."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"over the customer's message rate; retry in {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class _Routing:
+    """A request of `_receive_steps`: the team routing rules for `slug` (`routing_read`)."""
+
+    slug: str | None
+
+
+def _drive(steps: Generator[Any, Any, MessageReceipt | None]) -> MessageReceipt | None:
+    """Run `_receive_steps` on this thread's Django connection."""
+    try:
+        request = next(steps)
+        while True:
+            if isinstance(request, _Routing):
+                reply = routing_read(slug=request.slug)
+            else:
+                with connection.cursor() as cursor:
+                    cursor.execute(_RECEIVE, request)
+                    reply = cursor.fetchone()
+            request = steps.send(reply)
+    except StopIteration as done:
+        return done.value
+
+
+def _receive_steps(
     *,
     customer_id: UUID | str,
     client_msg_id: UUID,
@@ -55,10 +126,13 @@ def _receive_in_one_statement(
     team: str | None = None,
     language: str = "",
     language_fixed: bool = False,
-) -> MessageReceipt | None:
-    """The message stored by the SQL function: one round trip in autocommit, two more for a new
-    conversation while team routing rules are enabled (they are matched here). None when the
-    function leaves the case to the Python path, having written nothing."""
+) -> Generator[list[Any] | _Routing, Any, MessageReceipt | None]:
+    """The message stored by the SQL function, as the steps of a generator: it yields the
+    function's arguments (or `_Routing`) and is sent the row (or the rules) back, so one flow
+    runs on a thread (`_drive`) or on the loop. One call in autocommit, two more for a new
+    conversation while team routing rules are enabled (they are matched here). Returns None
+    when the function leaves the case to the Python path, having written nothing; raises
+    `MessageRateLimited` when the customer is over RATELIMIT_MESSAGE_CUSTOMER (nothing written)."""
     detected = language_detect(text) or ""
     page = supported(language)
     message = Message(
@@ -71,31 +145,32 @@ def _receive_in_one_statement(
     turn_row = _row_json(AssistantTurn(trigger_message_id=message.id),
                          skip={"conversation_id", "trigger_message_id"})
     forced = page if language_fixed and page else ""
+    limit_amounts, limit_windows_s = limit_windows("message_customer")
 
-    def receive(new: Conversation | None, routed: bool) -> tuple[Any, ...]:
-        with connection.cursor() as cursor:
-            cursor.execute(_RECEIVE, [
-                customer_id, client_msg_id, conversation_id, message_row, json.dumps(payload),
-                forced, detected, page, None if new is None else _row_json(new), routing_slug(team), routed,
-                turn_row,
-            ])
-            return cursor.fetchone()
+    def call(new: Conversation | None, routed: bool) -> list[Any]:
+        return [
+            customer_id, client_msg_id, conversation_id, message_row, json.dumps(payload),
+            forced, detected, page, None if new is None else _row_json(new), routing_slug(team), routed,
+            turn_row, limit_amounts, limit_windows_s,
+        ]
 
     # The widget names its conversation in every message after the first: a message naming
     # none most likely starts one, so the new one's row goes with it (asked again if not).
     new = None if conversation_id is not None else _conversation_new(
         customer_id, new_conversation_id, text, page, language_fixed, detected
     )
-    result, *stored = receive(new, routed=False)
+    result, *stored = yield call(new, routed=False)
     if result == "new":
         new = _conversation_new(customer_id, new_conversation_id, text, page, language_fixed, detected)
-        result, *stored = receive(new, routed=False)
+        result, *stored = yield call(new, routed=False)
     if result == "route":  # routing rules are enabled: matched here (apps/teams), then stored
-        new.team_id = team_id_route(routing=routing_read(slug=team), text=text)
-        result, *stored = receive(new, routed=True)
+        new.team_id = team_id_route(routing=(yield _Routing(team)), text=text)
+        result, *stored = yield call(new, routed=True)
+    if result == "limited":
+        raise MessageRateLimited(stored[-1])
     if result != "stored":
         return None
-    conversation_pk, state, decided, seq, event_pk, event_at = stored
+    conversation_pk, state, decided, seq, event_pk, event_at, _ = stored
     conversation = Conversation(id=conversation_pk, customer_id=customer_id, state=state, language=decided,
                                 last_seq=seq)
     message.conversation, message.seq = conversation, seq
@@ -105,10 +180,8 @@ def _receive_in_one_statement(
         id=event_pk, conversation_id=conversation_pk, seq=seq, type="message", payload=payload,
         created_at=event_at,
     )
-    # On commit: now in autocommit (to the caller's `broadcasts_deferred`), else the caller's.
+    # Committed (autocommit): to the caller's `broadcasts_deferred`.
     publisher().publish(Published(str(conversation_pk), str(customer_id), event_to_wire(event)))
-    if state == ConversationState.WAITING:  # an agent may have come online since
-        waiting_on_commit(conversation_pk)
     return MessageReceipt(message, conversation, created=True, answer_due=state == ConversationState.BOT)
 
 

@@ -33,7 +33,6 @@ from apps.conversations.services import (
 from apps.core import metrics
 from apps.core.acks_first import ACKS_FIRST_MAX_S, acking, acks_settled
 from apps.core.db import db_async
-from apps.core.ratelimit import limit_hit
 from apps.customers.tokens import TokenInvalid, widget_token_verify
 
 from . import chat_queries
@@ -184,23 +183,25 @@ class ChatConsumer(SocketConsumer):
 
     async def _message_store_and_ack(self, frame: Frame) -> tuple[MessageReceipt, list[Published]]:
         started = time.perf_counter()
-        if await limit_hit(name="message_customer", key=str(self.customer_id)):
-            raise FrameError(
-                "rate_limited", "You are sending messages too fast; wait a minute and retry.",
-                str(frame.client_msg_id),
-            )
         # A conversation this message starts is followed after the ack (`on_message`), before
         # its answer is kicked; what committed before that is caught up, and an answer that
         # began anyway (a sweep after SWEEP_GRACE_S) arrives as a `partial`, as on resume.
-        receipt, committed = await db_async(chat_queries.message_receive_deferred)(
-            customer_id=self.customer_id,
-            client_msg_id=frame.client_msg_id,
-            text=frame.text,
-            conversation_id=frame.conversation_id,
-            team=self.team,
-            language=self.language,
+        fields = dict(
+            customer_id=self.customer_id, client_msg_id=frame.client_msg_id, text=frame.text,
+            conversation_id=frame.conversation_id, team=self.team, language=self.language,
             language_fixed=self.language_fixed,
         )
+        try:
+            stored = await chat_queries.message_receive_on_loop(**fields)
+            if stored is None:  # a rarer case (a retry, someone else's conversation), or no loop connection
+                stored = await db_async(chat_queries.message_receive_deferred)(**fields)
+        except chat_queries.MessageRateLimited as limited:  # RATELIMIT_MESSAGE_CUSTOMER
+            raise FrameError(
+                "rate_limited",
+                f"You are sending messages too fast; wait {limited.retry_after_s} s and retry.",
+                str(frame.client_msg_id),
+            ) from None
+        receipt, committed = stored
         message = receipt.message
         await self.send_event(
             {

@@ -137,6 +137,10 @@ DB_THREADS = env.int("DB_THREADS", default=12)
 # ...and for background work (answer turns, event listeners), apart so a burst of answers
 # never queues ahead of an ack.
 DB_WORK_THREADS = env.int("DB_WORK_THREADS", default=8)
+# Connections on the event loop for the chat ack's one statement (apps/core/db_loop.py), and how
+# long an ack waits for one before it takes a thread of DB_THREADS instead.
+DB_LOOP_CONNECTIONS = env.int("DB_LOOP_CONNECTIONS", default=4)
+DB_LOOP_TIMEOUT_S = env.float("DB_LOOP_TIMEOUT_S", default=2.0)
 REDIS_URL = env.str("REDIS_URL")
 # Prefix of every Redis key Kefu writes (tests set a per-run prefix to run side by side).
 KEFU_REDIS_PREFIX = env.str("KEFU_REDIS_PREFIX", default="kefu")

@@ -10,7 +10,7 @@ import uuid
 import httpx
 import pytest
 
-from apps.core.ratelimit import limit_hit
+from apps.core.ratelimit import limit_hit, limit_windows
 from apps.customers.models import Customer
 
 URL = "/api/widget/session"
@@ -77,34 +77,30 @@ async def test_the_session_limit_is_shared_by_two_server_processes(web_server):
     assert statuses == [201, 201, 201, 201, 429, 429]
 
 
-async def test_messages_per_customer_are_limited_per_customer(settings):
-    settings.RATELIMIT_MESSAGE_CUSTOMER = "2/minute"
+async def test_answers_per_customer_are_limited_per_customer(settings):
+    settings.RATELIMIT_ANSWER_CUSTOMER_HOUR = "2/hour"
     customer, other = str(uuid.uuid4()), str(uuid.uuid4())
 
-    hits = [await limit_hit(name="message_customer", key=customer) for _ in range(3)]
-    other_hit = await limit_hit(name="message_customer", key=other)
+    hits = [await limit_hit(name="answer_customer_hour", key=customer) for _ in range(3)]
+    other_hit = await limit_hit(name="answer_customer_hour", key=other)
 
     assert hits == [False, False, True]
     assert other_hit is False
 
 
-async def test_answers_per_customer_per_hour_are_a_separate_budget(settings):
-    settings.RATELIMIT_ANSWER_CUSTOMER_HOUR = "1/hour"
-    settings.RATELIMIT_MESSAGE_CUSTOMER = "100/minute"
-    customer = str(uuid.uuid4())
-
-    answers = [await limit_hit(name="answer_customer_hour", key=customer) for _ in range(2)]
-    message = await limit_hit(name="message_customer", key=customer)
-
-    assert answers == [False, True]
-    assert message is False
+def test_the_chat_message_rate_is_read_for_postgres_as_amounts_and_windows(settings):
+    # Counted by the chat's statement (tests/realtime/test_message_rate.py); the rates come from here.
+    settings.RATELIMIT_MESSAGE_CUSTOMER = "20/minute;200/hour"
+    assert limit_windows("message_customer") == ([20, 200], [60, 3600])
+    settings.RATELIMIT_MESSAGE_CUSTOMER = ""
+    assert limit_windows("message_customer") == ([], [])
 
 
 async def test_concurrent_hits_never_admit_more_than_the_limit(settings):
-    settings.RATELIMIT_MESSAGE_CUSTOMER = "5/minute"
+    settings.RATELIMIT_ANSWER_CUSTOMER_HOUR = "5/hour"
     customer = str(uuid.uuid4())
 
-    hits = await asyncio.gather(*[limit_hit(name="message_customer", key=customer) for _ in range(20)])
+    hits = await asyncio.gather(*[limit_hit(name="answer_customer_hour", key=customer) for _ in range(20)])
 
     assert hits.count(False) == 5
 
@@ -129,29 +125,30 @@ def test_without_redis_sessions_are_created_and_still_limited_per_process(client
 
 
 async def test_without_redis_limit_hit_counts_in_this_process(settings):
-    settings.RATELIMIT_MESSAGE_CUSTOMER = "2/minute"
+    settings.RATELIMIT_ANSWER_CUSTOMER_HOUR = "2/hour"
     settings.REDIS_URL = closed_port_redis_url()
     customer, other = str(uuid.uuid4()), str(uuid.uuid4())
 
-    hits = [await limit_hit(name="message_customer", key=customer) for _ in range(3)]
+    hits = [await limit_hit(name="answer_customer_hour", key=customer) for _ in range(3)]
 
     assert hits == [False, False, True]
-    assert await limit_hit(name="message_customer", key=other) is False
+    assert await limit_hit(name="answer_customer_hour", key=other) is False
 
 
 async def test_counting_returns_to_redis_once_it_answers_again(settings, monkeypatch):
     from apps.core import ratelimit
 
     monkeypatch.setattr(ratelimit, "REDIS_RETRY_S", 0.0)
-    settings.RATELIMIT_MESSAGE_CUSTOMER = "2/minute"
+    settings.RATELIMIT_ANSWER_CUSTOMER_HOUR = "2/hour"
     customer = str(uuid.uuid4())
     real_redis = settings.REDIS_URL
     settings.REDIS_URL = closed_port_redis_url()
-    assert await limit_hit(name="message_customer", key=customer) is False  # counted in memory
+    assert await limit_hit(name="answer_customer_hour", key=customer) is False  # counted in memory
 
     settings.REDIS_URL = real_redis
     # Redis holds its own count again: two hits admitted there, the third refused.
-    assert [await limit_hit(name="message_customer", key=customer) for _ in range(3)] == [False, False, True]
+    hits = [await limit_hit(name="answer_customer_hour", key=customer) for _ in range(3)]
+    assert hits == [False, False, True]
 
 
 @pytest.mark.django_db

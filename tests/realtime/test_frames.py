@@ -3,6 +3,7 @@
 import json
 import uuid
 
+import psycopg
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import OperationalError
@@ -328,7 +329,12 @@ async def test_a_failing_service_is_an_error_event_and_a_retry_is_stored_once(
     def broken(**kwargs):
         raise failure
 
+    async def loop_connection_down(*args):
+        raise psycopg.OperationalError("connection refused")
+
     with monkeypatch.context() as patch:
+        # The event loop's connection fails, then the database thread's: the storage is down.
+        patch.setattr(chat_queries, "loop_fetchone", loop_connection_down)
         patch.setattr(chat_queries, "message_receive_deferred", broken)
         await socket.send(frame)
         assert await socket.recv() == error(code, message, client_msg_id=frame["client_msg_id"])
@@ -337,6 +343,31 @@ async def test_a_failing_service_is_an_error_event_and_a_retry_is_stored_once(
     await socket.send(frame)  # the client retries the same message once the service is back
     assert (await socket.recv())["type"] == "ack"
     assert await Message.objects.filter(client_msg_id=frame["client_msg_id"]).acount() == 1
+
+
+async def test_a_message_stored_just_before_the_loop_connection_failed_is_acked_once(
+    chat, customer, monkeypatch
+):
+    # The statement committed, then the connection broke before its row came back: the database
+    # thread stores nothing more and acks the stored message (found as a retry).
+    real = chat_queries.loop_fetchone
+
+    async def broke_after_the_commit(sql, params):
+        await real(sql, params)
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(chat_queries, "loop_fetchone", broke_after_the_commit)
+    socket = await chat(customer)
+    frame = {"type": "message", "client_msg_id": str(uuid.uuid4()), "text": "hello"}
+    await socket.send(frame)
+    ack = await socket.recv()
+
+    stored = [m async for m in Message.objects.filter(client_msg_id=frame["client_msg_id"])]
+    assert ack["type"] == "ack"
+    assert [str(m.id) for m in stored] == [ack["message_id"]]
+    # Its `message` event (caught up from Postgres) and its answer (the turn it stored) still come.
+    events = await socket.recv_until("message_end")
+    assert [e["message"]["id"] for e in events if e["type"] == "message"][0] == ack["message_id"]
 
 
 async def test_frames_and_events_reach_handlers_without_a_trip_to_the_shared_db_thread(

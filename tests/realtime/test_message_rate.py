@@ -1,0 +1,89 @@
+"""The customer's message rate (RATELIMIT_MESSAGE_CUSTOMER): counted by the statement that stores
+the message, under the customer's row lock, across every socket of the customer."""
+
+import asyncio
+import uuid
+
+import pytest
+
+from apps.conversations.models import Message
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _fast_answers(settings):
+    settings.ASSISTANT_TOKEN_DELAY_S = 0
+
+
+def message(text="hello"):
+    return {"type": "message", "client_msg_id": str(uuid.uuid4()), "text": text}
+
+
+async def send_and_answer(socket, frame):
+    """The frame's ack or error (whatever else arrives meanwhile skipped)."""
+    await socket.send(frame)
+    while True:
+        event = await socket.recv()
+        if event["type"] in ("ack", "error") and event.get("client_msg_id") == frame["client_msg_id"]:
+            return event
+
+
+async def stored_texts(customer):
+    texts = Message.objects.filter(conversation__customer=customer, role="customer")
+    return sorted([text async for text in texts.values_list("text", flat=True)])
+
+
+async def test_the_rate_is_the_customers_across_tabs_and_a_retry_is_not_counted(
+    chat, customer, other_customer, settings
+):
+    settings.RATELIMIT_MESSAGE_CUSTOMER = "3/minute"
+    first_tab, second_tab = await chat(customer), await chat(customer)
+    stranger = await chat(other_customer)
+    first = message("one")
+
+    answers = [
+        await send_and_answer(first_tab, first),
+        await send_and_answer(first_tab, message("two")),
+        await send_and_answer(second_tab, message("three")),
+    ]
+    over = await send_and_answer(second_tab, message("four"))
+    retried = await send_and_answer(second_tab, first)  # a retry of a stored message is not a new one
+    strangers = await send_and_answer(stranger, message("mine"))
+
+    assert [answer["type"] for answer in answers] == ["ack", "ack", "ack"]
+    assert over["type"] == "error" and over["code"] == "rate_limited"
+    prefix, suffix = "You are sending messages too fast; wait ", " s and retry."
+    wait = over["message"].removeprefix(prefix).removesuffix(suffix)  # until the oldest of 3 leaves
+    assert 1 <= int(wait) <= 60
+    assert (retried["type"], retried["message_id"]) == ("ack", answers[0]["message_id"])
+    assert strangers["type"] == "ack"
+    assert await stored_texts(customer) == ["one", "three", "two"]
+
+
+async def test_messages_sent_at_once_from_several_sockets_never_pass_the_rate(chat, customer, settings):
+    settings.RATELIMIT_MESSAGE_CUSTOMER = "5/minute"
+    sockets = [await chat(customer) for _ in range(4)]
+    frames = [(socket, message(f"{i}-{n}")) for i, socket in enumerate(sockets) for n in range(2)]
+
+    answers = await asyncio.gather(*(send_and_answer(socket, frame) for socket, frame in frames))
+
+    kinds = sorted(answer["type"] for answer in answers)
+    assert kinds == ["ack"] * 5 + ["error"] * 3
+    assert {answer["code"] for answer in answers if answer["type"] == "error"} == {"rate_limited"}
+    acked = sorted(frame["text"] for (_, frame), answer in zip(frames, answers, strict=True)
+                   if answer["type"] == "ack")
+    assert await stored_texts(customer) == acked
+
+
+async def test_the_window_moves_on(chat, customer, settings):
+    settings.RATELIMIT_MESSAGE_CUSTOMER = "2/second"
+    socket = await chat(customer)
+
+    before = [await send_and_answer(socket, message(f"m{i}")) for i in range(3)]
+    await asyncio.sleep(1.1)
+    after = await send_and_answer(socket, message("later"))
+
+    assert [answer["type"] for answer in before] == ["ack", "ack", "error"]
+    assert before[2]["message"] == "You are sending messages too fast; wait 1 s and retry."
+    assert after["type"] == "ack"
