@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -30,12 +31,17 @@ from psycopg.pq import TransactionStatus
 from .runtime import runtime
 
 
-class LoopConnectionsBusy(psycopg.OperationalError):
-    """Every loop connection stayed in use for DB_LOOP_TIMEOUT_S."""
+class LoopConnectionsUnavailable(psycopg.OperationalError):
+    """No loop connection: none free within DB_LOOP_TIMEOUT_S, opening one failed less than
+    RETRY_S ago, or DB_LOOP_CONNECTIONS is 0."""
 
 
-# The loop's connection failed, or none was free: the caller may run its work on a thread.
+# The loop's connection failed, or there was none: the caller may run its work on a thread.
 LOOP_DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
+
+# After a failed open the loop leaves Postgres alone this long: while it is down or
+# unreachable, the callers' thread path answers at once instead of each waiting here first.
+RETRY_S = 2.0
 
 
 class LoopConnections:
@@ -43,17 +49,26 @@ class LoopConnections:
     kept while they are healthy and idle."""
 
     def __init__(self, size: int, timeout_s: float) -> None:
+        self._size = size
         self._idle: list[psycopg.AsyncConnection] = []
         self._slots = asyncio.Semaphore(size)
         self._timeout_s = timeout_s
         self._closed = False
+        self._down_until = 0.0
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
-        try:
-            await asyncio.wait_for(self._slots.acquire(), self._timeout_s)
-        except TimeoutError:
-            raise LoopConnectionsBusy(f"no loop connection free in {self._timeout_s} s") from None
+        if self._size <= 0:
+            raise LoopConnectionsUnavailable("DB_LOOP_CONNECTIONS is 0")
+        if time.monotonic() < self._down_until:
+            raise LoopConnectionsUnavailable("opening a loop connection failed moments ago")
+        if self._slots.locked():  # wait_for costs a task: only when there is a wait
+            try:
+                await asyncio.wait_for(self._slots.acquire(), self._timeout_s)
+            except TimeoutError:
+                raise LoopConnectionsUnavailable(f"no loop connection free in {self._timeout_s} s") from None
+        else:
+            await self._slots.acquire()
         connection = None
         try:
             connection = self._idle.pop() if self._idle else await self._connect()
@@ -72,9 +87,13 @@ class LoopConnections:
             await connection.close()
 
     async def _connect(self) -> psycopg.AsyncConnection:
-        async with asyncio.timeout(self._timeout_s):
-            connection = await psycopg.AsyncConnection.connect(**_connect_kwargs())
-            await _configure(connection)
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                connection = await psycopg.AsyncConnection.connect(**_connect_kwargs())
+                await _configure(connection)
+        except (TimeoutError, psycopg.Error) as exc:
+            self._down_until = time.monotonic() + RETRY_S
+            raise LoopConnectionsUnavailable(f"cannot open a loop connection: {exc!r}") from exc
         return connection
 
     async def _put_back(self, connection: psycopg.AsyncConnection) -> None:

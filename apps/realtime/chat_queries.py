@@ -24,7 +24,7 @@ from apps.conversations.models import Conversation, ConversationEvent, Conversat
 from apps.conversations.serializers import message_to_wire
 from apps.conversations.services import MessageReceipt, message_receive_in, waiting_on_commit
 from apps.core.db import db_async
-from apps.core.db_loop import LOOP_DB_ERRORS, loop_fetchone
+from apps.core.db_loop import LOOP_DB_ERRORS, LoopConnectionsUnavailable, loop_fetchone
 from apps.core.ratelimit import limit_windows
 from apps.teams.services import routing_read, routing_slug, team_id_route
 
@@ -70,6 +70,8 @@ async def message_receive_on_loop(**kwargs: Any) -> tuple[MessageReceipt, list[P
                 request = steps.send(reply)
         except StopIteration as done:
             receipt = done.value
+        except LoopConnectionsUnavailable:  # none free, Postgres just refused one, or switched off
+            return None
         except LOOP_DB_ERRORS:
             logger.warning("chat message on the loop's connection failed; storing it from a thread",
                            exc_info=True)

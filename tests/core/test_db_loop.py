@@ -10,7 +10,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
 
-from apps.core.db_loop import LOOP_DB_ERRORS, LoopConnectionsBusy, loop_fetchone
+from apps.core import db_loop
+from apps.core.db_loop import LOOP_DB_ERRORS, LoopConnectionsUnavailable, loop_fetchone
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -67,8 +68,33 @@ async def test_no_more_connections_than_set_and_a_caller_gives_up_waiting(settin
     busy = asyncio.create_task(loop_fetchone("SELECT pg_sleep(1)", []))
     await asyncio.sleep(0.05)
 
-    with pytest.raises(LoopConnectionsBusy):
+    with pytest.raises(LoopConnectionsUnavailable):
         await loop_fetchone(PID, [])
     await busy
     assert await loop_fetchone("SELECT 1", []) == (1,)
 
+
+
+async def test_none_configured_is_unavailable_at_once(settings):
+    settings.DB_LOOP_CONNECTIONS = 0
+
+    with pytest.raises(LoopConnectionsUnavailable, match="DB_LOOP_CONNECTIONS is 0"):
+        await loop_fetchone(PID, [])
+
+
+async def test_after_a_failed_open_postgres_is_left_alone_for_a_moment(monkeypatch):
+    from apps.devstack.embedded.ports import free_port
+
+    attempts = []
+
+    def unreachable() -> dict:
+        attempts.append(1)
+        return {"host": "127.0.0.1", "port": free_port(), "dbname": "kefu", "connect_timeout": 2}
+
+    monkeypatch.setattr(db_loop, "_connect_kwargs", unreachable)
+    with pytest.raises(LoopConnectionsUnavailable, match="cannot open"):
+        await loop_fetchone(PID, [])
+    with pytest.raises(LoopConnectionsUnavailable, match="failed moments ago"):
+        await loop_fetchone(PID, [])  # the thread path answers meanwhile
+
+    assert attempts == [1]

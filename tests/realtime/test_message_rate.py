@@ -34,9 +34,12 @@ async def stored_texts(customer):
     return sorted([text async for text in texts.values_list("text", flat=True)])
 
 
+# 0: every message through a database thread (the rare cases' path), counted by the same statement.
+@pytest.mark.parametrize("loop_connections", [4, 0])
 async def test_the_rate_is_the_customers_across_tabs_and_a_retry_is_not_counted(
-    chat, customer, other_customer, settings
+    chat, customer, other_customer, settings, loop_connections
 ):
+    settings.DB_LOOP_CONNECTIONS = loop_connections
     settings.RATELIMIT_MESSAGE_CUSTOMER = "3/minute"
     first_tab, second_tab = await chat(customer), await chat(customer)
     stranger = await chat(other_customer)
