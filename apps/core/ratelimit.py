@@ -51,8 +51,11 @@ LIMIT_SETTINGS = {
     "session_ip": "RATELIMIT_SESSION_IP",
     "answer_customer_hour": "RATELIMIT_ANSWER_CUSTOMER_HOUR",
 }
-# Counted in Postgres by their own statement, which asks `limit_windows` for the rates.
+# Counted in Postgres by their own statement, which asks `limit_windows` for the rates. It keeps
+# the last (largest amount) hit times on the customer's row, rewritten on every message: amounts
+# above MESSAGE_HITS_MAX are refused by a system check (apps/core/checks.py).
 POSTGRES_LIMIT_SETTINGS = {"message_customer": "RATELIMIT_MESSAGE_CUSTOMER"}
+MESSAGE_HITS_MAX = 1000
 
 # PROTOCOL.md §2/§3 "rate rules", per socket (chat and console alike): bursts are generous for
 # people and tight for scripts.

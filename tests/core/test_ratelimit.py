@@ -105,6 +105,16 @@ async def test_concurrent_hits_never_admit_more_than_the_limit(settings):
     assert hits.count(False) == 5
 
 
+def test_settings_check_names_a_rate_that_does_not_parse_and_a_message_window_too_large(settings):
+    from apps.core.checks import rate_limit_settings_check
+
+    assert rate_limit_settings_check() == []
+    settings.RATELIMIT_SESSION_IP = "thirty a minute"
+    settings.RATELIMIT_MESSAGE_CUSTOMER = "20/minute;5000/day"
+
+    assert [problem.id for problem in rate_limit_settings_check()] == ["core.E001", "core.E002"]
+
+
 def closed_port_redis_url() -> str:
     from apps.devstack.embedded.ports import free_port
 
