@@ -193,6 +193,7 @@ _FILL = {
 _FILLER_SQL = {
     "text": "''", "character varying": "''", "integer": "0", "bigint": "0", "smallint": "0",
     "boolean": "false", "jsonb": "'{}'::jsonb", "timestamp with time zone": "start",
+    "ARRAY": "'{}'",  # an empty array of any element type (e.g. Customer.message_hits)
 }
 
 

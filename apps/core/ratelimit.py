@@ -232,7 +232,15 @@ def _async_limiter() -> AsyncMovingWindowRateLimiter:
         )
         return AsyncMovingWindowRateLimiter(storage)
 
-    return runtime().loop_get(f"ratelimit.async|{_config()}", make)
+    return runtime().loop_get(f"ratelimit.async|{_config()}", make, close=_async_limiter_close)
+
+
+async def _async_limiter_close(limiter: AsyncMovingWindowRateLimiter) -> None:
+    """Close the limiter's redis.asyncio client with its loop (`limits` has no close of its
+    own; left to the garbage collector, its sockets were reported unclosed)."""
+    client = getattr(getattr(limiter.storage, "bridge", None), "storage", None)
+    if client is not None:
+        await client.aclose()
 
 
 async def limit_hit(*, name: str, key: str) -> bool:
