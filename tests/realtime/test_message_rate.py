@@ -2,10 +2,13 @@
 the message, under the customer's row lock, across every socket of the customer."""
 
 import asyncio
+import math
+import time
 import uuid
 
 import pytest
 
+from apps.assistant.phrases import phrase
 from apps.conversations.models import Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -50,15 +53,21 @@ async def test_the_rate_is_the_customers_across_tabs_and_a_retry_is_not_counted(
         await send_and_answer(first_tab, message("two")),
         await send_and_answer(second_tab, message("three")),
     ]
+    sent_at = time.time()
     over = await send_and_answer(second_tab, message("four"))
+    answered_at = time.time()
     retried = await send_and_answer(second_tab, first)  # a retry of a stored message is not a new one
     strangers = await send_and_answer(stranger, message("mine"))
 
     assert [answer["type"] for answer in answers] == ["ack", "ack", "ack"]
     assert over["type"] == "error" and over["code"] == "rate_limited"
     prefix, suffix = "You are sending messages too fast; wait ", " s and retry."
-    wait = over["message"].removeprefix(prefix).removesuffix(suffix)  # until the oldest of 3 leaves
-    assert 1 <= int(wait) <= 60
+    wait = int(over["message"].removeprefix(prefix).removesuffix(suffix))
+    # Exactly the seconds until the oldest of the three (the first message) leaves the minute,
+    # counted from the refusal, which fell between sending "four" and its answer.
+    await customer.arefresh_from_db()
+    oldest = customer.message_hits[2].timestamp()
+    assert math.ceil(oldest + 60 - answered_at) <= wait <= math.ceil(oldest + 60 - sent_at)
     assert (retried["type"], retried["message_id"]) == ("ack", answers[0]["message_id"])
     assert strangers["type"] == "ack"
     assert await stored_texts(customer) == ["one", "three", "two"]
@@ -90,3 +99,23 @@ async def test_the_window_moves_on(chat, customer, settings):
     assert [answer["type"] for answer in before] == ["ack", "ack", "error"]
     assert before[2]["message"] == "You are sending messages too fast; wait 1 s and retry."
     assert after["type"] == "ack"
+
+
+async def test_the_answers_budget_is_apart_from_the_message_rate(chat, customer, settings):
+    # Over RATELIMIT_ANSWER_CUSTOMER_HOUR the customer's messages are still stored and acked;
+    # only the answer is declined (the cost guard), and it costs no message.
+    settings.RATELIMIT_ANSWER_CUSTOMER_HOUR = "1/hour"
+    settings.RATELIMIT_MESSAGE_CUSTOMER = "2/minute"
+    socket = await chat(customer)
+
+    first = await send_and_answer(socket, message("one"))
+    first_end = (await socket.recv_until("message_end"))[-1]
+    second = await send_and_answer(socket, message("two"))
+    second_end = (await socket.recv_until("message_end"))[-1]
+    third = await send_and_answer(socket, message("three"))
+
+    assert (first["type"], second["type"]) == ("ack", "ack")
+    assert first_end["text"] != phrase("over_limit", "en")  # answered (here: no knowledge base)
+    assert (second_end["text"], second_end["outcome"]) == (phrase("over_limit", "en"), "declined")
+    assert (third["type"], third["code"]) == ("error", "rate_limited")  # two messages a minute
+    assert await stored_texts(customer) == ["one", "two"]
