@@ -67,6 +67,19 @@ class Connector(models.Model):
 READ_METHODS = frozenset({"GET", "HEAD"})
 
 
+def request_templates(path_template: str, query_map: dict | None, body_map: dict | None) -> list[str]:
+    """A tool's request templates: path, query and body values (where placeholders live)."""
+    return [path_template, *map(str, (query_map or {}).values()), *map(str, (body_map or {}).values())]
+
+
+def templates_need_identity(templates: list[str]) -> bool:
+    return any("{customer." in t for t in templates)
+
+
+def templates_need_email(templates: list[str]) -> bool:
+    return any("{customer.email}" in t for t in templates)
+
+
 class Tool(models.Model):
     connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="tools")
     name = models.CharField(max_length=64, help_text="What the model calls: letters, digits, _ and -.")
@@ -109,21 +122,17 @@ class Tool(models.Model):
 
     def templates(self) -> list[str]:
         """The request templates: path, query and body values (where placeholders live)."""
-        return [
-            self.path_template,
-            *map(str, (self.query_map or {}).values()),
-            *map(str, (self.body_map or {}).values()),
-        ]
+        return request_templates(self.path_template, self.query_map, self.body_map)
 
     @property
     def needs_identity(self) -> bool:
         """It reads or changes a customer's data: it runs only for an identified customer."""
-        return any("{customer." in t for t in self.templates())
+        return templates_need_identity(self.templates())
 
     @property
     def needs_email(self) -> bool:
         """It sends the customer's e-mail: it runs only when that e-mail was verified."""
-        return any("{customer.email}" in t for t in self.templates())
+        return templates_need_email(self.templates())
 
     @property
     def is_read(self) -> bool:

@@ -25,7 +25,17 @@ def identity_of(customer: Any) -> Identity | None:
     return Identity(external_id=customer.external_id, email=customer.email if customer.email_verified else "")
 
 
-def identity_missing(tool: Tool, identity: Identity | None) -> bool:
+class NeedsOfCustomer(Protocol):
+    """What a tool needs of the customer (a Tool row, or a turn's listing of one)."""
+
+    @property
+    def needs_identity(self) -> bool: ...
+
+    @property
+    def needs_email(self) -> bool: ...
+
+
+def identity_missing(tool: NeedsOfCustomer, identity: Identity | None) -> bool:
     """True when the tool needs an identity (or a verified e-mail) the customer has not proved."""
     if not tool.needs_identity:
         return False

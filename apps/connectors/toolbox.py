@@ -6,6 +6,7 @@ not proved is withheld, and a call to it is refused before anything is recorded 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 
 import jsonschema
 from django.conf import settings
+from django.db import connection
 from django.utils.translation import gettext, gettext_noop
 
 from apps.conversations.language import spoken
@@ -21,7 +23,16 @@ from apps.core.redis import redis_async_waits
 from apps.customers.models import Customer
 
 from .contract import ToolOutcome
-from .models import FINAL_STATUSES, Tool, ToolCall, ToolCallStatus
+from .models import (
+    FINAL_STATUSES,
+    Connector,
+    Tool,
+    ToolCall,
+    ToolCallStatus,
+    request_templates,
+    templates_need_email,
+    templates_need_identity,
+)
 from .registry import identity_missing, identity_of
 from .services import tool_call_done_key, tool_call_give_up, tool_call_request
 
@@ -214,22 +225,10 @@ def toolbox_of(
     """`toolbox_for` with the conversation's customer and language already read (the assistant's
     turn claim reads them in its own statement). Sync: call it from a DB thread."""
     identity = identity_of(customer)
-    rows = Tool.objects.select_related("connector").filter(enabled=True, connector__enabled=True)
     tools: list[_Tool] = []
     withheld: list[_Tool] = []
-    seen: set[str] = set()
-    for row in rows.order_by("connector__slug", "name"):
-        if row.name in seen:
-            continue
-        seen.add(row.name)
-        tool = _Tool(
-            id=row.pk,
-            name=row.name,
-            description=row.description,
-            parameters=row.parameters or EMPTY_SCHEMA,
-            source=row.connector.name,
-        )
-        (withheld if identity_missing(row, identity) else tools).append(tool)
+    for listed in _enabled_tools():
+        (withheld if identity_missing(listed, identity) else tools).append(listed.tool)
     if not tools and not withheld:
         return None
     return ConnectorToolBox(
@@ -239,3 +238,40 @@ def toolbox_of(
         withheld=withheld,
         language=language,
     )
+
+
+@dataclass(frozen=True)
+class _Listed:
+    """An enabled tool as the turn offers it, with what it needs of the customer."""
+
+    tool: _Tool
+    needs_identity: bool
+    needs_email: bool
+
+
+# Every turn's claim lists the tools: one plain statement, no model instances. Through the ORM
+# (select_related) it cost 1 ms of CPU per answer, 13 % of a web process's time while 200
+# answers started at once (py-spy); this costs 0.06 ms. The first tool of each name is offered.
+_ENABLED_TOOLS = f"""
+    SELECT t.id, t.name, t.description, t.parameters, c.name, t.path_template, t.query_map, t.body_map
+      FROM {Tool._meta.db_table} t JOIN {Connector._meta.db_table} c ON c.id = t.connector_id
+     WHERE t.enabled AND c.enabled
+     ORDER BY c.slug, t.name"""
+
+
+def _enabled_tools() -> list[_Listed]:
+    with connection.cursor() as cursor:
+        cursor.execute(_ENABLED_TOOLS)
+        rows = cursor.fetchall()
+    listed: list[_Listed] = []
+    seen: set[str] = set()
+    for pk, name, description, parameters, source, path_template, query_map, body_map in rows:
+        if name in seen:
+            continue
+        seen.add(name)
+        # Django reads jsonb as text (its JSONField decodes it), on this cursor too.
+        templates = request_templates(path_template, json.loads(query_map), json.loads(body_map))
+        tool = _Tool(id=pk, name=name, description=description,
+                     parameters=json.loads(parameters) or EMPTY_SCHEMA, source=source)
+        listed.append(_Listed(tool, templates_need_identity(templates), templates_need_email(templates)))
+    return listed
