@@ -31,6 +31,7 @@ from apps.core.runtime import runtime
 from ..grounding import MAX_SUGGESTIONS, ground
 from ..phrases import language_name, phrase
 from .base import AnswerChunk, ProviderUnavailable, Turn
+from .completion_stream import completion_chunks
 from .judge_cache import judge_cache
 
 logger = logging.getLogger(__name__)
@@ -360,32 +361,25 @@ class OpenAIProvider:
                                message="The arguments were not a JSON object.")
         return await turn.tools.call(name, parsed)
 
-    async def _post(self, body: dict[str, Any], *, stream: bool = False) -> Any:
-        """POST /chat/completions with the SDK's client (its connection pool, retries, timeouts
-        and errors), the body as plain JSON and the reply as plain dicts: its typed `create`
-        walks every request through a type-directed transform and builds a pydantic model per
-        streamed chunk, which was half of a web process's CPU with 200 answers at once (py-spy).
-        A stream is an `openai.AsyncStream` of the chunks' dicts."""
-        if stream:
-            return await self.client.post("/chat/completions", body=body, cast_to=object, stream=True,
-                                          stream_cls=openai.AsyncStream[object])
+    async def _post(self, body: dict[str, Any]) -> Any:
+        """POST /chat/completions (not streamed) with the SDK's client (its connection pool,
+        retries, timeouts and errors), the body as plain JSON and the reply as a plain dict: its
+        typed `create` walks every request through a type-directed transform and builds pydantic
+        models, which a web process answering hundreds at once feels (py-spy)."""
         return await self.client.post("/chat/completions", body=body, cast_to=object)
 
     async def _stream(self, messages: list[dict[str, Any]], functions: list[dict[str, Any]]):
-        """The deltas of one streamed completion, as dicts (`content`, `tool_calls`)."""
+        """The deltas of one streamed completion, as dicts (`content`, `tool_calls`), read by
+        completion_stream.py (the SDK's retries and errors, at half its CPU per chunk)."""
         kwargs: dict[str, Any] = {"model": settings.LLM_MODEL, "messages": messages, "stream": True,
                                   "temperature": 0.2}
         if functions:
             kwargs.update(tools=functions, parallel_tool_calls=True)
-        try:
-            stream = await self._post(kwargs, stream=True)
-            async with stream:
-                async for chunk in stream:
-                    choices = chunk.get("choices") if isinstance(chunk, dict) else None
-                    if choices and isinstance(choices[0], dict):
-                        yield choices[0].get("delta") or {}
-        except (openai.APIStatusError, openai.APIConnectionError) as exc:
-            raise _unavailable(self.url, exc) from None
+        async for chunk in completion_chunks(self.url, self.api_key, kwargs, attempts=CONNECT_ATTEMPTS,
+                                             timeout_s=TIMEOUT):
+            choices = chunk.get("choices") if isinstance(chunk, dict) else None
+            if choices and isinstance(choices[0], dict):
+                yield choices[0].get("delta") or {}
 
     async def _complete(self, kwargs: dict[str, Any]) -> Any:
         """One non-streamed completion (a dict)."""
