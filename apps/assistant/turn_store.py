@@ -214,6 +214,14 @@ def _question_and_history(
     return question, [{"role": role, "text": text} for _, role, text in history]
 
 
+# The turn's end in one statement (its row lock, as select_for_update took): through the ORM
+# (read, then save) it was half of a finish's 3 ms of CPU while 200 answers ended together.
+_FINISH = f"""
+    UPDATE {AssistantTurn._meta.db_table} SET state = %s, finished_at = %s
+     WHERE id = %s AND state = %s AND owner = %s
+    RETURNING message_id, created_at"""
+
+
 @transaction.atomic
 def turn_finish(
     *,
@@ -240,11 +248,12 @@ def turn_finish(
     conversation = conversation_lock_for(model=AssistantTurn, pk=turn_id)
     if conversation is None:
         return None
-    turn = AssistantTurn.objects.select_for_update(no_key=True).filter(pk=turn_id).first()
-    if turn is None or turn.state != TurnState.RUNNING or turn.owner != owner:
+    with connection.cursor() as cursor:
+        cursor.execute(_FINISH, [TurnState.DONE, timezone.now(), turn_id, TurnState.RUNNING, owner])
+        row = cursor.fetchone()
+    if row is None:  # not running, or not ours
         return None
-    turn.state, turn.finished_at = TurnState.DONE, timezone.now()
-    turn.save(update_fields=["state", "finished_at"])
+    message_id, created_at = row
     if not answered:
         return None
     suggestions = list(suggestions or [])[:3] if outcome == "clarify" else []
@@ -253,9 +262,9 @@ def turn_finish(
         role=MessageRole.ASSISTANT,
         text=text,
         citations=citations,
-        message_id=turn.message_id,
+        message_id=message_id,
         stopped=stopped,
-        created_at=turn.created_at,
+        created_at=created_at,
         outcome=outcome,
         suggestions=suggestions,
     )
