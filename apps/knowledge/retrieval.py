@@ -143,21 +143,26 @@ def search(
             f"The query is {len(query):,} characters long; search takes at most {MAX_QUERY_CHARS:,}. "
             "Shorten it to the question itself."
         )
-    kb = KnowledgeBase.objects.filter(slug=kb_slug).first()
+    # The knowledge base and its index version in one statement, read once per search: the
+    # spelling vocabulary, the term statistics and whole searches are cached under the version.
+    with connection.cursor() as cursor:
+        cursor.execute(_KB_AND_VERSION, [kb_slug])
+        row = cursor.fetchone()
+    kb = None
+    if row is not None:
+        kb_id, language, provider, model, *version = row
+        version = tuple(version)
+        key = (kb_id, version, language, provider, model, query, k, mode, candidates, rrf_k, fusion,
+               min_similarity, ef_search or settings.KB_EF_SEARCH, titles, _tuning())
+        cached = search_cache.get(key)
+        if cached is not None:  # a repeated question: no model instance, no second statement
+            return cached
+        kb = KnowledgeBase.objects.filter(pk=kb_id).first()
     if kb is None:
         raise KnowledgeBaseNotFound(
             f"There is no knowledge base {kb_slug!r}. Create it by ingesting documents into it "
             f"(manage.py kb_ingest PATH --kb {kb_slug})."
         )
-    # Read once per search: the spelling vocabulary, the term statistics and whole searches are
-    # cached under it.
-    with connection.cursor() as cursor:
-        version = _index_version(cursor, kb.pk)
-    key = (kb.pk, version, kb.language, kb.embedding_provider, kb.embedding_model, query, k, mode, candidates,
-           rrf_k, fusion, min_similarity, ef_search or settings.KB_EF_SEARCH, titles, _tuning())
-    cached = search_cache.get(key)
-    if cached is not None:
-        return cached
     passages = _search(kb, version, query, k=k, mode=mode, candidates=candidates, rrf_k=rrf_k, fusion=fusion,
                        min_similarity=min_similarity, ef_search=ef_search, titles=titles)
     search_cache.put(key, passages)
@@ -620,6 +625,15 @@ def _stats(kb_id: int, lexemes: list[str], version: tuple | None = None) -> _Ter
             )
             stats.df.update((w, int(df)) for w, df in cursor.fetchall())
     return stats
+
+
+# `_index_version`'s figures, beside the knowledge base's own (every answer searches).
+_KB_AND_VERSION = """
+    SELECT kb.id, kb.language, kb.embedding_provider, kb.embedding_model, v.*
+      FROM knowledge_knowledgebase kb CROSS JOIN LATERAL (
+           SELECT count(*), count(*) FILTER (WHERE status = 'ready'), max(indexed_at)
+             FROM knowledge_document WHERE knowledge_base_id = kb.id) v
+     WHERE kb.slug = %s"""
 
 
 def _index_version(cursor, kb_id: int) -> tuple:
