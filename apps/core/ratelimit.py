@@ -34,6 +34,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import redis
+import redis.asyncio as aioredis
 from django.conf import settings
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import RedisStorage as AsyncRedisStorage
@@ -41,7 +42,7 @@ from limits.aio.strategies import MovingWindowRateLimiter as AsyncMovingWindowRa
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from .redis import CONNECTION_OPTIONS, redis_async
+from .redis import CONNECTION_OPTIONS, POOL_SIZE, POOL_WAIT_S
 from .runtime import runtime
 
 logger = logging.getLogger(__name__)
@@ -226,13 +227,16 @@ def limit_check(*, name: str, key: str) -> LimitResult:
 # redis.asyncio connections belong to the loop that made them: one limiter per loop.
 def _async_limiter() -> AsyncMovingWindowRateLimiter:
     def make() -> AsyncMovingWindowRateLimiter:
-        # The loop's shared, bounded and warm pool (apps/core/redis.py): with a pool of its
-        # own, 200 answers starting at once each opened a connection for one short script call,
-        # a tenth of the web process's time before the first tokens (py-spy). `limits` reads
-        # the script's replies with int()/float(), so the pool's str replies do as well as bytes.
+        # A bounded pool, as the loop's other Redis clients (apps/core/redis.py): 200 answers
+        # starting at once each opened a connection of their own for one short script call,
+        # a tenth of the web process's time before the first tokens (py-spy).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL, max_connections=POOL_SIZE, timeout=POOL_WAIT_S, socket_timeout=5,
+            **CONNECTION_OPTIONS,
+        )
         storage = AsyncRedisStorage(
             "async+" + settings.REDIS_URL, implementation="redispy", key_prefix=_prefix(),
-            connection_pool=redis_async().connection_pool,
+            connection_pool=pool,
         )
         return AsyncMovingWindowRateLimiter(storage)
 
@@ -244,7 +248,8 @@ async def _async_limiter_close(limiter: AsyncMovingWindowRateLimiter) -> None:
     own; left to the garbage collector, its sockets were reported unclosed)."""
     client = getattr(getattr(limiter.storage, "bridge", None), "storage", None)
     if client is not None:
-        await client.aclose()  # the pool is redis_async()'s: it closes with that client
+        await client.aclose()
+        await client.connection_pool.aclose()  # a pool passed in is not closed by its client
 
 
 async def limit_hit(*, name: str, key: str) -> bool:
