@@ -269,9 +269,13 @@ def _enabled_tools() -> list[_Listed]:
         if name in seen:
             continue
         seen.add(name)
-        # Django reads jsonb as text (its JSONField decodes it), on this cursor too.
-        templates = request_templates(path_template, json.loads(query_map), json.loads(body_map))
-        tool = _Tool(id=pk, name=name, description=description,
-                     parameters=json.loads(parameters) or EMPTY_SCHEMA, source=source)
+        templates = request_templates(path_template, _json(query_map), _json(body_map))
+        tool = _Tool(id=pk, name=name, description=description, parameters=_json(parameters) or EMPTY_SCHEMA,
+                     source=source)
         listed.append(_Listed(tool, templates_need_identity(templates), templates_need_email(templates)))
     return listed
+
+
+def _json(value: Any) -> Any:
+    """A jsonb column as read on Django's connection: text (its JSONField decodes it there)."""
+    return json.loads(value) if isinstance(value, str) else value

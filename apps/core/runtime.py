@@ -22,7 +22,9 @@ What it owns (the name each is kept under):
   when the loop ends (its tasks cancelled) without a stop:
   `redis.async`, `redis.async_waits`, `ratelimit.async`, `db.loop_connections` (the chat
   message's Postgres connections, apps/core/db_loop.py), `turns.runner` (apps/assistant/turns.py),
-  `openai.clients` (apps/assistant/providers/openai.py), `heartbeat` (apps/realtime/heartbeat.py),
+  `openai.clients` (apps/assistant/providers/openai.py), `openai.stream_session` (the answer
+  stream's aiohttp session, apps/assistant/providers/completion_stream.py), `heartbeat`
+  (apps/realtime/heartbeat.py),
   `console.crm_panels` (the CRM panels' semaphore, apps/console/views.py), `acks_first` (the
   acks pending on the loop, apps/core/acks_first.py), `judge.cache` (shared judge verdicts,
   apps/assistant/providers/judge_cache.py);
