@@ -3,6 +3,8 @@ servers on loopback: the SDK's retries and refusals kept, server-sent events how
 frames them, an error inside the stream, and a stopped answer closing the model's stream."""
 
 import asyncio
+import datetime
+import email.utils
 import socket
 import threading
 import time
@@ -183,3 +185,20 @@ def test_a_retry_after_over_a_minute_or_unreadable_backs_off_exponentially():
         assert 0.375 <= _backoff(1, headers) <= 0.5
         assert 1.5 <= _backoff(3, headers) <= 2.0
     assert 6.0 <= _backoff(10, {}) <= 8.0  # capped
+
+
+def test_an_event_that_never_ends_ends_the_answer_instead_of_filling_memory(monkeypatch):
+    monkeypatch.setattr("apps.assistant.providers.completion_stream.MAX_EVENT_BYTES", 10_000)
+    # One event, line after line, never the blank line that ends it: 80 KB in all.
+    server = _Canned(b'data: {"n": 1}\n\n' + b"data: " + (b"y" * 400 + b"\n") * 200)
+    try:
+        with pytest.raises(ProviderUnavailable, match="passed 10,000 bytes"):
+            chunks_of(server.url)
+    finally:
+        server.close()
+
+
+def test_a_retry_after_given_as_a_date_waits_until_then():
+    when = email.utils.format_datetime(datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=30),
+                                       usegmt=True)
+    assert 28 <= _backoff(1, {"retry-after": when}) <= 30

@@ -10,8 +10,8 @@ the answer's stream is read here; the judge's one non-streamed call stays with t
 What the SDK did for a stream is kept: a connection error, a timeout before the reply, and a
 408, 409, 429 or 5xx reply are retried (`attempts` in all) after 0.5 s, 1 s, ... (at most 8 s),
 or after the reply's Retry-After when it asks for at most a minute; any other refusal is not.
-An `error` event inside the stream ends it. Each failure is a `ProviderUnavailable` that says
-what the server answered.
+An `error` event inside the stream ends it, as does an event over MAX_EVENT_BYTES. Each failure
+is a `ProviderUnavailable` that says what the server answered.
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ RETRY_STATUSES = frozenset({408, 409, 429})  # and every 5xx
 INITIAL_DELAY_S = 0.5
 MAX_DELAY_S = 8.0
 RETRY_AFTER_MAX_S = 60.0
+# One event's bytes at most: a server that never ends an event (a broken proxy, a hostile
+# endpoint) ends the answer instead of growing the web process's memory.
+MAX_EVENT_BYTES = 1_000_000
 
 
 def _session(timeout_s: float) -> aiohttp.ClientSession:
@@ -101,16 +104,27 @@ async def _events(response: aiohttp.ClientResponse) -> AsyncIterator[Any]:
     async for data in response.content.iter_any():
         buffer += data.replace(b"\r\n", b"\n") if b"\r" in data else data
         *events, buffer = buffer.split(b"\n\n")
+        if len(buffer) > MAX_EVENT_BYTES:
+            raise ProviderUnavailable(f"an event of the model's stream passed {MAX_EVENT_BYTES:,} bytes")
         for event in events:
             payload = _data_of(event)
             if payload is None:
                 continue
             if payload == b"[DONE]":
                 return
-            yield json.loads(payload)
+            yield _json_of(payload)
     payload = _data_of(buffer)  # a last event without its blank line
     if payload is not None and payload != b"[DONE]":
-        yield json.loads(payload)
+        yield _json_of(payload)
+
+
+def _json_of(payload: bytes) -> Any:
+    try:
+        return json.loads(payload)
+    except ValueError:
+        raise ProviderUnavailable(
+            f"the model's stream sent an event that is not JSON: {payload[:100]!r}"
+        ) from None
 
 
 def _data_of(event: bytes) -> bytes | None:
