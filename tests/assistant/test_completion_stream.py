@@ -202,3 +202,12 @@ def test_a_retry_after_given_as_a_date_waits_until_then():
     when = email.utils.format_datetime(datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=30),
                                        usegmt=True)
     assert 28 <= _backoff(1, {"retry-after": when}) <= 30
+
+
+def test_an_event_that_is_not_json_ends_the_answer_and_says_so():
+    server = _Canned(b'data: {"n": 1}\n\ndata: <html>502 Bad Gateway</html>\n\n')
+    try:
+        with pytest.raises(ProviderUnavailable, match="not JSON: b'<html>502"):
+            chunks_of(server.url)
+    finally:
+        server.close()
