@@ -22,7 +22,9 @@ from apps.conversations.locking import conversation_lock_for
 from apps.conversations.models import ConversationState, Message, MessageRole
 from apps.conversations.selectors import message_history
 from apps.conversations.services import message_create
+from apps.core.ratelimit import limit_windows
 from apps.customers.models import Customer
+from apps.customers.services import customer_answer_admit
 
 from .models import AssistantTurn, TurnState
 from .providers import Turn
@@ -46,6 +48,8 @@ class ClaimedTurn:
     # tools, and the conversation's customer (whom the tools act for), read with the claim.
     turn: Turn | None = None
     customer: Customer | None = None
+    # Over the customer's answers per hour (RATELIMIT_ANSWER_CUSTOMER_HOUR): no provider call.
+    over_limit: bool = False
 
 
 def turn_create(
@@ -149,8 +153,14 @@ def turn_claim(*, owner: str, conversation_id: UUID | str | None = None) -> Clai
             customer_id=str(customer.pk), tool_call_id=str(tool_call_id) if tool_call_id else None,
             language=language,
         )
+    # The cost guard, on the same trip to the database thread: a turn's first run counts (a
+    # takeover after a crash does not count twice, a stopped turn calls no model).
+    over_limit = False
+    if turn is not None and attempts == 1 and not stop_requested:
+        amounts, windows_s = limit_windows("answer_customer_hour")
+        over_limit = not customer_answer_admit(customer_id=customer.pk, amounts=amounts, windows_s=windows_s)
     return ClaimedTurn(str(turn_id), str(conversation_id), str(message_id), stop_requested, attempts,
-                       turn=turn, customer=customer)
+                       turn=turn, customer=customer, over_limit=over_limit)
 
 
 def turns_renew(*, owner: str, turn_ids: list[str]) -> dict[str, bool]:

@@ -52,7 +52,6 @@ from apps.core import metrics
 from apps.core.acks_first import ACKS_FIRST_MAX_S, acks_settled
 from apps.core.db import db_async, db_async_work
 from apps.core.logging import log_context
-from apps.core.ratelimit import limit_hit
 from apps.core.runtime import runtime
 
 from . import live_state, turn_store
@@ -216,21 +215,23 @@ class TurnRunner:
         conversation_id, message_id = claimed.conversation_id, claimed.message_id
         answer = _Answer()
         stopped = answered = False
+        partial: asyncio.Task | None = None
         try:
             turn = claim.context()
             answer.language = turn.language if turn is not None else ""
             answered = turn is not None or claimed.attempts > 1  # a restarted stream must end
             if turn is None:
                 stopped = running.stop.is_set()
-            elif await _over_limit_and_partial_start(turn, message_id):
-                answer.runner_says("over_limit")  # the cost guard: no provider call
+            elif claimed.over_limit:
+                answer.runner_says("over_limit")  # the cost guard (counted with the claim): no provider call
             elif not running.stop.is_set():
+                partial = _partial_start(conversation_id, message_id)
                 if claimed.attempts > 1:
                     await aevent_broadcast(
                         conversation_id=conversation_id, type="partial",
                         payload={"message_id": message_id, "text": ""},
                     )
-                stopped = await self._generate_until_stopped(turn, claimed, running, answer)
+                stopped = await self._generate_until_stopped(turn, claimed, running, answer, partial)
             else:
                 stopped = True
         except asyncio.CancelledError:
@@ -241,15 +242,18 @@ class TurnRunner:
                 answer.runner_says("apology")
         if running.lost:
             return
+        if partial is not None:
+            await asyncio.wait([partial])  # cleared after it was written, not before
         with contextlib.suppress(Exception):
             await live_state.partial_clear(conversation_id)
         await self._finish(claimed, answer, stopped=stopped, answered=answered)
 
     async def _generate_until_stopped(
-        self, turn: Turn, claimed: turn_store.ClaimedTurn, running: _Running, answer: _Answer
+        self, turn: Turn, claimed: turn_store.ClaimedTurn, running: _Running, answer: _Answer,
+        partial: asyncio.Task,
     ) -> bool:
         """Stream the answer until it ends or a stop arrives; True when stopped."""
-        generating = asyncio.get_running_loop().create_task(_generate(turn, claimed, answer))
+        generating = asyncio.get_running_loop().create_task(_generate(turn, claimed, answer, partial))
         stopping = asyncio.get_running_loop().create_task(running.stop.wait())
         try:
             await asyncio.wait({generating, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -361,16 +365,19 @@ def _with_tools(claimed: turn_store.ClaimedTurn) -> Turn | None:
     return dataclasses.replace(turn, tools=tools)
 
 
-async def _over_limit_and_partial_start(turn: Turn, message_id: str) -> bool:
-    """The cost guard (True: over the customer's answers per hour) and the answer's live partial
-    (what a socket resuming before the first token is told), at once: two Redis round trips
-    that each wait behind every other answer's when many start together. The partial of an
-    answer that does not go ahead is cleared with the rest (`partial_clear`)."""
-    over, _ = await asyncio.gather(
-        limit_hit(name="answer_customer_hour", key=turn.customer_id),
-        live_state.partial_start(turn.conversation_id, message_id),
-    )
-    return over
+def _partial_start(conversation_id: str, message_id: str) -> asyncio.Task:
+    """Write the answer's live partial (what a socket resuming before the first token is told:
+    an answer is coming) while the answer starts, not before it: under a burst each Redis round
+    trip waits a pass of a crowded event loop. The first token's append waits for it; the answer
+    never fails for it (live state is best effort, the stored answer is whole)."""
+    task = asyncio.get_running_loop().create_task(live_state.partial_start(conversation_id, message_id))
+    task.add_done_callback(_log_partial_failure)
+    return task
+
+
+def _log_partial_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("the live partial of an answer was not written: %r", task.exception())
 
 
 def _log_late_failure(task: asyncio.Task) -> None:
@@ -385,8 +392,9 @@ class _TokenStream:
     they would pass ASSISTANT_TOKEN_FRAMES_PER_S together (then frames carry more words each,
     instead of queueing behind each other)."""
 
-    def __init__(self, conversation_id: str, message_id: str, answer: _Answer) -> None:
+    def __init__(self, conversation_id: str, message_id: str, answer: _Answer, partial: asyncio.Task) -> None:
         self.conversation_id, self.message_id, self.answer = conversation_id, message_id, answer
+        self.partial = partial  # the partial's start (`_partial_start`): appends come after it
         self.ready = asyncio.Event()
         self.closed = False
         self.pump = asyncio.get_running_loop().create_task(self._pump())
@@ -416,6 +424,8 @@ class _TokenStream:
             return
         answer.flushed = len(answer.text)
         whole = answer.text[: answer.flushed]
+        if not self.partial.done():
+            await asyncio.wait([self.partial])
         try:
             await live_state.partial_append(self.conversation_id, self.message_id, text, whole)
             await aevent_broadcast(
@@ -431,14 +441,16 @@ def _flush_interval() -> float:
     return max(settings.ASSISTANT_TOKEN_FLUSH_S, streaming / settings.ASSISTANT_TOKEN_FRAMES_PER_S)
 
 
-async def _generate(turn: Turn, claimed: turn_store.ClaimedTurn, answer: _Answer) -> None:
+async def _generate(
+    turn: Turn, claimed: turn_store.ClaimedTurn, answer: _Answer, partial: asyncio.Task
+) -> None:
     try:
         provider = provider_get()
     except ProviderUnavailable as exc:
         logger.error("%s", exc)
         answer.runner_says("apology")
         return
-    stream = _TokenStream(claimed.conversation_id, claimed.message_id, answer)
+    stream = _TokenStream(claimed.conversation_id, claimed.message_id, answer, partial)
     try:
         async for chunk in provider.answer(turn):
             if chunk.citations is not None:

@@ -7,12 +7,12 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
-from .ratelimit import LIMIT_SETTINGS, MESSAGE_HITS_MAX, POSTGRES_LIMIT_SETTINGS, _parsed
+from .ratelimit import HITS_MAX, LIMIT_SETTINGS, POSTGRES_LIMIT_SETTINGS, _parsed
 
 
 def rate_limit_settings_check(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Every rate string parses (else each request or message using it fails), and the message
-    rate keeps its window on the customer's row small enough to rewrite on every message."""
+    """Every rate string parses (else each request or message using it fails), and the rates
+    counted on the customer's row keep it small enough to rewrite on every hit."""
     problems: list[checks.CheckMessage] = []
     for setting in [*LIMIT_SETTINGS.values(), *POSTGRES_LIMIT_SETTINGS.values()]:
         try:
@@ -20,9 +20,9 @@ def rate_limit_settings_check(app_configs: Any = None, **kwargs: Any) -> list[ch
         except ValueError as exc:
             problems.append(checks.Error(f"{setting}: {exc}", id="core.E001"))
             continue
-        if setting in POSTGRES_LIMIT_SETTINGS.values() and any(i.amount > MESSAGE_HITS_MAX for i in items):
+        if setting in POSTGRES_LIMIT_SETTINGS.values() and any(i.amount > HITS_MAX for i in items):
             problems.append(checks.Error(
-                f"{setting} allows more than {MESSAGE_HITS_MAX} messages in one window: "
+                f"{setting} allows more than {HITS_MAX} in one window: "
                 "use a shorter window (e.g. 20/minute rather than 20000/day)",
                 id="core.E002",
             ))

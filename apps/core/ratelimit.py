@@ -4,15 +4,19 @@ one table of named limits, one answer ("limited, retry after n s").
 Shared limits are counted in Redis, keyed by KEFU_REDIS_PREFIX, so ten web processes enforce one
 limit, not ten (each a `limits` rate string from its setting, several joined by `;`):
     session_ip            RATELIMIT_SESSION_IP            widget sessions created per client IP
-    answer_customer_hour  RATELIMIT_ANSWER_CUSTOMER_HOUR  assistant answers per customer (cost guard)
-An empty rate string switches that limit off. One shared limit is counted in Postgres instead,
-by the statement that stores the chat message (apps/realtime/migrations/0002), under the
-customer's row lock it takes anyway: a Redis round trip fewer on every ack, and exact across
-processes with no outage fallback. It reads its rates here (`limit_windows`):
-    message_customer      RATELIMIT_MESSAGE_CUSTOMER      chat messages per customer
-While Redis cannot be reached each process counts the Redis ones in its own memory (logged;
-`MovingWindows`): an outage of the counters neither refuses every customer nor lifts the
-limits; the site then admits at most (web processes) x the limit.
+An empty rate string switches that limit off. While Redis cannot be reached each process counts
+it in its own memory (logged; `MovingWindows`): an outage of the counters neither refuses every
+customer nor lifts the limit; the site then admits at most (web processes) x the limit.
+
+The customer's limits are counted in Postgres instead, on the customer's row (its last hit
+times), by statements that run anyway: exact across processes, no Redis round trip while a
+customer waits, no outage fallback. They read their rates here (`limit_windows`):
+    message_customer      RATELIMIT_MESSAGE_CUSTOMER      chat messages per customer, by the
+                                                          statement that stores the message
+                                                          (apps/realtime/migrations/0002)
+    answer_customer_hour  RATELIMIT_ANSWER_CUSTOMER_HOUR  assistant answers per customer (cost
+                                                          guard), on the trip that claims the
+                                                          answer (apps/assistant/turn_store.py)
 
 Socket limits (SOCKET_LIMITS, keyed by a socket's id) are counted in this process's memory
 only: a socket lives in one process, and a Redis round trip per frame would buy nothing. They
@@ -21,7 +25,7 @@ are the same moving windows, kept per socket in `MovingWindows` and dropped with
 every key holding the GIL (1.4 ms a pass at 1,000 sockets, measured), which stalled the event
 loop between frames, and starting that thread from the loop blocked it too.
 
-`limit_check` (sync views) and `limit_hit` (async consumers and turns) are the two doors to it.
+`limit_check` (sync views) and `limit_hit` (socket limits, async) are the two doors to it.
 """
 
 from __future__ import annotations
@@ -34,29 +38,26 @@ from collections import deque
 from dataclasses import dataclass
 
 import redis
-import redis.asyncio as aioredis
 from django.conf import settings
 from limits import RateLimitItem, parse_many
-from limits.aio.storage import RedisStorage as AsyncRedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter as AsyncMovingWindowRateLimiter
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from .redis import CONNECTION_OPTIONS, POOL_SIZE, POOL_WAIT_S
+from .redis import CONNECTION_OPTIONS
 from .runtime import runtime
 
 logger = logging.getLogger(__name__)
 _UNREACHABLE = (redis.RedisError, OSError)
 
-LIMIT_SETTINGS = {
-    "session_ip": "RATELIMIT_SESSION_IP",
+LIMIT_SETTINGS = {"session_ip": "RATELIMIT_SESSION_IP"}
+# Counted in Postgres by their own statements, which ask `limit_windows` for the rates. Each keeps
+# the last (largest amount) hit times on the customer's row, rewritten on every hit: amounts
+# above HITS_MAX are refused by a system check (apps/core/checks.py).
+POSTGRES_LIMIT_SETTINGS = {
+    "message_customer": "RATELIMIT_MESSAGE_CUSTOMER",
     "answer_customer_hour": "RATELIMIT_ANSWER_CUSTOMER_HOUR",
 }
-# Counted in Postgres by their own statement, which asks `limit_windows` for the rates. It keeps
-# the last (largest amount) hit times on the customer's row, rewritten on every message: amounts
-# above MESSAGE_HITS_MAX are refused by a system check (apps/core/checks.py).
-POSTGRES_LIMIT_SETTINGS = {"message_customer": "RATELIMIT_MESSAGE_CUSTOMER"}
-MESSAGE_HITS_MAX = 1000
+HITS_MAX = 1000
 
 # PROTOCOL.md §2/§3 "rate rules", per socket (chat and console alike): bursts are generous for
 # people and tight for scripts.
@@ -222,51 +223,10 @@ def limit_check(*, name: str, key: str) -> LimitResult:
     return _in_memory(_fallback_windows(), name, key, items)
 
 
-# --- async (consumers) ----------------------------------------------------------------------
-
-# redis.asyncio connections belong to the loop that made them: one limiter per loop.
-def _async_limiter() -> AsyncMovingWindowRateLimiter:
-    def make() -> AsyncMovingWindowRateLimiter:
-        # A bounded pool, as the loop's other Redis clients (apps/core/redis.py): 200 answers
-        # starting at once each opened a connection of their own for one short script call,
-        # a tenth of the web process's time before the first tokens (py-spy).
-        pool = aioredis.BlockingConnectionPool.from_url(
-            settings.REDIS_URL, max_connections=POOL_SIZE, timeout=POOL_WAIT_S, socket_timeout=5,
-            **CONNECTION_OPTIONS,
-        )
-        storage = AsyncRedisStorage(
-            "async+" + settings.REDIS_URL, implementation="redispy", key_prefix=_prefix(),
-            connection_pool=pool,
-        )
-        return AsyncMovingWindowRateLimiter(storage)
-
-    return runtime().loop_get(f"ratelimit.async|{_config()}", make, close=_async_limiter_close)
-
-
-async def _async_limiter_close(limiter: AsyncMovingWindowRateLimiter) -> None:
-    """Close the limiter's redis.asyncio client with its loop (`limits` has no close of its
-    own; left to the garbage collector, its sockets were reported unclosed)."""
-    client = getattr(getattr(limiter.storage, "bridge", None), "storage", None)
-    if client is not None:
-        await client.aclose()
-        await client.connection_pool.aclose()  # a pool passed in is not closed by its client
-
+# --- async (sockets) ------------------------------------------------------------------------
 
 async def limit_hit(*, name: str, key: str) -> bool:
-    """Count one hit of `name` ("answer_customer_hour", a socket limit) for
-    `key` (a customer's or socket's id); True when over the limit: the caller answers
-    `rate_limited` and does not do the work."""
+    """Count one hit of the socket limit `name` for `key` (a socket's id), in this process's
+    memory; True when over the limit: the caller answers `rate_limited` and does not do the work."""
     items = _items(name)
-    if not items:
-        return False
-    if name in SOCKET_LIMITS:  # in memory, no I/O
-        return _socket_windows().hit(name, key, items) > 0
-    config = _config()
-    if _redis_usable(config):
-        limiter = _async_limiter()
-        try:
-            admitted = [await limiter.hit(item, name, key) for item in items]
-            return not all(admitted)
-        except _UNREACHABLE:
-            _redis_failed(config, name)
-    return _fallback_windows().hit(name, key, items) > 0  # in memory, no I/O
+    return bool(items) and _socket_windows().hit(name, key, items) > 0

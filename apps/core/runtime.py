@@ -20,7 +20,7 @@ What it owns (the name each is kept under):
 - per event loop (redis.asyncio connections belong to the loop that made them; tests run a loop
   per test), made on first use in that loop and closed at stop when it is the stopping loop, or
   when the loop ends (its tasks cancelled) without a stop:
-  `redis.async`, `redis.async_waits`, `ratelimit.async`, `db.loop_connections` (the chat
+  `redis.async`, `redis.async_waits`, `db.loop_connections` (the chat
   message's Postgres connections, apps/core/db_loop.py), `turns.runner` (apps/assistant/turns.py),
   `openai.clients` (apps/assistant/providers/openai.py), `openai.stream_session` (the answer
   stream's aiohttp session, apps/assistant/providers/completion_stream.py), `heartbeat`

@@ -22,6 +22,9 @@ class Customer(models.Model):
     # moving window, counted by the chat's one statement under this row's lock
     # (apps/realtime/migrations/0002).
     message_hits = ArrayField(models.DateTimeField(), default=list, blank=True, editable=False)
+    # The times the assistant began answering the customer, newest first: the
+    # RATELIMIT_ANSWER_CUSTOMER_HOUR moving window (`customer_answer_admit`).
+    answer_hits = ArrayField(models.DateTimeField(), default=list, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

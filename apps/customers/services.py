@@ -12,7 +12,7 @@ import jwt
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from .models import Customer
 from .tokens import widget_token_issue
@@ -145,3 +145,32 @@ def customer_identified_get_or_create(
             setattr(customer, field, value)
         customer.save(update_fields=[*changed, "updated_at"])
     return customer
+
+
+# One statement under the customer's row lock, so concurrent answers (two tabs, two processes)
+# count exactly: the lock is taken first (a waiter then reads the hits its predecessor wrote),
+# and the hit is kept only when every window still has room.
+_ANSWER_ADMIT = """
+WITH locked AS (
+  SELECT id, answer_hits FROM customers_customer WHERE id = %(customer)s FOR NO KEY UPDATE
+)
+UPDATE customers_customer cu
+   SET answer_hits = (ARRAY[now()] || locked.answer_hits)[1:%(kept)s]
+  FROM locked
+ WHERE cu.id = locked.id
+   AND NOT EXISTS (SELECT 1 FROM unnest(%(amounts)s::int[], %(windows)s::int[]) AS l(amount, window_s)
+                    WHERE locked.answer_hits[l.amount] > now() - make_interval(secs => l.window_s))
+RETURNING 1
+"""
+
+
+def customer_answer_admit(*, customer_id: str, amounts: list[int], windows_s: list[int]) -> bool:
+    """Count one answer for the customer against the moving windows (`amounts[i]` answers per
+    `windows_s[i]` seconds, from apps.core.ratelimit.limit_windows); False, counting nothing,
+    when a window is full. No windows: always True, nothing written."""
+    if not amounts:
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute(_ANSWER_ADMIT, {"customer": customer_id, "kept": max(amounts), "amounts": amounts,
+                                       "windows": windows_s})
+        return cursor.fetchone() is not None

@@ -92,12 +92,60 @@ def test_a_conversation_with_an_agent_claims_its_turn_but_stays_silent():
     assert claimed.customer.pk == customer.pk
 
 
-def test_claiming_and_reading_an_answer_and_its_tools_is_two_statements():
+def test_claiming_and_reading_an_answer_and_its_tools_is_three_statements_on_one_trip(settings):
     customer = CustomerFactory(external_id=f"claim-{uuid.uuid4().hex[:6]}")
     conversation = _ask(customer, "Where is my order?")
+    other = _ask(CustomerFactory(), "Hello?")
 
     with CaptureQueriesContext(connection) as queries:
         claim = _claim_next(owner=OWNER, conversation_id=str(conversation.pk))
+    settings.RATELIMIT_ANSWER_CUSTOMER_HOUR = ""  # switched off: nothing to count
+    with CaptureQueriesContext(connection) as unlimited:
+        _claim_next(owner=OWNER, conversation_id=str(other.pk))
 
     assert claim.context().question == "Where is my order?"
-    assert len(queries.captured_queries) == 2  # the claim with its reads, then the enabled tools
+    # The claim with its reads, the answers-per-hour count, the enabled tools.
+    assert len(queries.captured_queries) == 3
+    assert len(unlimited.captured_queries) == 2
+
+
+def _answered(claimed: turn_store.ClaimedTurn) -> None:
+    turn_store.turn_finish(turn_id=claimed.id, owner=OWNER, text="Done.", citations=[], stopped=False)
+
+
+def test_the_claim_counts_the_customers_answers_per_hour(settings):
+    settings.RATELIMIT_ANSWER_CUSTOMER_HOUR = "2/hour"
+    customer, other = CustomerFactory(), CustomerFactory()
+    conversation = _ask(customer, "one")
+    claims = []
+    for text in ("two", "three"):
+        claims.append(turn_store.turn_claim(owner=OWNER, conversation_id=conversation.pk))
+        _answered(claims[-1])
+        _ask(customer, text, conversation_id=conversation.pk)
+    claims.append(turn_store.turn_claim(owner=OWNER, conversation_id=conversation.pk))
+    elsewhere = turn_store.turn_claim(owner=OWNER, conversation_id=_ask(other, "hi").pk)
+
+    assert [claim.over_limit for claim in claims] == [False, False, True]
+    assert elsewhere.over_limit is False  # per customer
+    customer.refresh_from_db()
+    assert len(customer.answer_hits) == 2  # the declined answer is not counted
+
+
+def test_a_taken_over_or_stopped_turn_is_not_counted_again(settings):
+    settings.RATELIMIT_ANSWER_CUSTOMER_HOUR = "1/hour"
+    customer = CustomerFactory()
+    conversation = _ask(customer, "one")
+    first = turn_store.turn_claim(owner=OWNER, conversation_id=conversation.pk)
+    # Its runner died: the lease lapses and another runner takes the same answer over.
+    lapsed = timezone.now() - timedelta(seconds=1)
+    turn_store.AssistantTurn.objects.filter(pk=first.id).update(lease_until=lapsed)
+    again = turn_store.turn_claim(owner="another", conversation_id=conversation.pk)
+    turn_store.turn_finish(turn_id=again.id, owner="another", text="Done.", citations=[], stopped=False)
+    _ask(customer, "two", conversation_id=conversation.pk)
+    turn_store.turns_stop(conversation_id=conversation.pk)
+    stopped = turn_store.turn_claim(owner=OWNER, conversation_id=conversation.pk)
+
+    assert (first.over_limit, again.attempts, again.over_limit) == (False, 2, False)
+    assert (stopped.stop_requested, stopped.over_limit) == (True, False)
+    customer.refresh_from_db()
+    assert len(customer.answer_hits) == 1

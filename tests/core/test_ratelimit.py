@@ -1,17 +1,19 @@
-"""Abuse limits live in Redis, shared by every process: sessions per IP (HTTP 429), messages and
-assistant answers per customer (apps.core.ratelimit.limit_hit, called by the chat consumer).
-While Redis is away each process counts on its own."""
+"""Abuse limits shared by every process: sessions per IP in Redis (HTTP 429; while Redis is away
+each process counts on its own), messages and assistant answers per customer on the customer's
+row in Postgres; socket limits in the socket's process."""
 
-import asyncio
 import threading
 import time
 import uuid
+from datetime import timedelta
 
 import httpx
 import pytest
+from django.utils import timezone
 
-from apps.core.ratelimit import limit_hit, limit_windows
+from apps.core.ratelimit import limit_check, limit_hit, limit_windows
 from apps.customers.models import Customer
+from apps.customers.services import customer_answer_admit
 
 URL = "/api/widget/session"
 
@@ -77,32 +79,65 @@ async def test_the_session_limit_is_shared_by_two_server_processes(web_server):
     assert statuses == [201, 201, 201, 201, 429, 429]
 
 
-async def test_answers_per_customer_are_limited_per_customer(settings):
-    settings.RATELIMIT_ANSWER_CUSTOMER_HOUR = "2/hour"
-    customer, other = str(uuid.uuid4()), str(uuid.uuid4())
+@pytest.mark.django_db
+def test_answers_per_customer_are_limited_per_customer():
+    customer, other = Customer.objects.create(), Customer.objects.create()
+    rates = {"amounts": [2], "windows_s": [3600]}
 
-    hits = [await limit_hit(name="answer_customer_hour", key=customer) for _ in range(3)]
-    other_hit = await limit_hit(name="answer_customer_hour", key=other)
+    admitted = [customer_answer_admit(customer_id=customer.pk, **rates) for _ in range(3)]
+    other_admitted = customer_answer_admit(customer_id=other.pk, **rates)
 
-    assert hits == [False, False, True]
-    assert other_hit is False
+    assert admitted == [True, True, False]
+    assert other_admitted is True
+    customer.refresh_from_db()
+    assert len(customer.answer_hits) == 2  # a refused answer is not counted
 
 
-def test_the_chat_message_rate_is_read_for_postgres_as_amounts_and_windows(settings):
-    # Counted by the chat's statement (tests/realtime/test_message_rate.py); the rates come from here.
+@pytest.mark.django_db
+def test_an_answer_is_admitted_again_once_the_oldest_hit_leaves_the_window():
+    customer = Customer.objects.create()
+    Customer.objects.filter(pk=customer.pk).update(
+        answer_hits=[timezone.now() - timedelta(minutes=30), timezone.now() - timedelta(minutes=61)])
+    rates = {"amounts": [2, 100], "windows_s": [3600, 86400]}
+
+    assert customer_answer_admit(customer_id=customer.pk, **rates) is True  # one of two in the hour
+    assert customer_answer_admit(customer_id=customer.pk, **rates) is False
+    assert customer_answer_admit(customer_id=customer.pk, amounts=[], windows_s=[]) is True  # switched off
+
+
+def test_the_customers_rates_are_read_for_postgres_as_amounts_and_windows(settings):
+    # Counted by the chat's statement (tests/realtime/test_message_rate.py) and the claim of an
+    # answer (tests/assistant/test_turn_claim.py); the rates come from here.
     settings.RATELIMIT_MESSAGE_CUSTOMER = "20/minute;200/hour"
+    settings.RATELIMIT_ANSWER_CUSTOMER_HOUR = "60/hour"
     assert limit_windows("message_customer") == ([20, 200], [60, 3600])
+    assert limit_windows("answer_customer_hour") == ([60], [3600])
     settings.RATELIMIT_MESSAGE_CUSTOMER = ""
     assert limit_windows("message_customer") == ([], [])
 
 
-async def test_concurrent_hits_never_admit_more_than_the_limit(settings):
-    settings.RATELIMIT_ANSWER_CUSTOMER_HOUR = "5/hour"
-    customer = str(uuid.uuid4())
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_answers_never_admit_more_than_the_limit():
+    from django.db import connection
 
-    hits = await asyncio.gather(*[limit_hit(name="answer_customer_hour", key=customer) for _ in range(20)])
+    customer = Customer.objects.create()
+    start = threading.Barrier(10)
+    admitted: list[bool] = []
 
-    assert hits.count(False) == 5
+    def answer() -> None:
+        start.wait()
+        try:
+            admitted.append(customer_answer_admit(customer_id=customer.pk, amounts=[5], windows_s=[3600]))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=answer) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(admitted) == [False] * 5 + [True] * 5
 
 
 def test_settings_check_names_a_rate_that_does_not_parse_and_a_message_window_too_large(settings):
@@ -134,30 +169,19 @@ def test_without_redis_sessions_are_created_and_still_limited_per_process(client
     assert elsewhere.status_code == 201
 
 
-async def test_without_redis_limit_hit_counts_in_this_process(settings):
-    settings.RATELIMIT_ANSWER_CUSTOMER_HOUR = "2/hour"
-    settings.REDIS_URL = closed_port_redis_url()
-    customer, other = str(uuid.uuid4()), str(uuid.uuid4())
-
-    hits = [await limit_hit(name="answer_customer_hour", key=customer) for _ in range(3)]
-
-    assert hits == [False, False, True]
-    assert await limit_hit(name="answer_customer_hour", key=other) is False
-
-
-async def test_counting_returns_to_redis_once_it_answers_again(settings, monkeypatch):
+def test_counting_returns_to_redis_once_it_answers_again(settings, monkeypatch):
     from apps.core import ratelimit
 
     monkeypatch.setattr(ratelimit, "REDIS_RETRY_S", 0.0)
-    settings.RATELIMIT_ANSWER_CUSTOMER_HOUR = "2/hour"
-    customer = str(uuid.uuid4())
+    settings.RATELIMIT_SESSION_IP = "2/minute"
+    ip = unique_ip()
     real_redis = settings.REDIS_URL
     settings.REDIS_URL = closed_port_redis_url()
-    assert await limit_hit(name="answer_customer_hour", key=customer) is False  # counted in memory
+    assert limit_check(name="session_ip", key=ip).limited is False  # counted in memory
 
     settings.REDIS_URL = real_redis
     # Redis holds its own count again: two hits admitted there, the third refused.
-    hits = [await limit_hit(name="answer_customer_hour", key=customer) for _ in range(3)]
+    hits = [limit_check(name="session_ip", key=ip).limited for _ in range(3)]
     assert hits == [False, False, True]
 
 
