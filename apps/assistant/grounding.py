@@ -35,16 +35,12 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connection
 
 from .relevance import MAX_SUGGESTIONS, Relevance, gate_for, rank_articles, relevance_judge
-
-if TYPE_CHECKING:
-    from .providers.base import Turn
 
 logger = logging.getLogger(__name__)
 
@@ -123,19 +119,6 @@ def ground(question: str, *, kb_slug: str | None = None, language: str = "en") -
     passages = knowledge_search(question, kb_slug=kb_slug)
     grounding = grounding_from(passages, question=question, language=kb_language)
     return replace(grounding, kb_slug=kb_slug, language_fallback=fell_back)
-
-
-def grounding_of(turn: Turn) -> Grounding:
-    """`ground` for the turn's question, in the customer's language (sync)."""
-    return ground(turn.question, language=turn.language or settings.LANGUAGE_CODE)
-
-
-async def turn_grounding(turn: Turn) -> Grounding:
-    """The turn's grounding: the one read with its claim (`Turn.grounding`), else read now on a
-    thread."""
-    if turn.grounding is not None:
-        return turn.grounding
-    return await sync_to_async(grounding_of, thread_sensitive=False)(turn)
 
 
 def _language_of(kb_slug: str) -> str:

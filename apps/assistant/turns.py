@@ -55,7 +55,6 @@ from apps.core.logging import log_context
 from apps.core.runtime import runtime
 
 from . import live_state, turn_store
-from .grounding import grounding_of
 from .phrases import PHRASES, phrase
 from .providers import ProviderUnavailable, Turn, provider_get
 from .providers.base import OUTCOMES
@@ -363,24 +362,7 @@ def _with_tools(claimed: turn_store.ClaimedTurn) -> Turn | None:
         return None
     tools = toolbox_of(conversation_id=turn.conversation_id, customer=claimed.customer, turn_id=claimed.id,
                        language=turn.language)
-    turn = dataclasses.replace(turn, tools=tools)
-    if claimed.over_limit or claimed.stop_requested:
-        return turn
-    return dataclasses.replace(turn, grounding=_grounding_if_wanted(turn))
-
-
-def _grounding_if_wanted(turn: Turn) -> Any:
-    """The turn's grounding, read here when its provider begins with it: under a burst every
-    trip between the event loop and a thread waits a pass of a crowded loop, and the claim is
-    on a thread already. None (the provider reads it itself) when it does not, or on failure."""
-    try:
-        provider = provider_get()
-        if not provider.grounds(turn):
-            return None
-        return grounding_of(turn)
-    except Exception:  # the provider's own read fails the same way and says so
-        logger.warning("reading the grounding with the claim failed", exc_info=True)
-        return None
+    return dataclasses.replace(turn, tools=tools)
 
 
 def _partial_start(conversation_id: str, message_id: str) -> asyncio.Task:

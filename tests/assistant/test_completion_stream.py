@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from apps.assistant import grounding as grounding_module
 from apps.assistant.grounding import Grounding
 from apps.assistant.providers import ProviderUnavailable, Turn, provider_get
+from apps.assistant.providers import openai as openai_provider
 from apps.assistant.providers.completion_stream import _backoff, completion_chunks
 from tests.support.fake_llm import FakeLLM
 from tests.support.passages import passage
@@ -26,7 +26,7 @@ REFUNDS = passage("d1", "Refunds", "Refunds take 5 business days.")
 def llm(settings, monkeypatch):
     """The fake model, asked without the judge (the answer's stream is the first request)."""
     grounding = Grounding(decision="answer", passages=[REFUNDS], suggestions=[])
-    monkeypatch.setattr(grounding_module, "ground", lambda question, **kw: grounding)
+    monkeypatch.setattr(openai_provider, "ground", lambda question, **kw: grounding)
     with FakeLLM() as fake:
         settings.LLM_PROVIDER, settings.LLM_BASE_URL = "openai", fake.url
         settings.LLM_MODEL, settings.LLM_API_KEY, settings.LLM_JUDGE = "kefu-test-model", "sk-test", False

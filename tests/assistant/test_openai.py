@@ -10,7 +10,6 @@ from typing import NamedTuple
 import pytest
 from asgiref.sync import sync_to_async
 
-from apps.assistant import grounding as grounding_module
 from apps.assistant import phrases
 from apps.assistant.grounding import Grounding, ground
 from apps.assistant.providers import ProviderUnavailable, Turn, provider_get
@@ -44,7 +43,7 @@ def gate(monkeypatch):
 
     def fix(decision, passages, suggestions=()):
         grounding = Grounding(decision=decision, passages=list(passages), suggestions=list(suggestions))
-        monkeypatch.setattr(grounding_module, "ground", lambda question, **kw: grounding)
+        monkeypatch.setattr(openai_provider, "ground", lambda question, **kw: grounding)
 
     return fix
 

@@ -29,10 +29,6 @@ class Turn:
     # The customer's language (Conversation.language, "" = not known yet): what Kefu's own
     # sentences and the model's answer are said in.
     language: str = ""
-    # What apps/assistant/grounding.py `ground` found for the question in that language, read
-    # by the runner on the claim's trip to a database thread when the provider grounds the turn
-    # (`Provider.grounds`); None: the provider grounds it itself (`turn_grounding`).
-    grounding: Any = None
 
 
 # What became of a question (PROTOCOL.md §2 `message_end.outcome`); `stopped` is set by the runner.
@@ -54,11 +50,6 @@ class Provider(Protocol):
 
     def answer(self, turn: Turn) -> AsyncIterator[AnswerChunk]:
         """Stream the answer. Cancellation (a `stop`) may arrive at any await."""
-        ...
-
-    def grounds(self, turn: Turn) -> bool:
-        """Whether `answer` begins with the turn's grounding (then the runner reads it with the
-        claim, sync, on a database thread: a trip to a thread fewer per answer)."""
         ...
 
 

@@ -19,7 +19,7 @@ from django.conf import settings
 from apps.knowledge.embeddings import Embedder, embed_query
 from apps.knowledge.sentences import sentence_split
 
-from ..grounding import turn_grounding
+from ..grounding import ground
 from ..phrases import CLARIFY, DONT_KNOW, phrase  # noqa: F401 (CLARIFY, DONT_KNOW: re-exported)
 from .base import AnswerChunk, Turn
 
@@ -143,11 +143,6 @@ def compose(
 class BuiltinProvider:
     name = "builtin"
 
-    def grounds(self, turn: Turn) -> bool:
-        from .builtin_tools import wants_tool
-
-        return not wants_tool(turn)
-
     async def answer(self, turn: Turn) -> AsyncIterator[AnswerChunk]:
         from .builtin_tools import tool_answer, wants_tool
 
@@ -155,7 +150,9 @@ class BuiltinProvider:
             async for chunk in tool_answer(turn):
                 yield chunk
             return
-        grounding = await turn_grounding(turn)
+        grounding = await sync_to_async(ground, thread_sensitive=False)(
+            turn.question, language=turn.language or settings.LANGUAGE_CODE
+        )
         if grounding.decision == "clarify" and grounding.suggestions:
             yield AnswerChunk(citations=[], suggestions=grounding.suggestions, outcome="clarify")
             text = phrase("clarify", turn.language)
