@@ -17,7 +17,6 @@ from uuid import UUID
 
 from django.conf import settings
 
-from apps.assistant.turn_store import SWEEP_GRACE_S
 from apps.assistant.turns import runner_start, turn_kick, turn_partial, turn_stop
 from apps.conversations.events import Published, abroadcast_deferred, aevent_broadcast, customer_group
 from apps.conversations.selectors import (
@@ -165,40 +164,22 @@ class ChatConsumer(SocketConsumer):
             await self.streams.partial(conversation_id, *partial)
 
     async def on_message(self, frame: Frame) -> None:
-        received = time.monotonic()
         with acking():  # this loop's answers wait for it (apps/core/acks_first.py)
             receipt, committed = await self._message_store_and_ack(frame)
         # The rest (following a new conversation, broadcasting to the customer's other tabs
         # and the console, kicking the answer) yields to other customers' pending acks first.
         await acks_settled(max_wait_s=ACKS_FIRST_MAX_S)
-        conversation_id = str(receipt.conversation.pk)
+        conversation_id, message = str(receipt.conversation.pk), receipt.message
         self.owned.add(conversation_id)
-        kicked = False
         if not self.streams.follows(conversation_id):
-            kicked = await self._follow_new(conversation_id, receipt, received)
-        await abroadcast_deferred(committed)
-        if receipt.answer_due and not kicked:
-            await turn_kick(conversation_id=conversation_id)
-
-    async def _follow_new(self, conversation_id: str, receipt: MessageReceipt, received: float) -> bool:
-        """Follow a conversation this socket did not follow yet (one this message started, or
-        another tab's), then send what committed before; True when its answer was kicked here
-        already. A conversation this message started, joined within half the sweep's grace of
-        the message, has no answer begun yet (a sweep leaves its turn to this socket for
-        SWEEP_GRACE_S): the answer is kicked at once, so its claim overlaps the catch-up and
-        the broadcast, and every token reaches this socket live. Otherwise an answer that began
-        before we joined arrives as a `partial` first, as on resume."""
-        await self.follow(conversation_id)
-        message = receipt.message
-        self.streams.follow(conversation_id, delivered_seq=message.seq - 1)
-        if message.seq == 1 and time.monotonic() - received < SWEEP_GRACE_S / 2:
-            if receipt.answer_due:
-                await turn_kick(conversation_id=conversation_id)
+            # Not followed yet (a new conversation): follow, then fetch what committed before.
+            await self.follow(conversation_id)
+            self.streams.follow(conversation_id, delivered_seq=message.seq - 1)
             await self.streams.catch_up(conversation_id)
-            return receipt.answer_due
-        await self.streams.catch_up(conversation_id)
-        await self._partial_if_streaming(conversation_id)
-        return False
+            await self._partial_if_streaming(conversation_id)
+        await abroadcast_deferred(committed)
+        if receipt.answer_due:
+            await turn_kick(conversation_id=conversation_id)
 
     async def _message_store_and_ack(self, frame: Frame) -> tuple[MessageReceipt, list[Published]]:
         started = time.perf_counter()
