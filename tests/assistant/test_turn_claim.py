@@ -149,3 +149,20 @@ def test_a_taken_over_or_stopped_turn_is_not_counted_again(settings):
     assert (stopped.stop_requested, stopped.over_limit) == (True, False)
     customer.refresh_from_db()
     assert len(customer.answer_hits) == 1
+
+
+def test_the_answer_limit_holds_while_redis_is_unreachable(settings):
+    # Counted on the customer's row in Postgres: no per-process fallback that would admit
+    # WEB_CONCURRENCY x the limit during a Redis outage.
+    from apps.devstack.embedded.ports import free_port
+
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    settings.RATELIMIT_ANSWER_CUSTOMER_HOUR = "1/hour"
+    customer = CustomerFactory()
+    conversation = _ask(customer, "one")
+    first = turn_store.turn_claim(owner=OWNER, conversation_id=conversation.pk)
+    _answered(first)
+    _ask(customer, "two", conversation_id=conversation.pk)
+    second = turn_store.turn_claim(owner=OWNER, conversation_id=conversation.pk)
+
+    assert (first.over_limit, second.over_limit) == (False, True)

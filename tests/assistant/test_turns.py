@@ -184,6 +184,27 @@ async def test_over_the_answers_per_hour_the_runner_declines_without_tokens_or_a
     assert await turn_partial(conversation_id=conversation_id) is None  # the one started meanwhile: gone
 
 
+async def test_an_answer_whose_live_partial_is_refused_still_streams_and_ends_whole(settings, monkeypatch):
+    # Redis refuses the partial's first write (a restart, a blip): live state is best effort,
+    # so the customer still gets every token and the whole answer, not the apology.
+    import redis
+
+    async def refused(conversation_id, message_id):
+        raise redis.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(live_state, "partial_start", refused)
+    settings.ASSISTANT_TOKEN_DELAY_S = 0
+    receipt, conversation_id, layer, channel = await ask()
+    await turn_kick(conversation_id=conversation_id)
+    events = await events_until_end(layer, channel)
+
+    tokens = "".join(e["text"] for e in events if e["type"] == "token")
+    end = events[-1]
+    assert tokens and tokens == end["text"]
+    assert end["text"] != phrase("apology", receipt.conversation.language)
+    assert await turn_partial(conversation_id=conversation_id) is None  # cleared at the end
+
+
 async def test_one_answer_at_a_time_per_conversation_and_every_question_answered(settings):
     settings.ASSISTANT_TOKEN_DELAY_S = 0.01
     receipt, conversation_id, layer, channel = await ask()
