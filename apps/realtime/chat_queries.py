@@ -4,6 +4,7 @@ apps.core.db.db_async). Its reads are conversations' selectors (apps/conversatio
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Generator
@@ -13,7 +14,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from django.db import connection, transaction
-from django.db.models import Model
+from django.db.models import Field, Model
 from django.utils import timezone
 
 from apps.assistant.models import AssistantTurn
@@ -143,17 +144,19 @@ def _receive_steps(
     )
     payload = {"message": message_to_wire(message)}  # the `message` event's, seq aside
     # What every call sends alike (a new conversation may take up to three calls).
-    message_row = _row_json(message, skip={"conversation_id", "seq"})
-    turn_row = _row_json(AssistantTurn(trigger_message_id=message.id),
-                         skip={"conversation_id", "trigger_message_id"})
+    message_row = _row_json(Message, {
+        "id": message.id, "role": message.role, "text": text, "client_msg_id": client_msg_id,
+        "created_at": message.created_at,
+    }, skip={"conversation_id", "seq"})
+    turn_row = _row_json(AssistantTurn, {}, skip={"conversation_id", "trigger_message_id"})
     forced = page if language_fixed and page else ""
     limit_amounts, limit_windows_s = limit_windows("message_customer")
 
     def call(new: Conversation | None, routed: bool) -> list[Any]:
         return [
             customer_id, client_msg_id, conversation_id, message_row, json.dumps(payload),
-            forced, detected, page, None if new is None else _row_json(new), routing_slug(team), routed,
-            turn_row, limit_amounts, limit_windows_s,
+            forced, detected, page, None if new is None else _row_json(Conversation, new),
+            routing_slug(team), routed, turn_row, limit_amounts, limit_windows_s,
         ]
 
     # The widget names its conversation in every message after the first: a message naming
@@ -166,7 +169,7 @@ def _receive_steps(
         new = _conversation_new(customer_id, new_conversation_id, text, page, language_fixed, detected)
         result, *stored = yield call(new, routed=False)
     if result == "route":  # routing rules are enabled: matched here (apps/teams), then stored
-        new.team_id = team_id_route(routing=(yield _Routing(team)), text=text)
+        new["team_id"] = team_id_route(routing=(yield _Routing(team)), text=text)
         result, *stored = yield call(new, routed=True)
     if result == "limited":
         raise MessageRateLimited(stored[-1])
@@ -189,20 +192,38 @@ def _receive_steps(
 
 def _conversation_new(
     customer_id: UUID | str, conversation_id: UUID | None, text: str, page: str, fixed: bool, detected: str
-) -> Conversation:
-    """A new conversation's row as `message_receive_in` makes it, its language from this first
-    message; its team is the function's to fill in, or the routing rules' (`route`)."""
-    return Conversation(
-        id=conversation_id or uuid4(), customer_id=customer_id,
-        language=language_decide(current="", text=text, page=page, fixed=fixed, detected=detected),
+) -> dict[str, Any]:
+    """A new conversation's fields as `message_receive_in` sets them, its language from this
+    first message; its team is the function's to fill in, or the routing rules' (`route`)."""
+    return {
+        "id": conversation_id or uuid4(), "customer_id": customer_id,
+        "language": language_decide(current="", text=text, page=page, fixed=fixed, detected=detected),
+    }
+
+
+def _row_json(model: type[Model], values: dict[str, Any], *, skip: frozenset[str] | set[str] = frozenset(),
+              ) -> str:
+    """A new row of `model` as Model.save() would insert it, as JSON for `jsonb_populate_record`:
+    `values` by attribute name, each other column its field's default (or now, for auto_now).
+    No model instance: building one (and its init signals) was most of a chat message's Python."""
+    row = {}
+    for field, stamped in _insert_fields(model):
+        if field.column in skip:
+            continue
+        if field.attname in values:
+            row[field.column] = values[field.attname]
+        else:
+            row[field.column] = timezone.now() if stamped else field.get_default()
+    return json.dumps(row, default=_json_value)
+
+
+@functools.cache
+def _insert_fields(model: type[Model]) -> tuple[tuple[Field, bool], ...]:
+    """`model`'s columns, each with whether an insert stamps it with the time (auto_now/_add)."""
+    return tuple(
+        (field, bool(getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)))
+        for field in model._meta.concrete_fields
     )
-
-
-def _row_json(row: Model, *, skip: frozenset[str] | set[str] = frozenset()) -> str:
-    """`row`'s column values as Model.save() would insert them, as JSON for `jsonb_populate_record`."""
-    values = {field.column: field.pre_save(row, add=True)
-              for field in type(row)._meta.concrete_fields if field.column not in skip}
-    return json.dumps(values, default=_json_value)
 
 
 def _json_value(value: Any) -> str:
