@@ -32,13 +32,21 @@ class Priority(models.TextChoices):
 
 class Conversation(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="conversations")
+    # Indexed by conv_customer_state (customer first): a second index would only slow each insert.
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="conversations", db_index=False
+    )
     state = models.CharField(max_length=10, choices=ConversationState.choices, default=ConversationState.BOT)
+    # Nullable foreign keys are indexed where set only (Meta): most rows have none, and each
+    # index a new row enters is work the customer's first message waits for.
     assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        db_index=False,
     )
     # The team whose agents see it (null: only supervisors and admins, and whoever holds it).
-    team = models.ForeignKey("teams.Team", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    team = models.ForeignKey(
+        "teams.Team", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
     priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.NORMAL)
     # The customer's language, a code of settings.LANGUAGES ("" = not known yet): what Kefu's own
     # sentences are said in (apps/conversations/language.py decides it per customer message).
@@ -52,7 +60,13 @@ class Conversation(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["customer", "state"], name="conv_customer_state")]
+        indexes = [
+            models.Index(fields=["customer", "state"], name="conv_customer_state"),
+            models.Index(
+                fields=["assignee"], condition=models.Q(assignee__isnull=False), name="conv_assignee"
+            ),
+            models.Index(fields=["team"], condition=models.Q(team__isnull=False), name="conv_team"),
+        ]
 
     def __str__(self) -> str:
         return f"conversation {self.id} ({self.state})"
@@ -72,9 +86,10 @@ class Message(models.Model):
     text = models.TextField(blank=True)
     # [{"n": 1, "document_id": ..., "title": ..., "url": ..., "snippet": ...}] (PROTOCOL.md §2)
     citations = models.JSONField(default=list, blank=True)
-    # The agent who wrote it; customers and the assistant have none.
+    # The agent who wrote it; customers and the assistant have none (indexed where set: Meta).
     author = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        db_index=False,
     )
     # Made by the client; a retried frame with the same id is the same message.
     client_msg_id = models.UUIDField(null=True, blank=True)
@@ -98,7 +113,14 @@ class Message(models.Model):
                 name="message_client_msg_id_uniq",
             )
         ]
-        indexes = [models.Index(fields=["client_msg_id"], name="message_client_msg_id")]
+        indexes = [
+            # A retried frame is looked up by its id alone (before its conversation is known).
+            models.Index(
+                fields=["client_msg_id"], condition=models.Q(client_msg_id__isnull=False),
+                name="message_client_msg_id_set",
+            ),
+            models.Index(fields=["author"], condition=models.Q(author__isnull=False), name="message_author"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.role}: {self.text[:40]}"
@@ -124,7 +146,10 @@ class MessageFeedback(models.Model):
 class ConversationEvent(models.Model):
     """A durable event as the client receives it (minus `type`, `conversation_id` and `seq`)."""
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="events")
+    # Indexed by conv_event_seq_uniq (conversation first).
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="events", db_index=False
+    )
     seq = models.PositiveBigIntegerField()
     type = models.CharField(max_length=30)
     payload = models.JSONField(default=dict)
