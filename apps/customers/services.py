@@ -149,17 +149,17 @@ def customer_identified_get_or_create(
 
 # One statement under the customer's row lock, so concurrent answers (two tabs, two processes)
 # count exactly: the lock is taken first (a waiter then reads the hits its predecessor wrote),
-# and the hit is kept only when every window still has room.
+# and the hit is kept only when every window still has room. The window is the chat message
+# rate's too (core migration 0002).
 _ANSWER_ADMIT = """
 WITH locked AS (
   SELECT id, answer_hits FROM customers_customer WHERE id = %(customer)s FOR NO KEY UPDATE
 )
 UPDATE customers_customer cu
-   SET answer_hits = (ARRAY[now()] || locked.answer_hits)[1:%(kept)s]
+   SET answer_hits = kefu_window_hit(locked.answer_hits, %(amounts)s::int[])
   FROM locked
  WHERE cu.id = locked.id
-   AND NOT EXISTS (SELECT 1 FROM unnest(%(amounts)s::int[], %(windows)s::int[]) AS l(amount, window_s)
-                    WHERE locked.answer_hits[l.amount] > now() - make_interval(secs => l.window_s))
+   AND kefu_window_wait_s(locked.answer_hits, %(amounts)s::int[], %(windows)s::int[]) = 0
 RETURNING 1
 """
 
@@ -171,6 +171,5 @@ def customer_answer_admit(*, customer_id: str, amounts: list[int], windows_s: li
     if not amounts:
         return True
     with connection.cursor() as cursor:
-        cursor.execute(_ANSWER_ADMIT, {"customer": customer_id, "kept": max(amounts), "amounts": amounts,
-                                       "windows": windows_s})
+        cursor.execute(_ANSWER_ADMIT, {"customer": customer_id, "amounts": amounts, "windows": windows_s})
         return cursor.fetchone() is not None

@@ -1,4 +1,5 @@
-"""`kefu_chat_message_receive` inserts a new conversation with its first message's seq.
+"""`kefu_chat_message_receive` inserts a new conversation with its first message's seq, and
+counts the message rate with the shared window functions (core migration 0002).
 
 Migration 0002's function, one write less for the first message of a conversation: the new row
 goes in with `last_seq` 1 and the language the caller decided from this message (the same rule
@@ -32,8 +33,7 @@ DECLARE
     v_team bigint;
     v_row jsonb;
     v_hits timestamptz[];
-    v_retry int := 0;
-    v_since timestamptz;
+    v_retry int;
 BEGIN
     -- One writer per customer (apps/conversations/locking.py: the customer first).
     SELECT c.message_hits INTO v_hits FROM customers_customer c WHERE c.id = p_customer FOR NO KEY UPDATE;
@@ -88,15 +88,9 @@ BEGIN
         END IF;
     END IF;
     -- The customer's message rate (RATELIMIT_MESSAGE_CUSTOMER, apps/core/ratelimit.py), counted
-    -- only for a message about to be stored: a moving window per rate, over the hit times kept
-    -- newest first on the customer's row (locked above, so concurrent sockets count exactly).
-    FOR i IN 1 .. coalesce(cardinality(p_limit_amounts), 0) LOOP
-        v_since := v_hits[p_limit_amounts[i]];
-        IF v_since > now() - make_interval(secs => p_limit_windows_s[i]) THEN
-            v_retry := greatest(v_retry, 1, ceil(extract(epoch FROM
-                v_since + make_interval(secs => p_limit_windows_s[i]) - now()))::int);
-        END IF;
-    END LOOP;
+    -- only for a message about to be stored: a moving window per rate (core migration 0002),
+    -- over the hit times on the customer's row (locked above, so concurrent sockets count exactly).
+    v_retry := kefu_window_wait_s(v_hits, p_limit_amounts, p_limit_windows_s);
     IF v_retry > 0 THEN
         RETURN QUERY SELECT 'limited'::text, NULL::uuid, NULL::text, NULL::text, NULL::bigint,
                             NULL::bigint, NULL::timestamptz, v_retry;
@@ -104,7 +98,7 @@ BEGIN
     END IF;
     IF cardinality(p_limit_amounts) > 0 THEN
         UPDATE customers_customer c
-           SET message_hits = (ARRAY[now()] || v_hits)[1:(SELECT max(a) FROM unnest(p_limit_amounts) a)]
+           SET message_hits = kefu_window_hit(v_hits, p_limit_amounts)
          WHERE c.id = p_customer;
     END IF;
     IF v_id IS NULL THEN
@@ -144,7 +138,7 @@ $$;
 
 
 class Migration(migrations.Migration):
-    dependencies = [("realtime", "0002_chat_message_rate")]
+    dependencies = [("realtime", "0002_chat_message_rate"), ("core", "0002_rate_window_functions")]
 
     # Back to 0002: its function again (CREATE OR REPLACE, same signature).
     operations = [migrations.RunSQL(FORWARD, SECOND.FORWARD)]
