@@ -9,8 +9,9 @@ it in its own memory (logged; `MovingWindows`): an outage of the counters neithe
 customer nor lifts the limit; the site then admits at most (web processes) x the limit.
 
 The customer's limits are counted in Postgres instead, on the customer's row (its last hit
-times), by statements that run anyway: exact across processes, no Redis round trip while a
-customer waits, no outage fallback. They read their rates here (`limit_windows`):
+times), by statements that run anyway, with one moving window (SQL functions of core migration
+0002): exact across processes, no Redis round trip while a customer waits, no outage fallback.
+They read their rates here (`limit_windows`):
     message_customer      RATELIMIT_MESSAGE_CUSTOMER      chat messages per customer, by the
                                                           statement that stores the message
                                                           (apps/realtime/migrations/0002)
