@@ -57,9 +57,17 @@ async def partial_append(conversation_id: UUID | str, message_id: str, delta: st
 
 async def partial_get(conversation_id: UUID | str) -> tuple[str, str] | None:
     """(message_id, text so far) of the answer being generated, or None."""
-    message_id, text = await redis_async().mget(
-        _k(conversation_id, "partial", "id"), _k(conversation_id, "partial", "text")
-    )
+    return partial_of(await redis_async().mget(partial_keys(conversation_id)))
+
+
+def partial_keys(conversation_id: UUID | str) -> list[str]:
+    """The partial's keys, for a caller that reads them beside others in one round trip."""
+    return [_k(conversation_id, "partial", "id"), _k(conversation_id, "partial", "text")]
+
+
+def partial_of(values: list[str | None]) -> tuple[str, str] | None:
+    """`partial_get`'s answer from the values of `partial_keys`."""
+    message_id, text = values
     return (message_id, text or "") if message_id else None
 
 

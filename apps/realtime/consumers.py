@@ -39,7 +39,7 @@ from . import chat_queries
 from .limits import AUTH_TIMEOUT_S, COUNTED_ERRORS  # noqa: F401  (COUNTED_ERRORS: tests read it here)
 from .runtime import CLOSE_POLICY, CLOSE_SILENT, CLOSE_TOO_SLOW, SocketConsumer  # noqa: F401
 from .schemas import SCHEMAS, Frame, FrameError
-from .socket_slots import slot_claim, slot_release, slots_refresh
+from .socket_slots import conversation_begun_state, slot_claim, slot_release, slots_refresh
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_TOO_MANY_SOCKETS = 4429
@@ -163,6 +163,21 @@ class ChatConsumer(SocketConsumer):
         if partial is not None:
             await self.streams.partial(conversation_id, *partial)
 
+    async def _caught_up(self, conversation_id: str, seq: int) -> None:
+        """After following a conversation this socket's message (seq `seq`) went to: what
+        committed there before the follow, then an answer already streaming (a sweep after
+        SWEEP_GRACE_S). A message that began the conversation (seq 1) has nothing before it,
+        and an event committed since is published only after its seq mark is set in Redis
+        (apps/conversations/publisher.py): when one Redis read shows no newer mark and no
+        answer begun, Postgres has nothing to send. (A burst of new conversations spent about
+        a seventh of the web process's CPU on those Postgres reads.)"""
+        if seq == 1:
+            newest, partial = await conversation_begun_state(conversation_id)
+            if newest <= seq and partial is None:
+                return  # its events, this message's first, reach the socket live
+        await self.streams.catch_up(conversation_id)
+        await self._partial_if_streaming(conversation_id)
+
     async def on_message(self, frame: Frame) -> None:
         with acking():  # this loop's answers wait for it (apps/core/acks_first.py)
             receipt, committed = await self._message_store_and_ack(frame)
@@ -175,8 +190,7 @@ class ChatConsumer(SocketConsumer):
             # Not followed yet (a new conversation): follow, then fetch what committed before.
             await self.follow(conversation_id)
             self.streams.follow(conversation_id, delivered_seq=message.seq - 1)
-            await self.streams.catch_up(conversation_id)
-            await self._partial_if_streaming(conversation_id)
+            await self._caught_up(conversation_id, message.seq)
         await abroadcast_deferred(committed)
         if receipt.answer_due:
             await turn_kick(conversation_id=conversation_id)

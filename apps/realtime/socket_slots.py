@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from apps.assistant.live_state import partial_keys, partial_of
 from apps.conversations.events import seq_key
 from apps.core.redis import redis_async, redis_key
 
@@ -80,6 +81,13 @@ async def conversation_marks(conversation_ids: list[str]) -> dict[str, int]:
             if seq is not None:
                 marks[conversation_id] = int(seq)
     return marks
+
+
+async def conversation_begun_state(conversation_id: str) -> tuple[int, tuple[str, str] | None]:
+    """For a conversation a socket's message just began: its newest seq as Redis knows it (0 when
+    none) and the answer being generated there, if any (`partial_get`), in one round trip."""
+    seq, *partial = await redis_async().mget([seq_key(conversation_id), *partial_keys(conversation_id)])
+    return int(seq or 0), partial_of(partial)
 
 
 async def slots_refresh(held: list[tuple[object, str]]) -> None:

@@ -194,3 +194,71 @@ async def test_an_answer_begun_before_the_new_conversation_is_followed_arrives_a
     assert [(e["type"], e["seq"]) for e in events if "seq" in e] == [
         ("ack", 1), ("message", 1), ("message", 2), ("message_end", 3)
     ]
+
+
+async def test_an_event_committed_before_the_new_conversation_is_followed_still_arrives_in_order(
+    chat, customer, settings, monkeypatch
+):
+    """The socket learns what a conversation its message began holds from Redis (its seq mark)
+    rather than Postgres. An event someone else committed and broadcast before the socket
+    joined the conversation's group (an order update, an agent) moved that mark: the socket
+    fetches it from Postgres and the customer sees every event once, in order."""
+    from asgiref.sync import sync_to_async
+
+    from apps.conversations.events import event_emit
+    from apps.conversations.models import Conversation
+    from apps.realtime import consumers
+
+    settings.ASSISTANT_TOKEN_DELAY_S = 0
+    emitted = []
+
+    async def update_before_follow(max_wait_s):
+        if not emitted:
+            conversation = await Conversation.objects.filter(customer=customer).afirst()
+            event = await sync_to_async(event_emit)(
+                conversation=conversation.pk, type="update",
+                payload={"kind": "order", "title": "Shipped", "body": "PP-1", "data": {}},
+            )  # broadcast on commit, to a group this socket has not joined yet
+            emitted.append(event.seq)
+
+    monkeypatch.setattr(consumers, "acks_settled", update_before_follow)
+    socket = await chat(customer)
+    await socket.send({"type": "message", "client_msg_id": str(uuid.uuid4()), "text": "Can I pay in bitcoin"})
+
+    events = await socket.recv_until("message_end")
+
+    assert emitted == [2]
+    assert [(e["type"], e["seq"]) for e in events if "seq" in e] == [
+        ("ack", 1), ("message", 1), ("update", 2), ("message", 3), ("message_end", 4)
+    ]
+    # At once, not only when the answer's stored message reveals the gap at its end.
+    assert [e["type"] for e in events][:3] == ["ack", "message", "update"]
+    assert await socket.nothing(0.3)
+
+
+async def test_a_message_that_begins_a_conversation_reads_nothing_back_from_postgres(
+    chat, customer, settings, monkeypatch
+):
+    """Nothing can precede a conversation's first message: the socket that sent it follows the
+    conversation without reading its events back (each would cost a database round trip per
+    new conversation); its own message and the answer arrive live."""
+    from apps.realtime import runtime
+
+    settings.ASSISTANT_TOKEN_DELAY_S = 0
+    fetches = []
+    real_fetch = runtime._fetch_events
+
+    async def counting_fetch(*args, **kwargs):
+        fetches.append(args)
+        return await real_fetch(*args, **kwargs)
+
+    monkeypatch.setattr(runtime, "_fetch_events", counting_fetch)
+    socket = await chat(customer)
+    await socket.send({"type": "message", "client_msg_id": str(uuid.uuid4()), "text": "Can I pay in bitcoin"})
+
+    events = await socket.recv_until("message_end")
+
+    assert [(e["type"], e["seq"]) for e in events if "seq" in e] == [
+        ("ack", 1), ("message", 1), ("message", 2), ("message_end", 3)
+    ]
+    assert fetches == []
