@@ -14,7 +14,7 @@ times), by statements that run anyway, with one moving window (SQL functions of 
 They read their rates here (`limit_windows`):
     message_customer      RATELIMIT_MESSAGE_CUSTOMER      chat messages per customer, by the
                                                           statement that stores the message
-                                                          (apps/realtime/migrations/0002)
+                                                          (realtime migration 0003)
     answer_customer_hour  RATELIMIT_ANSWER_CUSTOMER_HOUR  assistant answers per customer (cost
                                                           guard), on the trip that claims the
                                                           answer (apps/assistant/turn_store.py)

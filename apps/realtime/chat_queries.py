@@ -38,7 +38,7 @@ def message_receive_deferred(**kwargs: Any) -> tuple[MessageReceipt, list[Publis
     after the `ack`: the customer's ack does not wait for the channel layer.
 
     The common cases (a new message to the customer's conversation, or the first one of a new
-    conversation) are one statement, `kefu_chat_message_receive` (migration 0001); anything
+    conversation) are one statement, `kefu_chat_message_receive` (as of migration 0003); anything
     rarer, such as a retry or someone else's conversation, takes the Python path."""
     with broadcasts_deferred() as pending:
         receipt = _drive(_receive_steps(**kwargs))

@@ -1,5 +1,6 @@
 """What the chat sockets keep in Redis: at most N open sockets per customer across all server
-processes, and the conversations' newest seqs that gap repair compares against.
+processes, and the conversations' newest seqs that gap repair compares against (read beside the
+answer's partial, apps/assistant/live_state.py, when a socket's message begins a conversation).
 
 Each socket holds a slot: a member of the customer's sorted set whose score is an expiry
 time (Redis server time, so processes' clocks do not matter). The process's heartbeat

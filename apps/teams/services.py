@@ -67,7 +67,7 @@ def routing_read(*, slug: str | None) -> dict[str, Any]:
 def team_id_route(*, routing: dict[str, Any], text: str) -> int | None:
     """The team id of a new conversation from ROUTING_SQL's row: the team the widget names,
     else the first matching enabled rule, else none. The chat socket's statement looks up the
-    widget's team itself and asks for this only while a rule is enabled (realtime migration 0001)."""
+    widget's team itself and asks for this only while a rule is enabled (realtime migration 0003)."""
     if routing.get("slug_team") is not None:
         return routing["slug_team"]
     rules = [TeamRule(id=rule_id, team_id=team_id, keywords=keywords, pattern=pattern)
