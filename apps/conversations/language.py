@@ -85,7 +85,7 @@ def language_decide(
 ) -> str:
     """The conversation's language after this customer message (see the module docstring);
     `detected`: `language_detect(text)` when the caller ran it already. The chat socket's
-    statement applies the same rule in SQL (apps/realtime/migrations/0001)."""
+    statement applies the same rule in SQL (realtime migration 0003)."""
     page = supported(page)
     if fixed and page:
         return page
