@@ -123,16 +123,23 @@ class Publisher:
         """Publish on commit of the caller's transaction (outside one it has committed: at once,
         or to `broadcasts_deferred`'s list). Never raises once committed: a lost broadcast
         loses nothing, sockets fill gaps from Postgres."""
-        _known(item)
         if not connection.in_atomic_block:
-            _OnCommit(self, item, _deferred.get())()
+            self.publish_committed(item)
             return
+        _known(item)
         if Audience.QUEUE in item.audiences and self._queue_pending(item.conversation_id):
             # The pending hook rebuilds the entry after commit, so it shows this change too.
             item = replace(item, to=item.audiences - {Audience.QUEUE})
             if not item.audiences:
                 return
         transaction.on_commit(_OnCommit(self, item, _deferred.get()), robust=True)
+
+    def publish_committed(self, item: Published) -> None:
+        """`publish` for an event the caller committed already (in autocommit): at once, or to
+        `broadcasts_deferred`'s list. Safe on the event loop: it does not touch Django's
+        `connection`, which would build a connection object for each task that asks."""
+        _known(item)
+        _OnCommit(self, item, _deferred.get())()
 
     async def apublish(self, item: Published) -> None:
         """Send a live event (typing, a token, presence) now, from async code; raises if the

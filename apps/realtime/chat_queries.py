@@ -7,14 +7,14 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from django.db import connection, transaction
-from django.db.models import Field, Model
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from apps.assistant.models import AssistantTurn
@@ -41,47 +41,80 @@ def message_receive_deferred(**kwargs: Any) -> tuple[MessageReceipt, list[Publis
     conversation) are one statement, `kefu_chat_message_receive` (as of migration 0003); anything
     rarer, such as a retry or someone else's conversation, takes the Python path."""
     with broadcasts_deferred() as pending:
-        receipt = _drive(_receive_steps(**kwargs))
-        if receipt is None:
+        row = _drive(_receive_steps(**kwargs))
+        if row is None:
             with transaction.atomic():
                 receipt = message_receive_in(**kwargs)
                 if receipt.answer_due:
                     turn_create(
                         conversation_id=receipt.conversation.pk, trigger_message_id=receipt.message.pk
                     )
-        elif receipt.conversation.state == ConversationState.WAITING:  # an agent may have come online
-            waiting_on_commit(receipt.conversation.pk)
+        else:
+            receipt = row.receipt()
+            if receipt.conversation.state == ConversationState.WAITING:  # an agent may have come online
+                waiting_on_commit(receipt.conversation.pk)
     return receipt, pending
 
 
-async def message_receive_on_loop(**kwargs: Any) -> tuple[MessageReceipt, list[Published]] | None:
+@dataclass(frozen=True)
+class MessageStored:
+    """A chat message committed: what its `ack` says, and `settled()`, the receipt and the
+    events to broadcast, built once the ack is on its way (the customer waits for the ack only)."""
+
+    conversation_id: UUID
+    message_id: UUID
+    seq: int
+    settled: Callable[[], Awaitable[tuple[MessageReceipt, list[Published]]]]
+
+
+async def message_receive(**kwargs: Any) -> MessageStored:
+    """Store a customer's chat message: `message_receive_on_loop`, else `message_receive_deferred`
+    on a database thread. Raises `MessageRateLimited` and the conversation errors."""
+    stored = await message_receive_on_loop(**kwargs)
+    if stored is not None:
+        return stored
+    receipt, pending = await db_async(message_receive_deferred)(**kwargs)
+
+    async def settled() -> tuple[MessageReceipt, list[Published]]:
+        return receipt, pending
+
+    message = receipt.message
+    return MessageStored(receipt.conversation.pk, message.id, message.seq, settled)
+
+
+async def message_receive_on_loop(**kwargs: Any) -> MessageStored | None:
     """`message_receive_deferred`'s one statement, sent from the event loop on its own
     connection (apps/core/db_loop.py: no thread hop each way). None when the case is the Python
     path's, or the loop's connection failed: the caller runs `message_receive_deferred` in a
     thread, which answers it (a message the failed call did store is found there as a retry)."""
     steps = _receive_steps(**kwargs)
-    with broadcasts_deferred() as pending:
-        try:
-            request = next(steps)
-            while True:
-                if isinstance(request, _Routing):
-                    reply = await db_async(routing_read)(slug=request.slug)
-                else:
-                    reply = await loop_fetchone(_RECEIVE, request)
-                request = steps.send(reply)
-        except StopIteration as done:
-            receipt = done.value
-        except LoopConnectionsUnavailable:  # none free, Postgres just refused one, or switched off
-            return None
-        except LOOP_DB_ERRORS:
-            logger.warning("chat message on the loop's connection failed; storing it from a thread",
-                           exc_info=True)
-            return None
-        if receipt is None:
-            return None
-        if receipt.conversation.state == ConversationState.WAITING:
-            await db_async(waiting_on_commit)(receipt.conversation.pk)
-    return receipt, pending
+    try:
+        request = next(steps)
+        while True:
+            if isinstance(request, _Routing):
+                reply = await db_async(routing_read)(slug=request.slug)
+            else:
+                reply = await loop_fetchone(_RECEIVE, request)
+            request = steps.send(reply)
+    except StopIteration as done:
+        row = done.value
+    except LoopConnectionsUnavailable:  # none free, Postgres just refused one, or switched off
+        return None
+    except LOOP_DB_ERRORS:
+        logger.warning("chat message on the loop's connection failed; storing it from a thread",
+                       exc_info=True)
+        return None
+    if row is None:
+        return None
+
+    async def settled() -> tuple[MessageReceipt, list[Published]]:
+        with broadcasts_deferred() as pending:
+            receipt = row.receipt()
+            if receipt.conversation.state == ConversationState.WAITING:  # an agent may have come online
+                await db_async(waiting_on_commit)(receipt.conversation.pk)
+        return receipt, pending
+
+    return MessageStored(row.conversation_pk, row.message.id, row.seq, settled)
 
 
 _RECEIVE = "SELECT * FROM kefu_chat_message_receive(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -103,7 +136,7 @@ class _Routing:
     slug: str | None
 
 
-def _drive(steps: Generator[Any, Any, MessageReceipt | None]) -> MessageReceipt | None:
+def _drive(steps: Generator[Any, Any, _Stored | None]) -> _Stored | None:
     """Run `_receive_steps` on this thread's Django connection."""
     try:
         request = next(steps)
@@ -129,11 +162,12 @@ def _receive_steps(
     team: str | None = None,
     language: str = "",
     language_fixed: bool = False,
-) -> Generator[list[Any] | _Routing, Any, MessageReceipt | None]:
+) -> Generator[list[Any] | _Routing, Any, _Stored | None]:
     """The message stored by the SQL function, as the steps of a generator: it yields the
     function's arguments (or `_Routing`) and is sent the row (or the rules) back, so one flow
     runs on a thread (`_drive`) or on the loop. One call in autocommit, two more for a new
-    conversation while team routing rules are enabled (they are matched here). Returns None
+    conversation while team routing rules are enabled (they are matched here). Returns the
+    stored row (`_Stored`), or None
     when the function leaves the case to the Python path, having written nothing; raises
     `MessageRateLimited` when the customer is over RATELIMIT_MESSAGE_CUSTOMER (nothing written)."""
     detected = language_detect(text) or ""
@@ -147,8 +181,8 @@ def _receive_steps(
     message_row = _row_json(Message, {
         "id": message.id, "role": message.role, "text": text, "client_msg_id": client_msg_id,
         "created_at": message.created_at,
-    }, skip={"conversation_id", "seq"})
-    turn_row = _row_json(AssistantTurn, {}, skip={"conversation_id", "trigger_message_id"})
+    }, skip=frozenset({"conversation_id", "seq"}))
+    turn_row = _row_json(AssistantTurn, {}, skip=frozenset({"conversation_id", "trigger_message_id"}))
     forced = page if language_fixed and page else ""
     limit_amounts, limit_windows_s = limit_windows("message_customer")
 
@@ -176,18 +210,42 @@ def _receive_steps(
     if result != "stored":
         return None
     conversation_pk, state, decided, seq, event_pk, event_at, _ = stored
-    conversation = Conversation(id=conversation_pk, customer_id=customer_id, state=state, language=decided,
-                                last_seq=seq)
-    message.conversation, message.seq = conversation, seq
-    for row in (conversation, message):
-        row._state.adding, row._state.db = False, connection.alias
-    event = ConversationEvent(
-        id=event_pk, conversation_id=conversation_pk, seq=seq, type="message", payload=payload,
-        created_at=event_at,
-    )
-    # Committed (autocommit): to the caller's `broadcasts_deferred`.
-    publisher().publish(Published(str(conversation_pk), str(customer_id), event_to_wire(event)))
-    return MessageReceipt(message, conversation, created=True, answer_due=state == ConversationState.BOT)
+    return _Stored(customer_id, message, payload, conversation_pk, state, decided, seq, event_pk, event_at)
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """The function's `stored` row with the message it stored: enough for the ack; `receipt`
+    builds the rest."""
+
+    customer_id: UUID | str
+    message: Message
+    payload: dict[str, Any]
+    conversation_pk: UUID
+    state: str
+    language: str
+    seq: int
+    event_pk: int
+    event_at: datetime
+
+    def receipt(self) -> MessageReceipt:
+        """The receipt, and the `message` event published (committed already, in autocommit:
+        to the caller's `broadcasts_deferred`)."""
+        conversation = Conversation(id=self.conversation_pk, customer_id=self.customer_id, state=self.state,
+                                    language=self.language, last_seq=self.seq)
+        message = self.message
+        message.conversation, message.seq = conversation, self.seq
+        for row in (conversation, message):  # DEFAULT_DB_ALIAS, not `connection` (see publish_committed)
+            row._state.adding, row._state.db = False, DEFAULT_DB_ALIAS
+        event = ConversationEvent(
+            id=self.event_pk, conversation_id=self.conversation_pk, seq=self.seq, type="message",
+            payload=self.payload, created_at=self.event_at,
+        )
+        publisher().publish_committed(
+            Published(str(self.conversation_pk), str(self.customer_id), event_to_wire(event))
+        )
+        return MessageReceipt(message, conversation, created=True,
+                              answer_due=self.state == ConversationState.BOT)
 
 
 def _conversation_new(
@@ -201,35 +259,56 @@ def _conversation_new(
     }
 
 
-def _row_json(model: type[Model], values: dict[str, Any], *, skip: frozenset[str] | set[str] = frozenset(),
-              ) -> str:
+def _row_json(model: type[Model], values: dict[str, Any], *, skip: frozenset[str] = frozenset()) -> str:
     """A new row of `model` as Model.save() would insert it, as JSON for `jsonb_populate_record`:
     `values` by attribute name, each other column its field's default (or now, for auto_now).
     No model instance: building one (and its init signals) was most of a chat message's Python."""
-    row = {}
-    for field, stamped in _insert_fields(model):
-        if field.column in skip:
-            continue
-        if field.attname in values:
-            row[field.column] = values[field.attname]
-        else:
-            row[field.column] = timezone.now() if stamped else field.get_default()
-    return json.dumps(row, default=_json_value)
+    return _RowTemplate.of(model, skip).json(values)
 
 
-@functools.cache
-def _insert_fields(model: type[Model]) -> tuple[tuple[Field, bool], ...]:
-    """`model`'s columns, each with whether an insert stamps it with the time (auto_now/_add)."""
-    return tuple(
-        (field, bool(getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)))
-        for field in model._meta.concrete_fields
-    )
+class _RowTemplate:
+    """A model's insert row without the columns in `skip`: the constant defaults worked out
+    once per process; callable defaults, auto_now stamps and `values` filled in per row."""
+
+    def __init__(self, model: type[Model], skip: frozenset[str]) -> None:
+        self.constant: dict[str, Any] = {}
+        self.made: list[tuple[str, Callable[[], Any]]] = []  # callable defaults (uuid4, list, now)
+        self.stamped: list[str] = []  # auto_now / auto_now_add
+        self.column_of: dict[str, str] = {}
+        for field in model._meta.concrete_fields:
+            if field.column in skip:
+                continue
+            self.column_of[field.attname] = field.column
+            if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+                self.stamped.append(field.column)
+            elif field.has_default() and callable(field.default):
+                self.made.append((field.column, field.default))
+            else:
+                self.constant[field.column] = _json_value(field.get_default())
+
+    @classmethod
+    @functools.cache
+    def of(cls, model: type[Model], skip: frozenset[str]) -> _RowTemplate:
+        return cls(model, skip)
+
+    def json(self, values: dict[str, Any]) -> str:
+        row = self.constant.copy()
+        if self.stamped:
+            now = timezone.now().isoformat()
+            for column in self.stamped:
+                row[column] = now
+        given = {self.column_of[attname]: _json_value(value) for attname, value in values.items()}
+        for column, make in self.made:
+            if column not in given:
+                row[column] = _json_value(make())
+        row.update(given)
+        return json.dumps(row)
 
 
-def _json_value(value: Any) -> str:
+def _json_value(value: Any) -> Any:
     """UUIDs and datetimes as Postgres reads them (DjangoJSONEncoder would cut microseconds)."""
     if isinstance(value, UUID):
         return str(value)
     if isinstance(value, datetime):
         return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not a column value _row_json knows")
+    return value

@@ -18,14 +18,13 @@ from uuid import UUID
 from django.conf import settings
 
 from apps.assistant.turns import runner_start, turn_kick, turn_partial, turn_stop
-from apps.conversations.events import Published, abroadcast_deferred, aevent_broadcast, customer_group
+from apps.conversations.events import abroadcast_deferred, aevent_broadcast, customer_group
 from apps.conversations.selectors import (
     conversation_get_for_customer,
     conversation_last_seq,
     customer_open_conversation,
 )
 from apps.conversations.services import (
-    MessageReceipt,
     conversation_rate,
     conversation_request_human,
     feedback_record,
@@ -180,7 +179,8 @@ class ChatConsumer(SocketConsumer):
 
     async def on_message(self, frame: Frame) -> None:
         with acking():  # this loop's answers wait for it (apps/core/acks_first.py)
-            receipt, committed = await self._message_store_and_ack(frame)
+            stored = await self._message_store_and_ack(frame)
+        receipt, committed = await stored.settled()
         # The rest (following a new conversation, broadcasting to the customer's other tabs
         # and the console, kicking the answer) yields to other customers' pending acks first.
         await acks_settled(max_wait_s=ACKS_FIRST_MAX_S)
@@ -195,40 +195,35 @@ class ChatConsumer(SocketConsumer):
         if receipt.answer_due:
             await turn_kick(conversation_id=conversation_id)
 
-    async def _message_store_and_ack(self, frame: Frame) -> tuple[MessageReceipt, list[Published]]:
+    async def _message_store_and_ack(self, frame: Frame) -> chat_queries.MessageStored:
         started = time.perf_counter()
         # A conversation this message starts is followed after the ack (`on_message`), before
         # its answer is kicked; what committed before that is caught up, and an answer that
         # began anyway (a sweep after SWEEP_GRACE_S) arrives as a `partial`, as on resume.
-        fields = dict(
-            customer_id=self.customer_id, client_msg_id=frame.client_msg_id, text=frame.text,
-            conversation_id=frame.conversation_id, team=self.team, language=self.language,
-            language_fixed=self.language_fixed,
-        )
         try:
-            stored = await chat_queries.message_receive_on_loop(**fields)
-            if stored is None:  # a rarer case (a retry, someone else's conversation), or no loop connection
-                stored = await db_async(chat_queries.message_receive_deferred)(**fields)
+            stored = await chat_queries.message_receive(
+                customer_id=self.customer_id, client_msg_id=frame.client_msg_id, text=frame.text,
+                conversation_id=frame.conversation_id, team=self.team, language=self.language,
+                language_fixed=self.language_fixed,
+            )
         except chat_queries.MessageRateLimited as limited:  # RATELIMIT_MESSAGE_CUSTOMER
             raise FrameError(
                 "rate_limited",
                 f"You are sending messages too fast; wait {limited.retry_after_s} s and retry.",
                 str(frame.client_msg_id),
             ) from None
-        receipt, committed = stored
-        message = receipt.message
         await self.send_event(
             {
                 "type": "ack",
                 "client_msg_id": str(frame.client_msg_id),
-                "conversation_id": str(receipt.conversation.pk),
-                "message_id": str(message.id),
-                "seq": message.seq,
+                "conversation_id": str(stored.conversation_id),
+                "message_id": str(stored.message_id),
+                "seq": stored.seq,
             }
         )
         metrics.acks_total.inc()
         metrics.ack_seconds.observe(time.perf_counter() - started)
-        return receipt, committed
+        return stored
 
     async def on_stop(self, frame: Frame) -> None:
         await self._check_owned(str(frame.conversation_id))

@@ -215,7 +215,8 @@ class SocketConsumer(AsyncWebsocketConsumer):
             return
         try:
             text = json.dumps(event, separators=(",", ":"))
-            await asyncio.wait_for(self.send(text_data=text), settings.CHAT_SEND_TIMEOUT_S)
+            async with asyncio.timeout(settings.CHAT_SEND_TIMEOUT_S):  # no task of its own, unlike wait_for
+                await self.send(text_data=text)
         except TimeoutError:
             # uvicorn holds a send while the client's buffers are full: a client that reads
             # nothing is let go (what it missed stays in Postgres for its resume), and what
