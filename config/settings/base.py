@@ -141,6 +141,9 @@ DB_WORK_THREADS = env.int("DB_WORK_THREADS", default=8)
 # long an ack waits for one before it takes a thread of DB_THREADS instead.
 DB_LOOP_CONNECTIONS = env.int("DB_LOOP_CONNECTIONS", default=4)
 DB_LOOP_TIMEOUT_S = env.float("DB_LOOP_TIMEOUT_S", default=2.0)
+# A web process collects its youngest generation of objects after this many new ones (Python's
+# default is 700; apps/core/memory.py says why; 0 keeps Python's).
+GC_GEN0_THRESHOLD = env.int("GC_GEN0_THRESHOLD", default=50_000)
 REDIS_URL = env.str("REDIS_URL")
 # Prefix of every Redis key Kefu writes (tests set a per-run prefix to run side by side).
 KEFU_REDIS_PREFIX = env.str("KEFU_REDIS_PREFIX", default="kefu")
