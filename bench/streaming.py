@@ -157,6 +157,17 @@ def summarise(answers: list[dict]) -> dict:
     }
 
 
+def _warm_up_wait(log: Path, processes: int, timeout_s: float = 240.0) -> float:
+    """Seconds until each of the web `processes` logged that its knowledge warm-up finished
+    (apps/knowledge/warm_up.py), or `timeout_s`."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if log.read_text(errors="replace").count("knowledge warm-up finished") >= processes:
+            break
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
 def run_level(n: int, web: str, fake: str, ws_clients: int, questions: str = "same") -> dict:
     start_at = time.time() + 3 + n * 0.03  # time for every customer to connect and authenticate
     per = [n // ws_clients + (1 if i < n % ws_clients else 0) for i in range(min(ws_clients, n))]
@@ -209,7 +220,8 @@ def main() -> None:
     fake_port = int(fake_url.rsplit(":", 1)[1].split("/")[0])
     web_env = child_env(env, LLM_PROVIDER="openai", LLM_BASE_URL=f"http://127.0.0.1:{fake_port}/v1",
                         LLM_MODEL="fake", LLM_API_KEY="fake", EMBEDDING_WARM_UP="true",
-                        RATELIMIT_SESSION_IP="100000/minute")  # 200 sessions from one loopback address
+                        RATELIMIT_SESSION_IP="100000/minute",  # 200 sessions from one loopback address
+                        LOG_LEVEL="INFO")  # the warm-up's end is logged at INFO
     if args.web_concurrency > 1 and args.server != "uvicorn":
         parser.error("--web-concurrency needs --server uvicorn")
     web, web_port = server_start(args.server, web_env, logs / "web.log",
@@ -224,6 +236,12 @@ def main() -> None:
             if run_level(n, base, f"http://127.0.0.1:{fake_port}/v1", 1)["ws"]["with_tokens"] == n:
                 break
             time.sleep(5)
+        # ...and their knowledge bases' label vectors (EMBEDDING_WARM_UP: 25-30 s of one core for
+        # the demo's two models): a burst meanwhile shares the cores with it, and docs/deployment.md
+        # says to send a new process traffic once it is warm. So the levels wait for it.
+        waited = _warm_up_wait(logs / "web.log", args.web_concurrency)
+        print(f"knowledge warm-up of the web process(es) finished {waited:.1f} s after the first answer",
+              file=sys.stderr)
         for n in (int(x) for x in args.levels.split(",")):
             results[str(n)] = run_level(n, base, f"http://127.0.0.1:{fake_port}/v1", args.ws_clients,
                                         args.questions)

@@ -28,6 +28,7 @@ WARM_LABELS = 2048
 def knowledge_warm_up() -> None:
     """Load the model, then each knowledge base's labels; logs and swallows every failure (the
     first search reports the same problem to its caller)."""
+    began = time.monotonic()
     try:
         configured_embedder().embed(["warm up"])
     except Exception:
@@ -48,6 +49,7 @@ def knowledge_warm_up() -> None:
     finally:
         connection.close()
         heap_freeze(collect=False)  # the model and the vocabularies loaded above
+        logger.info("knowledge warm-up finished in %.1f s", time.monotonic() - began)
 
 
 def knowledge_warm_up_start() -> threading.Thread:
