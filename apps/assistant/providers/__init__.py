@@ -29,8 +29,8 @@ def provider_get(name: str | None = None) -> Provider:
 
 def provider_preload() -> None:
     """Import the configured provider's module now, at the web process's start: `openai`'s SDK
-    took about a second of CPU to import, and the first answer that imported it held the event
-    loop meanwhile (every customer of the process waited; a 200-customer burst spent a quarter
-    of its first 3 s there)."""
+    takes about a second of CPU to import, and the process's first model answer imported it on
+    the event loop, which served no other customer meanwhile (py-spy: a quarter of the samples
+    of a fresh process's first answer, in bench/streaming.py's warm-up)."""
     if settings.LLM_PROVIDER == "openai":
         from . import openai  # noqa: F401
