@@ -236,7 +236,7 @@ def main() -> None:
             if run_level(n, base, f"http://127.0.0.1:{fake_port}/v1", 1)["ws"]["with_tokens"] == n:
                 break
             time.sleep(5)
-        # ...and their knowledge bases' label vectors (EMBEDDING_WARM_UP: 25-30 s of one core for
+        # ...and their knowledge bases' label vectors (EMBEDDING_WARM_UP: 12-15 s of one core for
         # the demo's two models): a burst meanwhile shares the cores with it, and docs/deployment.md
         # says to send a new process traffic once it is warm. So the levels wait for it.
         waited = _warm_up_wait(logs / "web.log", args.web_concurrency)

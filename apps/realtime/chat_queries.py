@@ -117,6 +117,12 @@ async def message_receive_on_loop(**kwargs: Any) -> MessageStored | None:
     return MessageStored(row.conversation_pk, row.message.id, row.seq, settled)
 
 
+# Columns the SQL function fills in itself (the conversation's id, the message's seq).
+_SET_BY_THE_FUNCTION = {
+    "message": frozenset({"conversation_id", "seq"}),
+    "turn": frozenset({"conversation_id", "trigger_message_id"}),
+}
+
 _RECEIVE = "SELECT * FROM kefu_chat_message_receive(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 
 
@@ -181,8 +187,8 @@ def _receive_steps(
     message_row = _row_json(Message, {
         "id": message.id, "role": message.role, "text": text, "client_msg_id": client_msg_id,
         "created_at": message.created_at,
-    }, skip=frozenset({"conversation_id", "seq"}))
-    turn_row = _row_json(AssistantTurn, {}, skip=frozenset({"conversation_id", "trigger_message_id"}))
+    }, skip=_SET_BY_THE_FUNCTION["message"])
+    turn_row = _row_json(AssistantTurn, {}, skip=_SET_BY_THE_FUNCTION["turn"])
     forced = page if language_fixed and page else ""
     limit_amounts, limit_windows_s = limit_windows("message_customer")
 
