@@ -44,7 +44,7 @@ from limits import RateLimitItem, parse_many
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from .redis import CONNECTION_OPTIONS
+from .redis import sync_pool
 from .runtime import runtime
 
 logger = logging.getLogger(__name__)
@@ -203,7 +203,8 @@ def _sync_limiter() -> MovingWindowRateLimiter:
     return runtime().get(
         f"ratelimit.sync|{_config()}",
         lambda: MovingWindowRateLimiter(
-            RedisStorage(settings.REDIS_URL, key_prefix=_prefix(), socket_timeout=5, **CONNECTION_OPTIONS)
+            RedisStorage(settings.REDIS_URL, key_prefix=_prefix(),
+                         connection_pool=sync_pool(settings.REDIS_URL, socket_timeout=5))
         ),
     )
 

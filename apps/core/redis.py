@@ -26,6 +26,12 @@ CONNECTION_OPTIONS = {"driver_info": None}
 POOL_SIZE = 64
 POOL_WAIT_S = 15.0
 
+# Sync clients are shared by threads, and Django runs each request's sync view in a thread of its
+# own: a burst of requests holds as many connections at once. redis-py's plain pool then raises
+# MaxConnectionsError past its cap (100 by default), which callers took for an outage; a
+# blocking pool makes the excess wait for a free connection instead.
+SYNC_POOL_SIZE = 64
+
 
 def redis_async() -> aioredis.Redis:
     """The calling loop's Redis client (str responses), kept by the runtime per REDIS_URL.
@@ -65,7 +71,15 @@ def redis_sync() -> redis.Redis:
     url = settings.REDIS_URL
     return runtime().get(
         f"redis.sync|{url}",
-        lambda: redis.Redis.from_url(url, decode_responses=True, socket_timeout=15, max_connections=200,
-                                       **CONNECTION_OPTIONS),
+        lambda: redis.Redis(connection_pool=sync_pool(url, socket_timeout=15, decode_responses=True)),
         close=lambda client: client.close(),
+    )
+
+
+def sync_pool(url: str, *, socket_timeout: float, **options: object) -> redis.BlockingConnectionPool:
+    """A pool for a sync client shared by threads: at most SYNC_POOL_SIZE connections, and a
+    command waits up to its socket timeout for a free one (then raises ConnectionError)."""
+    return redis.BlockingConnectionPool.from_url(
+        url, max_connections=SYNC_POOL_SIZE, timeout=socket_timeout, socket_timeout=socket_timeout,
+        **CONNECTION_OPTIONS, **options,
     )

@@ -257,3 +257,32 @@ def test_in_memory_windows_say_when_to_retry_and_prune_idle_keys(monkeypatch):
     assert [windows.hit("session_ip", "h", hourly) for _ in range(2)] == [0, 3539]  # 1045 + 3600 - 1106
     # A rate changed under a key (a setting) counts in its own window, from zero.
     assert windows.hit("message_customer", "c", ratelimit._parsed("1/minute")) == 0
+
+
+def test_a_burst_of_session_requests_waits_for_redis_instead_of_counting_in_process(settings, caplog):
+    """Django runs each request's sync view in a thread of its own: 150 customers opening the
+    widget while Redis answers slowly hold 150 connections at once. Past the client's pool size
+    they wait for a free one; they never fall back to counting in this process."""
+    import redis
+
+    settings.RATELIMIT_SESSION_IP = "100/minute"
+    ip = unique_ip()
+    limit_check(name="session_ip", key=unique_ip())  # the limiter and its pool exist
+    start = threading.Barrier(151)
+    admitted: list[bool] = []
+
+    def session() -> None:
+        start.wait()
+        admitted.append(not limit_check(name="session_ip", key=ip).limited)
+
+    threads = [threading.Thread(target=session) for _ in range(150)]
+    for thread in threads:
+        thread.start()
+    with redis.Redis.from_url(settings.REDIS_URL) as other:
+        other.execute_command("CLIENT", "PAUSE", 700)  # every command waits 0.7 s
+        start.wait()
+        for thread in threads:
+            thread.join()
+
+    assert not [r for r in caplog.records if "counted in this process only" in r.getMessage()]
+    assert sorted(admitted) == [False] * 50 + [True] * 100
