@@ -79,6 +79,21 @@ async def test_members_here_receive_in_order_and_what_the_sender_changes_after_d
         assert seqs == list(range(1, 51))
 
 
+async def test_a_socket_here_hears_a_send_before_redis_answers_the_group_membership(two_processes):
+    # Under a burst each Redis round trip waits a pass of a crowded loop: a token for a socket
+    # of this process must not wait for the read of the group's members elsewhere.
+    here, _ = two_processes
+    receiving = await _socket_waiting(here, settle_s=0.2)
+    with redis.Redis.from_url(settings.REDIS_URL) as other:
+        other.execute_command("CLIENT", "PAUSE", 500)  # every command waits 0.5 s
+
+    sending = asyncio.ensure_future(here.group_send(GROUP, {"type": "x", "n": 6}))
+
+    assert await asyncio.wait_for(receiving, 2) == {"type": "x", "n": 6}
+    assert not sending.done()  # the membership read is still waiting for Redis
+    await sending
+
+
 async def test_a_socket_that_left_the_group_receives_nothing_more(two_processes):
     here, elsewhere = two_processes
     mine, theirs = await here.new_channel(), await elsewhere.new_channel()
@@ -165,3 +180,25 @@ async def test_joining_a_group_keeps_membership_in_redis_for_the_group_expiry(tw
         client.close()
     await here.group_send(GROUP, {"type": "conv.event", "n": 1})
     assert (await asyncio.wait_for(elsewhere.receive(theirs), 5))["n"] == 1
+
+
+async def test_one_event_for_several_groups_reads_their_members_in_one_round_trip(two_processes, monkeypatch):
+    # A durable event goes to the conversation's sockets, its agents and the customer's tabs.
+    here, elsewhere = two_processes
+    groups = [f"{GROUP}-many-{i}" for i in range(3)]
+    mine = [await here.new_channel() for _ in groups]
+    theirs = [await elsewhere.new_channel() for _ in groups]
+    for group, a, b in zip(groups, mine, theirs, strict=True):
+        await here.group_add(group, a)
+        await elsewhere.group_add(group, b)
+    client = here.connection(0)
+    trips = []
+    real_pipeline = client.pipeline
+    monkeypatch.setattr(client, "pipeline", lambda **kw: trips.append(kw) or real_pipeline(**kw))
+
+    await here.group_send_many([(group, {"type": "conv.event", "n": i}) for i, group in enumerate(groups)])
+
+    assert len(trips) == 1
+    for i, (a, b) in enumerate(zip(mine, theirs, strict=True)):
+        assert await asyncio.wait_for(here.receive(a), 2) == {"type": "conv.event", "n": i}
+        assert await asyncio.wait_for(elsewhere.receive(b), 2) == {"type": "conv.event", "n": i}
