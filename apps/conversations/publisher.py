@@ -232,12 +232,8 @@ class Publisher:
         )
         if messages:
             layer = self._layer()
-            send_many = getattr(layer, "group_send_many", None)  # apps/core/channel_layer.py's
-            if send_many is not None:
-                await send_many(messages)
-            else:
-                for group, message in messages:
-                    await layer.group_send(group, message)
+            for group, message in messages:
+                await layer.group_send(group, message)
 
     @staticmethod
     def _queue_pending(conversation_id: str) -> bool:

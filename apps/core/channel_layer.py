@@ -196,39 +196,22 @@ class LocalFanoutChannelLayer(RedisChannelLayer):
         await super().close_pools()
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
-        await self.group_send_many([(group, message)])
-
-    async def group_send_many(self, sends: list[tuple[str, dict[str, Any]]]) -> None:
-        """`group_send` of each (group, message), in order, with one Redis round trip per Redis
-        host for all their members (an event for a conversation's sockets, its agents and the
-        customer's tabs: one trip, not three)."""
-        for group, _ in sends:
-            assert self.require_valid_group_name(group), "Group name not valid"
+        assert self.require_valid_group_name(group), "Group name not valid"
         # This process's members first: they need nothing from Redis, so a token reaches a
         # socket here without waiting for the membership read (a pass of a crowded loop).
-        for group, message in sends:
-            with self._local_lock:
-                local = list(self._local.get(group, {}).items())
-            if local:
-                self._deliver_local(local, message)
-        by_host: dict[int, list[int]] = {}
-        for n, (group, _) in enumerate(sends):
-            by_host.setdefault(self.consistent_hash(group), []).append(n)
-        members: list[list[bytes]] = [[] for _ in sends]
-        expired = int(time.time()) - self.group_expiry
-        for index, ns in by_host.items():
-            pipe = self.connection(index).pipeline(transaction=False)
-            for n in ns:
-                key = self._group_key(sends[n][0])
-                pipe.zremrangebyscore(key, min=0, max=expired)
-                pipe.zrange(key, 0, -1)
-            replies = await pipe.execute()
-            for n, found in zip(ns, replies[1::2], strict=True):
-                members[n] = found
-        for (group, message), found in zip(sends, members, strict=True):
-            remote = [name for name in (m.decode("utf8") for m in found) if not self._is_local(name)]
-            if remote:
-                await self._send_remote(group, remote, message)
+        with self._local_lock:
+            local = list(self._local.get(group, {}).items())
+        if local:
+            self._deliver_local(local, message)
+        key = self._group_key(group)
+        connection = self.connection(self.consistent_hash(group))
+        pipe = connection.pipeline(transaction=False)
+        pipe.zremrangebyscore(key, min=0, max=int(time.time()) - self.group_expiry)
+        pipe.zrange(key, 0, -1)
+        _, members = await pipe.execute()
+        remote = [name for name in (m.decode("utf8") for m in members) if not self._is_local(name)]
+        if remote:
+            await self._send_remote(group, remote, message)
 
     def _deliver_local(
         self, members: list[tuple[str, asyncio.AbstractEventLoop]], message: dict[str, Any]

@@ -181,24 +181,3 @@ async def test_joining_a_group_keeps_membership_in_redis_for_the_group_expiry(tw
     await here.group_send(GROUP, {"type": "conv.event", "n": 1})
     assert (await asyncio.wait_for(elsewhere.receive(theirs), 5))["n"] == 1
 
-
-async def test_one_event_for_several_groups_reads_their_members_in_one_round_trip(two_processes, monkeypatch):
-    # A durable event goes to the conversation's sockets, its agents and the customer's tabs.
-    here, elsewhere = two_processes
-    groups = [f"{GROUP}-many-{i}" for i in range(3)]
-    mine = [await here.new_channel() for _ in groups]
-    theirs = [await elsewhere.new_channel() for _ in groups]
-    for group, a, b in zip(groups, mine, theirs, strict=True):
-        await here.group_add(group, a)
-        await elsewhere.group_add(group, b)
-    client = here.connection(0)
-    trips = []
-    real_pipeline = client.pipeline
-    monkeypatch.setattr(client, "pipeline", lambda **kw: trips.append(kw) or real_pipeline(**kw))
-
-    await here.group_send_many([(group, {"type": "conv.event", "n": i}) for i, group in enumerate(groups)])
-
-    assert len(trips) == 1
-    for i, (a, b) in enumerate(zip(mine, theirs, strict=True)):
-        assert await asyncio.wait_for(here.receive(a), 2) == {"type": "conv.event", "n": i}
-        assert await asyncio.wait_for(elsewhere.receive(b), 2) == {"type": "conv.event", "n": i}
