@@ -1,6 +1,6 @@
 """Streaming an answer: what a WebSocket customer sees beside a client reading the model directly.
 
-    .venv/bin/python bench/streaming.py [--levels 1,200] [--first-token-ms 200] [--tokens-per-s 50]
+    .venv/bin/python bench/streaming.py [--levels 1,100,200] [--first-token-ms 200] [--tokens-per-s 50]
                                         [--tokens 60] [--ws-clients 4] [--server uvicorn|daphne]
                                         [--web-concurrency N] [--questions same|distinct]
 
@@ -190,7 +190,7 @@ def main() -> None:
     parser.add_argument("--base")
     parser.add_argument("--count", type=int)
     parser.add_argument("--start-at", type=float)
-    parser.add_argument("--levels", default="1,200")
+    parser.add_argument("--levels", default="1,100,200")
     parser.add_argument("--first-token-ms", type=float, default=200.0)
     parser.add_argument("--tokens-per-s", type=float, default=50.0)
     parser.add_argument("--tokens", type=int, default=60)
