@@ -180,4 +180,3 @@ async def test_joining_a_group_keeps_membership_in_redis_for_the_group_expiry(tw
         client.close()
     await here.group_send(GROUP, {"type": "conv.event", "n": 1})
     assert (await asyncio.wait_for(elsewhere.receive(theirs), 5))["n"] == 1
-
