@@ -27,7 +27,8 @@ the default one when there is none: `Grounding.language_fallback` is then True, 
 can say it answers from the default-language help center. A Chinese help center is judged with
 the Chinese calibration (relevance.py `GATES`).
 
-Runs in a worker thread (embedding is CPU work; search takes its own DB connection).
+Runs in a worker thread (embedding is CPU work; search takes its own DB connection); from the
+event loop, `aground` does that, and identical questions asked at the same moment share one run.
 """
 
 from __future__ import annotations
@@ -37,8 +38,12 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connection
+
+from apps.core.runtime import runtime
+from apps.core.single_flight import SingleFlight
 
 from .relevance import MAX_SUGGESTIONS, Relevance, gate_for, rank_articles, relevance_judge
 
@@ -49,7 +54,7 @@ Decision = Literal["answer", "clarify", "handover"]
 SEARCH_K = 8
 
 __all__ = ["MAX_SUGGESTIONS", "SEARCH_K", "Decision", "Grounding", "ground", "grounding_from",
-           "knowledge_base_for_language", "knowledge_search"]
+           "aground", "knowledge_base_for_language", "knowledge_search"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,18 @@ def ground(question: str, *, kb_slug: str | None = None, language: str = "en") -
     passages = knowledge_search(question, kb_slug=kb_slug)
     grounding = grounding_from(passages, question=question, language=kb_language)
     return replace(grounding, kb_slug=kb_slug, language_fallback=fell_back)
+
+
+async def aground(question: str, *, language: str = "en") -> Grounding:
+    """`ground` in a worker thread, from the event loop. Customers asking the same question in
+    the same language at the same moment (a burst about one outage) share one search and
+    decision: each gets its own copy of the result."""
+    flights = runtime().loop_get("grounding.flights", SingleFlight)
+    shared = await flights.run(
+        (question, language),
+        lambda: sync_to_async(ground, thread_sensitive=False)(question, language=language),
+    )
+    return replace(shared, passages=list(shared.passages), suggestions=[dict(s) for s in shared.suggestions])
 
 
 def _language_of(kb_slug: str) -> str:

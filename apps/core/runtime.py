@@ -27,7 +27,8 @@ What it owns (the name each is kept under):
   (apps/realtime/heartbeat.py),
   `console.crm_panels` (the CRM panels' semaphore, apps/console/views.py), `acks_first` (the
   acks pending on the loop, apps/core/acks_first.py), `judge.cache` (shared judge verdicts,
-  apps/assistant/providers/judge_cache.py);
+  apps/assistant/providers/judge_cache.py), `grounding.flights` (searches in flight, shared by
+  identical questions, apps/assistant/grounding.py `aground`);
 - components: what upper apps register from their AppConfig.ready
   (`runtime_component_register`), started in order and stopped in reverse, so this layer never
   imports them (e.g. the assistant starts its turn runner and hands its turns over).

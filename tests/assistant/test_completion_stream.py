@@ -26,7 +26,10 @@ REFUNDS = passage("d1", "Refunds", "Refunds take 5 business days.")
 def llm(settings, monkeypatch):
     """The fake model, asked without the judge (the answer's stream is the first request)."""
     grounding = Grounding(decision="answer", passages=[REFUNDS], suggestions=[])
-    monkeypatch.setattr(openai_provider, "ground", lambda question, **kw: grounding)
+    async def fixed(question, **kw):
+        return grounding
+
+    monkeypatch.setattr(openai_provider, "aground", fixed)
     with FakeLLM() as fake:
         settings.LLM_PROVIDER, settings.LLM_BASE_URL = "openai", fake.url
         settings.LLM_MODEL, settings.LLM_API_KEY, settings.LLM_JUDGE = "kefu-test-model", "sk-test", False

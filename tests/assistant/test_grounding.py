@@ -110,3 +110,35 @@ def test_without_a_knowledge_base_every_question_is_handed_over(settings):
     settings.ASSISTANT_TOKEN_DELAY_S = 0
     assert ground(ANSWERABLE).decision == "handover"
     assert reply(ANSWERABLE) == (DONT_KNOW, [], "declined", None)
+
+
+def test_customers_asking_the_same_question_at_once_share_one_search(help_center, monkeypatch):
+    """A burst about one subject: the answers in flight together search once; each customer
+    still gets the whole cited answer, and a different question, or the same one asked after
+    the burst, is searched on its own."""
+    from apps.assistant import grounding
+
+    searched = []
+
+    def counted(question, **kwargs):
+        searched.append(question)
+        return ground(question, **kwargs)
+
+    monkeypatch.setattr(grounding, "ground", counted)
+
+    async def burst():
+        async def one(question):
+            text, citations = "", None
+            async for chunk in provider_get().answer(Turn(conversation_id="c", question=question)):
+                text += chunk.text
+                citations = chunk.citations if chunk.citations is not None else citations
+            return text, citations
+
+        together = await asyncio.gather(*(one(ANSWERABLE) for _ in range(5)), one(OFF_TOPIC))
+        return together, await one(ANSWERABLE)
+
+    (*same, off_topic), later = asyncio.run(burst())
+    assert sorted(searched) == sorted([ANSWERABLE, OFF_TOPIC, ANSWERABLE])
+    assert len({text for text, _ in same}) == 1 and same[0] == later
+    assert [c["document_id"] for c in same[0][1]] == [help_center["refunds"]]
+    assert off_topic[0].startswith(DONT_KNOW)

@@ -43,7 +43,11 @@ def gate(monkeypatch):
 
     def fix(decision, passages, suggestions=()):
         grounding = Grounding(decision=decision, passages=list(passages), suggestions=list(suggestions))
-        monkeypatch.setattr(openai_provider, "ground", lambda question, **kw: grounding)
+
+        async def fixed(question, **kw):
+            return grounding
+
+        monkeypatch.setattr(openai_provider, "aground", fixed)
 
     return fix
 

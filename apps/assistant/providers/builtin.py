@@ -19,7 +19,7 @@ from django.conf import settings
 from apps.knowledge.embeddings import Embedder, embed_query
 from apps.knowledge.sentences import sentence_split
 
-from ..grounding import ground
+from ..grounding import aground
 from ..phrases import CLARIFY, DONT_KNOW, phrase  # noqa: F401 (CLARIFY, DONT_KNOW: re-exported)
 from .base import AnswerChunk, Turn
 
@@ -150,9 +150,7 @@ class BuiltinProvider:
             async for chunk in tool_answer(turn):
                 yield chunk
             return
-        grounding = await sync_to_async(ground, thread_sensitive=False)(
-            turn.question, language=turn.language or settings.LANGUAGE_CODE
-        )
+        grounding = await aground(turn.question, language=turn.language or settings.LANGUAGE_CODE)
         if grounding.decision == "clarify" and grounding.suggestions:
             yield AnswerChunk(citations=[], suggestions=grounding.suggestions, outcome="clarify")
             text = phrase("clarify", turn.language)

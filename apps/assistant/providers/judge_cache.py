@@ -19,28 +19,22 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.conf import settings
 
 from apps.core.runtime import runtime
+from apps.core.single_flight import SingleFlight
 
 T = TypeVar("T")
 JUDGE_CACHE_S = 600.0
-
-
-@dataclass
-class _Flight:
-    task: asyncio.Task
-    waiters: int = 0
 
 
 class JudgeCache:
     def __init__(self, size: int) -> None:
         self.size = size
         self._done: OrderedDict[str, tuple[float, Any]] = OrderedDict()
-        self._flying: dict[str, _Flight] = {}
+        self._flights = SingleFlight()
         self.calls = 0  # requests made (tests and benches read it)
 
     async def verdict(self, request: dict[str, Any], ask: Callable[[], Awaitable[T | None]]) -> T | None:
@@ -53,25 +47,13 @@ class JudgeCache:
         if kept is not None and kept[0] > time.monotonic():
             self._done.move_to_end(key)
             return kept[1]
-        flight = self._flying.get(key)
-        if flight is None:
-            self.calls += 1
-            flight = self._flying[key] = _Flight(asyncio.ensure_future(ask()))
-            flight.task.add_done_callback(lambda task, key=key, flight=flight: self._landed(key, flight))
-        flight.waiters += 1
-        try:
-            return await asyncio.shield(flight.task)
-        except asyncio.CancelledError:
-            if flight.waiters == 1 and not flight.task.done():
-                flight.task.cancel()
-            raise
-        finally:
-            flight.waiters -= 1
+        return await self._flights.run(key, lambda: self._ask(ask), lambda task: self._landed(key, task))
 
-    def _landed(self, key: str, flight: _Flight) -> None:
-        if self._flying.get(key) is flight:
-            del self._flying[key]
-        task = flight.task
+    async def _ask(self, ask: Callable[[], Awaitable[T | None]]) -> T | None:
+        self.calls += 1
+        return await ask()
+
+    def _landed(self, key: str, task: asyncio.Future) -> None:
         if task.cancelled() or task.exception() is not None or task.result() is None:
             return
         self._done[key] = (time.monotonic() + JUDGE_CACHE_S, task.result())

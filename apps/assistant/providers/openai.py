@@ -22,13 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import openai
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from apps.connectors.contract import ToolOutcome
 from apps.core.runtime import runtime
 
-from ..grounding import MAX_SUGGESTIONS, ground
+from ..grounding import MAX_SUGGESTIONS, aground
 from ..phrases import language_name, phrase
 from .base import AnswerChunk, ProviderUnavailable, Turn
 from .completion_stream import completion_chunks
@@ -226,9 +225,7 @@ class OpenAIProvider:
         return _client(self.url, self.api_key)
 
     async def answer(self, turn: Turn) -> AsyncIterator[AnswerChunk]:
-        grounding = await sync_to_async(ground, thread_sensitive=False)(
-            turn.question, language=turn.language or settings.LANGUAGE_CODE
-        )
+        grounding = await aground(turn.question, language=turn.language or settings.LANGUAGE_CODE)
         passages = list(grounding.passages)
         if turn.tool_call_id or not passages:
             # Reporting an approved write, or no knowledge base at all: nothing to judge; the
