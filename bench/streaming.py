@@ -3,6 +3,7 @@
     .venv/bin/python bench/streaming.py [--levels 1,100,200] [--first-token-ms 200] [--tokens-per-s 50]
                                         [--tokens 60] [--ws-clients 4] [--server uvicorn|daphne]
                                         [--web-concurrency N] [--questions same|distinct]
+                                        [--floor after|same-moment]
 
 Starts, on free loopback ports: tests/support/fake_llm.py (the fake OpenAI-compatible server with a fixed
 first-token delay and token rate) and a Kefu web server (uvicorn as the Procfile runs it, or
@@ -10,9 +11,13 @@ Daphne) with LLM_PROVIDER=openai pointing at the fake, against a throw-away data
 demo help center and a throw-away Redis prefix (--web-concurrency N: N uvicorn workers, as
 WEB_CONCURRENCY=N in the Procfile). For each level N, in the same moment (a shared
 wall-clock instant): N WebSocket customers (PROTOCOL.md §2: POST /api/widget/session, `auth`,
-`message`, then `token`s and `message_end`), spread over --ws-clients processes, and N direct
-streams to the fake server through the official `openai` SDK (what Kefu's provider uses), from
-another process. All ask "I forgot my password, how do I reset it?", which the relevance gate
+`message`, then `token`s and `message_end`), spread over --ws-clients processes; then, as the
+floor, N direct streams to the fake server at once through the official `openai` SDK, from
+another process. The floor runs right after the customers (`--floor after`, the default), not
+beside them (`--floor same-moment`): beside them, its N SDK streams took as much CPU as the
+Kefu web process during the burst (0.97 against 0.90 CPU-s in the first 1.5 s at 100 at once)
+and doubled the streams the fake model serves, so the 2 cores also carried a second load that
+a deployment's server does not. All ask "I forgot my password, how do I reset it?", which the relevance gate
 lets through to the model (`--questions same`, the default: a burst of one question, as when
 everyone asks about the same outage; Kefu's search and judge caches then serve the repeats), or
 with `--questions distinct` each customer asks a different question of the demo help center's
@@ -168,20 +173,39 @@ def _warm_up_wait(log: Path, processes: int, timeout_s: float = 240.0) -> float:
     return time.monotonic() - started
 
 
-def run_level(n: int, web: str, fake: str, ws_clients: int, questions: str = "same") -> dict:
-    start_at = time.time() + 3 + n * 0.03  # time for every customer to connect and authenticate
+def run_level(n: int, web: str, fake: str, ws_clients: int, questions: str = "same",
+              floor: str = "after") -> dict:
+    """N customers at once through Kefu, and N streams read directly (the floor): right after
+    them (`after`), or at the same moment (`same-moment`)."""
+    start_at = _start_at(n, 0.03)  # time for every customer to connect and authenticate
     per = [n // ws_clients + (1 if i < n % ws_clients else 0) for i in range(min(ws_clients, n))]
     firsts = [sum(per[:i]) for i in range(len(per))]  # distinct: customer k of the level asks question k
     procs = [("ws", spawn_client("ws", web, c, start_at, questions, first))
              for c, first in zip(per, firsts, strict=True) if c]
-    procs.append(("direct", spawn_client("direct", fake, n, start_at)))
+    if floor == "same-moment":
+        procs.append(("direct", spawn_client("direct", fake, n, start_at)))
     results: dict[str, list[dict]] = {"ws": [], "direct": []}
+    _collect(procs, results)
+    if floor == "after":
+        time.sleep(1)  # the last answers' tails (stored, broadcast) end before the floor starts
+        _collect([("direct", spawn_client("direct", fake, n, _start_at(n, 0.01)))], results)
+    return {kind: summarise(answers) for kind, answers in results.items()}
+
+
+def _start_at(n: int, per_client_s: float) -> float:
+    """A shared wall-clock instant for a level's clients, after they have started and connected."""
+    start_at = time.time() + 3 + n * per_client_s
+    if os.environ.get("BENCH_START_FILE"):  # for a profiler or CPU sampler to line up with
+        Path(os.environ["BENCH_START_FILE"]).write_text(repr(start_at))
+    return start_at
+
+
+def _collect(procs: list[tuple[str, subprocess.Popen]], results: dict[str, list[dict]]) -> None:
     for kind, proc in procs:
         out, _ = proc.communicate(timeout=600)
         if proc.returncode:
             raise RuntimeError(f"a {kind} client process failed ({proc.returncode})")
         results[kind] += json.loads(out)
-    return {kind: summarise(answers) for kind, answers in results.items()}
 
 
 def main() -> None:
@@ -200,6 +224,9 @@ def main() -> None:
                         help="uvicorn workers, as the Procfile's WEB_CONCURRENCY (default: it, or 1)")
     parser.add_argument("--questions", choices=["same", "distinct"], default="same",
                         help="every customer asks one question (default), or each a different one")
+    parser.add_argument("--floor", choices=["after", "same-moment"], default="after",
+                        help="read the model directly right after each level (default), or at the "
+                             "same moment, sharing the cores and the fake model with it")
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "streaming.json")
     args = parser.parse_args()
@@ -244,14 +271,15 @@ def main() -> None:
               file=sys.stderr)
         for n in (int(x) for x in args.levels.split(",")):
             results[str(n)] = run_level(n, base, f"http://127.0.0.1:{fake_port}/v1", args.ws_clients,
-                                        args.questions)
+                                        args.questions, args.floor)
     finally:
         for proc in (web, fake):
             process_stop(proc, timeout=15)
         scratch_teardown(db_name, env)
 
     print(f"\nfake model: first token {args.first_token_ms:.0f} ms, {args.tokens_per_s:.0f} tokens/s, "
-          f"{args.tokens} tokens; {args.server}, {args.web_concurrency} web process(es)")
+          f"{args.tokens} tokens; {args.server}, {args.web_concurrency} web process(es); "
+          f"the direct floor {'after each level' if args.floor == 'after' else 'at the same moment'}")
     print(f"{'N':>4} | {'client':>6} | {'1st p50':>8} | {'1st p95':>8} | {'gap p50':>8} | {'gap p95':>8} | "
           f"{'frames':>6} | {'frames/s':>8} | {'end p95':>8} | {'w/ tok':>7} | target 1st p95")
     for n, level in results.items():
@@ -271,6 +299,7 @@ def main() -> None:
                        "questions": args.questions,
                        "question": QUESTION if args.questions == "same" else None,
                        "ws_client_processes": args.ws_clients, "web_concurrency": args.web_concurrency,
+                       "floor": args.floor,
                        "commit": commit, "cpus": os.cpu_count(),
                        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     args.out.parent.mkdir(parents=True, exist_ok=True)
