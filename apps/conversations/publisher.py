@@ -25,6 +25,7 @@ from uuid import UUID
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import connection, transaction
 
 from apps.core.db import db_async_work
@@ -224,16 +225,23 @@ class Publisher:
 
     async def _send(self, item: Published) -> None:  # keep in step with _needs_layer
         wire = item.wire
-        if wire["type"] in DURABLE_TYPES:  # the mark first: a socket that hears of it can repair
-            await redis_async().eval(_SEQ_MAX, 1, seq_key(item.conversation_id), wire["seq"], SEQ_TTL_S)
+        durable = wire["type"] in DURABLE_TYPES
         messages = group_messages(
             item.audiences, wire=wire, conversation_id=item.conversation_id,
             customer_id=item.customer_id, meta=item.meta,
         )
-        if messages:
-            layer = self._layer()
-            for group, message in messages:
-                await layer.group_send(group, message)
+        layer = self._layer()
+        send_many = getattr(layer, "group_send_many", None)  # apps/core/channel_layer.py's
+        if send_many is not None and messages and (durable or len(messages) > 1) and _marks_there(layer):
+            # The seq mark, then the groups' members read, in one Redis round trip; nothing is
+            # delivered before the mark is set (a socket that hears of the event can repair).
+            mark = _seq_mark(item) if durable else None
+            await send_many(messages, first=mark)
+            return
+        if durable:  # the mark first: a socket that hears of it can repair
+            await redis_async().eval(_SEQ_MAX, 1, seq_key(item.conversation_id), wire["seq"], SEQ_TTL_S)
+        for group, message in messages:  # one group: its local members hear of it at once
+            await layer.group_send(group, message)
 
     @staticmethod
     def _queue_pending(conversation_id: str) -> bool:
@@ -245,6 +253,20 @@ class Publisher:
             and Audience.QUEUE in hook.item.audiences
             for _, hook, *_ in connection.run_on_commit
         )
+
+
+def _marks_there(layer: Any) -> bool:
+    """Whether the channel layer's first Redis is REDIS_URL's, where the seq marks live."""
+    hosts = getattr(layer, "hosts", None) or [{}]
+    return hosts[0].get("address") == settings.REDIS_URL
+
+
+def _seq_mark(item: Published) -> Callable[[Any], None]:
+    """Queue the durable event's seq mark on a Redis pipeline (of REDIS_URL's server)."""
+    def queue(pipe: Any) -> None:
+        pipe.eval(_SEQ_MAX, 1, seq_key(item.conversation_id), item.wire["seq"], SEQ_TTL_S)
+
+    return queue
 
 
 def _known(item: Published) -> None:

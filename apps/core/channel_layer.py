@@ -21,6 +21,7 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -212,6 +213,43 @@ class LocalFanoutChannelLayer(RedisChannelLayer):
         remote = [name for name in (m.decode("utf8") for m in members) if not self._is_local(name)]
         if remote:
             await self._send_remote(group, remote, message)
+
+    async def group_send_many(
+        self, sends: list[tuple[str, dict[str, Any]]], *, first: Callable[[Any], None] | None = None
+    ) -> None:
+        """`group_send` of each (group, message), in order, with one Redis round trip for all
+        their members' reads (an event for a conversation's sockets and the customer's tabs: one
+        trip, not two). `first(pipeline)` adds commands that run before those reads, on the same
+        trip to the first Redis host (a durable event's seq mark, apps/conversations/publisher.py);
+        nothing is delivered, here or elsewhere, before that trip returns."""
+        for group, _ in sends:
+            assert self.require_valid_group_name(group), "Group name not valid"
+        by_host: dict[int, list[int]] = {0: []} if first is not None else {}
+        for n, (group, _) in enumerate(sends):
+            by_host.setdefault(self.consistent_hash(group), []).append(n)
+        members: list[list[bytes]] = [[] for _ in sends]
+        expired = int(time.time()) - self.group_expiry
+        for index, ns in by_host.items():
+            pipe = self.connection(index).pipeline(transaction=False)
+            skip = 0
+            if first is not None and index == 0:
+                first(pipe)
+                skip = len(pipe)
+            for n in ns:
+                key = self._group_key(sends[n][0])
+                pipe.zremrangebyscore(key, min=0, max=expired)
+                pipe.zrange(key, 0, -1)
+            replies = await pipe.execute()
+            for n, found in zip(ns, replies[skip + 1 :: 2], strict=True):
+                members[n] = found
+        for (group, message), found in zip(sends, members, strict=True):
+            with self._local_lock:
+                local = list(self._local.get(group, {}).items())
+            if local:
+                self._deliver_local(local, message)
+            remote = [name for name in (m.decode("utf8") for m in found) if not self._is_local(name)]
+            if remote:
+                await self._send_remote(group, remote, message)
 
     def _deliver_local(
         self, members: list[tuple[str, asyncio.AbstractEventLoop]], message: dict[str, Any]

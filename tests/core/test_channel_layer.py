@@ -180,3 +180,44 @@ async def test_joining_a_group_keeps_membership_in_redis_for_the_group_expiry(tw
         client.close()
     await here.group_send(GROUP, {"type": "conv.event", "n": 1})
     assert (await asyncio.wait_for(elsewhere.receive(theirs), 5))["n"] == 1
+
+
+async def test_one_event_for_several_groups_is_one_round_trip_after_the_commands_that_go_first(
+    two_processes, monkeypatch,
+):
+    # A durable event goes to the conversation's sockets and the customer's tabs, after its seq
+    # mark (apps/conversations/publisher.py): mark and members' reads share one trip, and no
+    # socket, here or elsewhere, hears of the event before that trip has set the mark.
+    here, elsewhere = two_processes
+    groups = [f"{GROUP}-many-{i}" for i in range(2)]
+    mine = [await here.new_channel() for _ in groups]
+    theirs = [await elsewhere.new_channel() for _ in groups]
+    for group, a, b in zip(groups, mine, theirs, strict=True):
+        await here.group_add(group, a)
+        await elsewhere.group_add(group, b)
+    mark = f"{settings.KEFU_REDIS_PREFIX}:test:mark"
+    client = here.connection(0)
+    await client.delete(mark)
+    trips, heard_before_mark = [], []
+    real_pipeline, real_deliver = client.pipeline, here._deliver_local
+    monkeypatch.setattr(client, "pipeline", lambda **kw: trips.append(kw) or real_pipeline(**kw))
+
+    def deliver(members, message):
+        checker = redis.Redis.from_url(settings.REDIS_URL)
+        try:
+            if checker.get(mark) is None:
+                heard_before_mark.append(message)
+        finally:
+            checker.close()
+        real_deliver(members, message)
+
+    monkeypatch.setattr(here, "_deliver_local", deliver)
+
+    await here.group_send_many([(group, {"type": "conv.event", "n": i}) for i, group in enumerate(groups)],
+                               first=lambda pipe: pipe.set(mark, "7"))
+
+    assert len(trips) == 1 and heard_before_mark == []
+    for i, (a, b) in enumerate(zip(mine, theirs, strict=True)):
+        assert await asyncio.wait_for(here.receive(a), 2) == {"type": "conv.event", "n": i}
+        assert await asyncio.wait_for(elsewhere.receive(b), 2) == {"type": "conv.event", "n": i}
+    await client.delete(mark)
