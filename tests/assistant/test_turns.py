@@ -221,6 +221,45 @@ async def test_one_answer_at_a_time_per_conversation_and_every_question_answered
     assert await Message.objects.filter(role="assistant").acount() == 2
 
 
+async def test_after_an_answer_nothing_is_claimed_until_the_next_kick(settings, monkeypatch):
+    # The customer has the answer and is about to send the next message: a claim now would
+    # only slow its ack (bench/ws_sessions.py).
+    claims = []  # of this conversation (the sweep's, every SWEEP_S, ask for any)
+    real_claim = turns._claim_next
+
+    def counted(**kw):
+        if kw["conversation_id"] is not None:
+            claims.append(kw["conversation_id"])
+        return real_claim(**kw)
+
+    monkeypatch.setattr(turns, "_claim_next", counted)
+    receipt, conversation_id, layer, channel = await ask()
+    await turn_kick(conversation_id=conversation_id)
+    await events_until_end(layer, channel)
+    await asyncio.sleep(0.3)
+    assert claims == [conversation_id]
+
+    await sync_to_async(_receive)(receipt.conversation.customer_id, "second")
+    await turn_kick(conversation_id=conversation_id)
+    await events_until_end(layer, channel)
+    assert claims == [conversation_id] * 2
+
+
+async def test_a_question_stored_through_another_process_while_an_answer_streams_is_answered_next(settings):
+    # Its socket's kick went to that process's runner, which could not claim it behind the
+    # running answer; this runner's sweep answers it once its grace is over.
+    settings.ASSISTANT_TOKEN_DELAY_S = 0.01
+    receipt, conversation_id, layer, channel = await ask()
+    await turn_kick(conversation_id=conversation_id)
+    assert (await layer.receive(channel))["event"]["type"] == "token"
+    await sync_to_async(_receive)(receipt.conversation.customer_id, "second")  # no kick here
+    events = await events_until_end(layer, channel, ends=2)
+
+    ends = [e for e in events if e["type"] == "message_end"]
+    assert len(ends) == 2 and ends[0]["message_id"] != ends[1]["message_id"]
+    assert [e["seq"] for e in events if "seq" in e] == [3, 4, 5, 6]
+
+
 async def test_a_stop_reaches_the_answer_queued_behind_the_running_one(settings):
     settings.ASSISTANT_TOKEN_DELAY_S = 0.2
     receipt, conversation_id, layer, channel = await ask()
