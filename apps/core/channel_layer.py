@@ -200,19 +200,14 @@ class LocalFanoutChannelLayer(RedisChannelLayer):
         assert self.require_valid_group_name(group), "Group name not valid"
         # This process's members first: they need nothing from Redis, so a token reaches a
         # socket here without waiting for the membership read (a pass of a crowded loop).
-        with self._local_lock:
-            local = list(self._local.get(group, {}).items())
-        if local:
-            self._deliver_local(local, message)
+        self._deliver_here(group, message)
         key = self._group_key(group)
         connection = self.connection(self.consistent_hash(group))
         pipe = connection.pipeline(transaction=False)
         pipe.zremrangebyscore(key, min=0, max=int(time.time()) - self.group_expiry)
         pipe.zrange(key, 0, -1)
         _, members = await pipe.execute()
-        remote = [name for name in (m.decode("utf8") for m in members) if not self._is_local(name)]
-        if remote:
-            await self._send_remote(group, remote, message)
+        await self._send_elsewhere(group, members, message)
 
     async def group_send_many(
         self, sends: list[tuple[str, dict[str, Any]]], *, first: Callable[[Any], None] | None = None
@@ -243,13 +238,21 @@ class LocalFanoutChannelLayer(RedisChannelLayer):
             for n, found in zip(ns, replies[skip + 1 :: 2], strict=True):
                 members[n] = found
         for (group, message), found in zip(sends, members, strict=True):
-            with self._local_lock:
-                local = list(self._local.get(group, {}).items())
-            if local:
-                self._deliver_local(local, message)
-            remote = [name for name in (m.decode("utf8") for m in found) if not self._is_local(name)]
-            if remote:
-                await self._send_remote(group, remote, message)
+            self._deliver_here(group, message)
+            await self._send_elsewhere(group, found, message)
+
+    def _deliver_here(self, group: str, message: dict[str, Any]) -> None:
+        """To the group's members in this process (no Redis)."""
+        with self._local_lock:
+            local = list(self._local.get(group, {}).items())
+        if local:
+            self._deliver_local(local, message)
+
+    async def _send_elsewhere(self, group: str, members: list[bytes], message: dict[str, Any]) -> None:
+        """To the group's members (as read from Redis) that live in other processes."""
+        remote = [name for name in (m.decode("utf8") for m in members) if not self._is_local(name)]
+        if remote:
+            await self._send_remote(group, remote, message)
 
     def _deliver_local(
         self, members: list[tuple[str, asyncio.AbstractEventLoop]], message: dict[str, Any]

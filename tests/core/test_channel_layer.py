@@ -185,11 +185,11 @@ async def test_joining_a_group_keeps_membership_in_redis_for_the_group_expiry(tw
 async def test_one_event_for_several_groups_is_one_round_trip_after_the_commands_that_go_first(
     two_processes, monkeypatch,
 ):
-    # A durable event goes to the conversation's sockets and the customer's tabs, after its seq
+    # A durable event goes to the conversation's sockets, its agents and the customer's tabs, after its seq
     # mark (apps/conversations/publisher.py): mark and members' reads share one trip, and no
     # socket, here or elsewhere, hears of the event before that trip has set the mark.
     here, elsewhere = two_processes
-    groups = [f"{GROUP}-many-{i}" for i in range(2)]
+    groups = [f"{GROUP}-many-{i}" for i in range(3)]
     mine = [await here.new_channel() for _ in groups]
     theirs = [await elsewhere.new_channel() for _ in groups]
     for group, a, b in zip(groups, mine, theirs, strict=True):
