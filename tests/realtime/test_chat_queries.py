@@ -3,6 +3,7 @@ migration 0001) against the Python path it stands in for (`message_receive_in` +
 the same rows, the same receipts and events, the same refusals; one round trip in the common case.
 These run in autocommit (transactional tests), as the socket's database threads do."""
 
+import asyncio
 import uuid
 
 import pytest
@@ -15,7 +16,8 @@ from apps.conversations.errors import ConversationForbidden, ConversationNotFoun
 from apps.conversations.events import broadcasts_deferred
 from apps.conversations.models import Conversation, ConversationEvent, Message
 from apps.conversations.services import conversation_close, conversation_request_human, message_receive_in
-from apps.realtime.chat_queries import message_receive_deferred
+from apps.realtime import chat_queries
+from apps.realtime.chat_queries import message_receive, message_receive_deferred
 from apps.teams.models import Team, TeamRule
 from tests.support.factories import ConversationFactory, CustomerFactory
 
@@ -100,6 +102,44 @@ def test_a_conversations_life_writes_what_the_python_path_writes(monkeypatch):
         ("closed", billing.pk, "en"), ("closed", None, "zh-hans"), ("bot", billing.pk, "en")]
     # Per customer: the request for a person, then the message while waiting.
     assert len(waiting) == 4 and waiting[0] == waiting[1] != waiting[2] == waiting[3]
+
+
+def test_on_the_loops_connection_a_conversations_life_writes_what_the_python_path_writes(
+    monkeypatch, settings
+):
+    """The socket's own path (`message_receive`): the statement sent from the event loop on its
+    connection, whose rows and receipts are the thread's (one connection, reused all along)."""
+    settings.DB_LOOP_CONNECTIONS = 1
+    billing = Team.objects.create(name="Billing", slug="billing")
+    TeamRule.objects.create(team=billing, keywords="invoice", order=1)
+    monkeypatch.setattr(services, "_waiting_handlers", [lambda conversation_id: None])
+    sent = []
+    monkeypatch.setattr(chat_queries, "loop_fetchone", recording_results(chat_queries.loop_fetchone, sent))
+
+    with asyncio.Runner() as runner:  # one loop for the whole life, as a web process has
+
+        def on_the_loop(**kwargs):
+            async def receive():
+                stored = await message_receive(**kwargs)
+                return await stored.settled()
+
+            return runner.run(receive())
+
+        said, rows = conversation_life(CustomerFactory(), on_the_loop)
+
+    assert (said, rows) == conversation_life(CustomerFactory(), python_path)
+    # All nine on the loop: one a message, and first a `route` for each new conversation that
+    # names no team while rules exist (matched in Python between the two).
+    assert sent == ["route", "stored", "stored", "stored", "stored", "route", "stored", "stored", "stored"]
+
+
+def recording_results(function, results):
+    async def call(*args, **kwargs):
+        row = await function(*args, **kwargs)
+        results.append(row[0])
+        return row
+
+    return call
 
 
 def test_a_retry_is_acked_as_the_original_and_writes_nothing():
