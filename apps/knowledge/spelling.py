@@ -93,6 +93,12 @@ def _english() -> tuple[str, ...]:
                  if _WORD.fullmatch(w) and zipf_frequency(w, "en") >= COMMON_ZIPF)
 
 
+def spelling_warm_up() -> None:
+    """Load the common English words and wordfreq's English list now (about 0.7 s on first use):
+    a process's warm-up calls it, so that its first customer with a misspelt word does not wait."""
+    _english()
+
+
 def _nearest(word: str, choices: tuple[str, ...], limit: int) -> list[tuple[str, int]]:
     from rapidfuzz import process
     from rapidfuzz.distance import OSA

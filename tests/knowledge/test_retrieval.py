@@ -1,5 +1,6 @@
 import pytest
 
+from apps.knowledge import segmentation, spelling
 from apps.knowledge.embeddings import query_cache
 from apps.knowledge.errors import EmbeddingMismatch, KnowledgeBaseNotFound, QueryTooLong, SearchError
 from apps.knowledge.models import KnowledgeBase
@@ -208,6 +209,26 @@ def test_after_the_warm_up_a_question_embeds_no_label_of_its_own(demo_kb, questi
     passages = search(kb_slug=demo_kb, query=question, titles=True)
     assert passages and passages[0].sentence_similarity is not None
     assert len(_label_vectors) == added  # every title, heading, sentence and chunk it compared was there
+
+
+@pytest.mark.django_db
+def test_after_the_warm_up_a_misspelt_question_loads_no_word_list(demo_kb):
+    spelling._english.cache_clear()
+    labels_warm_up(kb_slug=demo_kb, limit=10)
+    loaded = spelling._english.cache_info()
+
+    # "parsel" is corrected to the help center's "parcel", beside the common English words.
+    passages = search(kb_slug=demo_kb, query="wheres my parsel", titles=True)
+
+    assert loaded.currsize == 1 and spelling._english.cache_info().misses == loaded.misses
+    assert passages
+
+
+@pytest.mark.django_db
+def test_the_warm_up_of_a_chinese_help_center_loads_jieba(demo_kb_zh, monkeypatch):
+    monkeypatch.setattr(segmentation, "_jieba", None)
+    labels_warm_up(kb_slug=demo_kb_zh, limit=10)
+    assert segmentation._jieba is not None
 
 
 @pytest.mark.django_db
