@@ -1,4 +1,5 @@
 import pytest
+import wordfreq
 
 from apps.knowledge import segmentation, spelling
 from apps.knowledge.embeddings import query_cache
@@ -227,10 +228,20 @@ def test_after_the_warm_up_a_misspelt_question_loads_no_word_list(demo_kb):
 
 
 @pytest.mark.django_db
-def test_the_warm_up_of_a_chinese_help_center_loads_jieba(demo_kb_zh, monkeypatch):
+def test_the_warm_up_of_a_chinese_help_center_loads_jieba_and_the_chinese_word_list(demo_kb_zh, monkeypatch):
     monkeypatch.setattr(segmentation, "_jieba", None)
+    monkeypatch.setattr(wordfreq, "_wf_cache", {})  # its per-word cache would skip the list
+    lists = []
+    read = wordfreq.get_frequency_dict
+
+    def reading(lang, wordlist="best"):
+        lists.append(lang)
+        return read(lang, wordlist)
+
+    monkeypatch.setattr(wordfreq, "get_frequency_dict", reading)
     labels_warm_up(kb_slug=demo_kb_zh, limit=10)
     assert segmentation._jieba is not None
+    assert "zh" in lists
 
 
 @pytest.mark.django_db
