@@ -239,7 +239,7 @@ class Publisher:
             await send_many(messages, first=mark)
             return
         if durable:  # the mark first: a socket that hears of it can repair
-            await redis_async().eval(_SEQ_MAX, 1, seq_key(item.conversation_id), wire["seq"], SEQ_TTL_S)
+            await redis_async().eval(*_seq_mark_args(item))
         for group, message in messages:  # one group: its local members hear of it at once
             await layer.group_send(group, message)
 
@@ -261,10 +261,15 @@ def _marks_there(layer: Any) -> bool:
     return hosts[0].get("address") == settings.REDIS_URL
 
 
+def _seq_mark_args(item: Published) -> tuple[Any, ...]:
+    """EVAL's arguments that raise the conversation's seq mark to the durable event's seq."""
+    return _SEQ_MAX, 1, seq_key(item.conversation_id), item.wire["seq"], SEQ_TTL_S
+
+
 def _seq_mark(item: Published) -> Callable[[Any], None]:
     """Queue the durable event's seq mark on a Redis pipeline (of REDIS_URL's server)."""
     def queue(pipe: Any) -> None:
-        pipe.eval(_SEQ_MAX, 1, seq_key(item.conversation_id), item.wire["seq"], SEQ_TTL_S)
+        pipe.eval(*_seq_mark_args(item))
 
     return queue
 
